@@ -1,0 +1,76 @@
+# flight-delay GitOps. `make help` lists every target. People, git hooks and the GitHub
+# workflows call the same targets, so what CI does can be run on a laptop.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+STAMP := $(VENV)/.installed-dev
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export PYTHONHASHSEED := 0
+# Embedded defaults: MLflow on SQLite in the work tree unless the caller points elsewhere.
+export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+MONTH ?=
+
+.PHONY: help
+help: ## List every target with its purpose
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- environment ----------------------------------------------------------------------------
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required, found " + sys.version.split()[0])'
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create or update the virtual environment (no-op when up to date)
+
+.PHONY: lock
+lock: venv ## Re-pin constraints.txt from the current environment after editing pyproject.toml
+	{ head -n 2 constraints.txt; $(VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+# --- the main job ---------------------------------------------------------------------------
+.PHONY: run
+run: venv data repro ## Main job: get the data, run the whole DVC pipeline, write the PR report
+
+.PHONY: data
+data: venv ## Make data/ match data.dvc (verify, else dvc pull, else rebuild from upstream)
+	flightdelay data pull
+
+.PHONY: add-month
+add-month: venv ## Append the next monthly batch: make add-month MONTH=2013-10
+	@test -n "$(MONTH)" || { echo "usage: make add-month MONTH=YYYY-MM" >&2; exit 2; }
+	flightdelay data add-month $(MONTH)
+
+.PHONY: repro
+repro: venv ## Run the DVC pipeline (only the stages whose inputs changed)
+	dvc repro
+
+.PHONY: validate
+validate: venv ## Validate every batch with Great Expectations
+	dvc repro validate
+
+# --- quality --------------------------------------------------------------------------------
+.PHONY: test
+test: venv ## Run the whole test suite, slow end-to-end tests included
+	pytest
+
+.PHONY: test-fast
+test-fast: venv ## Run the tests without the slow end-to-end ones
+	pytest -m "not slow"
+
+.PHONY: lint
+lint: venv ## Run every pre-commit hook on every file
+	pre-commit run --all-files
+
+.PHONY: hooks
+hooks: venv ## Install the git hooks (pre-commit, DVC's post-checkout and pre-push)
+	pre-commit install --hook-type pre-commit --hook-type pre-push --hook-type post-checkout
+
+.PHONY: clean
+clean: ## Remove pipeline outputs (not data/, not the venv)
+	rm -rf outputs

