@@ -30,7 +30,9 @@ def batch_files(directory: Path) -> list[Path]:
     files = sorted(p for p in directory.iterdir() if p.suffix == ".csv")
     bad = [p.name for p in files if not MONTH_FILE.match(p.name)]
     if bad:
-        raise DataFileError(f"{directory}: file name(s) {bad} are not monthly batches (YYYY-MM.csv)")
+        raise DataFileError(
+            f"{directory}: file name(s) {bad} are not monthly batches (YYYY-MM.csv)"
+        )
     if not files:
         raise DataFileError(f"{directory}: holds no monthly batch (YYYY-MM.csv)")
     return files
