@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Iterable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-MONTH_FILE = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{2})\.csv$")
+MONTH_FILE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])\.csv$")
 NA_VALUES = ["NA", ""]
 
 
@@ -31,7 +33,7 @@ def batch_files(directory: Path) -> list[Path]:
     bad = [p.name for p in files if not MONTH_FILE.match(p.name)]
     if bad:
         raise DataFileError(
-            f"{directory}: file name(s) {bad} are not monthly batches (YYYY-MM.csv)"
+            f"{directory}: file name(s) {bad} are not monthly batches (YYYY-MM.csv, MM 01..12)"
         )
     if not files:
         raise DataFileError(f"{directory}: holds no monthly batch (YYYY-MM.csv)")
@@ -44,15 +46,27 @@ def read_csv(path: Path) -> pd.DataFrame:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataFileError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if not raw.strip():
         raise DataFileError(f"{path}: file is empty")
     if not raw.endswith(b"\n"):
         last = raw.rsplit(b"\n", 1)[-1][:60].decode(errors="replace")
         raise DataFileError(f"{path}: truncated (last line has no newline: {last!r})")
     try:
-        frame = pd.read_csv(path, na_values=NA_VALUES, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"{path}: not a readable CSV: {exc}") from None
+        # index_col=False: otherwise rows with more fields than the header silently turn their
+        # first fields into an index and every column shifts. pandas only warns; make it fatal.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                BytesIO(raw), na_values=NA_VALUES, keep_default_na=False, index_col=False
+            )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+    except pd.errors.ParserWarning:
+        raise DataFileError(
+            f"{path}: not a readable CSV: rows have more fields than the header"
+        ) from None
     if frame.empty:
         raise DataFileError(f"{path}: has a header but no rows")
     return frame
@@ -93,10 +107,12 @@ def write_json(path: Path, payload: Any) -> None:
 
 def read_json(path: Path, what: str = "file") -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes())
     except FileNotFoundError:
         raise DataFileError(f"{path}: {what} not found") from None
-    except json.JSONDecodeError as exc:
+    except OSError as exc:
+        raise DataFileError(f"{path}: {what} cannot be read: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: {what} is not valid JSON: {exc}") from None
 
 
