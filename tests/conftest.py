@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,21 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def params() -> Params:
     return load_params(REPO_ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def data_ready(params: Params) -> Path:
+    """The real data/ of the work tree, materialised once (verify, else pull, else rebuild)."""
+    data = REPO_ROOT / params.paths.data
+    done = subprocess.run(
+        [sys.executable, "-m", "flightdelay", "data", "pull", "--no-push"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"could not materialise data/: {done.stderr}"
+    return data
 
 
 @pytest.fixture(autouse=True)
