@@ -13,6 +13,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("flightdelay.data", "get, rebuild or extend the versioned raw data"),
     "validate": ("flightdelay.validate", "validate every batch with Great Expectations"),
+    "drift": ("flightdelay.drift", "newest batch vs training data: features, label, scores"),
 }
 
 

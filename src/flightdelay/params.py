@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -71,6 +78,33 @@ class EvaluateParams(_Section):
     bootstrap_samples: int = Field(ge=10, le=10_000)
 
 
+DriftMethod = Literal["wasserstein", "jensenshannon", "psi", "ks", "chisquare", "z"]
+P_VALUE_METHODS = ("ks", "chisquare", "z")
+ColumnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class ColumnDriftParams(_Section):
+    """Override of one feature's drift test (default: Evidently's DataDriftPreset rule)."""
+
+    method: DriftMethod | None = None
+    threshold: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _p_value_below_one(self) -> ColumnDriftParams:
+        if self.method in P_VALUE_METHODS and self.threshold is not None and self.threshold >= 1:
+            raise ValueError(f"a {self.method} threshold is a p-value: it must be below 1")
+        return self
+
+
+class DriftParams(_Section):
+    drift_share: float = Field(gt=0, le=1)  # dataset drift: share of drifted features >= this
+    calendar_columns: tuple[ColumnName, ...]  # differ between months by construction: not tested
+    columns: dict[ColumnName, ColumnDriftParams] = Field(default_factory=dict)
+    top_features: int = Field(ge=1, le=20)  # most-drifted features plotted
+    performance_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"]  # from backtest.json
+    max_performance_drop: float = Field(ge=0, le=1)  # newest month below the worst backtest month
+
+
 class Params(_Section):
     paths: Paths
     data: DataParams
@@ -78,6 +112,7 @@ class Params(_Section):
     featurize: FeaturizeParams
     train: TrainParams
     evaluate: EvaluateParams
+    drift: DriftParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
