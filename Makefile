@@ -42,7 +42,7 @@ data: venv ## Make data/ match data.dvc (verify, else dvc pull, else rebuild fro
 	flightdelay data pull
 
 .PHONY: add-month
-add-month: venv ## Append the next monthly batch: make add-month MONTH=2013-10
+add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013-10
 	@test -n "$(MONTH)" || { echo "usage: make add-month MONTH=YYYY-MM" >&2; exit 2; }
 	flightdelay data add-month $(MONTH)
 
