@@ -41,6 +41,7 @@ class Paths(_Section):
     expectations: Path
     validation: Path
     features: Path
+    context: Path
     model: Path
     metrics: Path
     plots: Path
@@ -62,6 +63,9 @@ class ValidateParams(_Section):
 
 class FeaturizeParams(_Section):
     target_delay_minutes: int = Field(ge=1, le=600)
+    cancelled: Literal["late", "drop"]  # flights with no arrival delay: label late, or drop
+    lead_minutes: int = Field(ge=0, le=24 * 60)  # prediction time = scheduled departure - this
+    window_hours: int = Field(ge=1, le=24)  # look-back for the operational-state features
 
 
 class TrainParams(_Section):
