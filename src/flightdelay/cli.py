@@ -7,12 +7,16 @@ Great Expectations or MLflow.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("flightdelay.data", "get, rebuild or extend the versioned raw data"),
     "validate": ("flightdelay.validate", "validate every batch with Great Expectations"),
+    "featurize": ("flightdelay.featurize", "build pre-departure features, target and context"),
+    "train": ("flightdelay.train", "fit the model on all months before the newest"),
+    "evaluate": ("flightdelay.evaluate", "score the newest month, backtest, slices, plots"),
     "drift": ("flightdelay.drift", "newest batch vs training data: features, label, scores"),
 }
 
@@ -32,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"flightdelay: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    # OpenMP threads (HistGradientBoosting) busy-wait by default; on a shared 2-core runner that
+    # made training 5x slower. Must be set before sklearn loads libgomp; a caller's value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

@@ -75,11 +75,16 @@ class TrainParams(_Section):
     max_leaf_nodes: int = Field(ge=2, le=4096)
     min_samples_leaf: int = Field(ge=1)
     l2_regularization: float = Field(ge=0)
+    validation_fraction: float = Field(gt=0, lt=0.5)  # held out (random) for early stopping
+    early_stopping_rounds: int = Field(ge=1, le=1000)
 
 
 class EvaluateParams(_Section):
     backtest_months: int = Field(ge=0, le=11)
     bootstrap_samples: int = Field(ge=10, le=10_000)
+    importance_sample: int = Field(ge=100, le=1_000_000)  # rows for permutation importance
+    importance_repeats: int = Field(ge=1, le=50)
+    min_slice_rows: int = Field(ge=1)  # slices smaller than this get n but no metrics
 
 
 DriftMethod = Literal["wasserstein", "jensenshannon", "psi", "ks", "chisquare", "z"]

@@ -1,0 +1,88 @@
+"""Stage ``featurize``: raw monthly batches -> one row per flight (keys, features, target).
+
+Also writes the context tables (departures log, weather, planes, airports) that
+:func:`flightdelay.features.build_features` needs; ``train`` saves them beside the model so that
+serving builds features from exactly the same code and tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from flightdelay.features import (
+    FEATURE_COLUMNS,
+    Context,
+    FeatureError,
+    build_context,
+    build_features,
+    target,
+)
+from flightdelay.io import DataFileError, read_batches, read_csv, read_json
+from flightdelay.model_io import write_context
+from flightdelay.params import FeaturizeParams, ParamsError, load_params
+
+KEY_COLUMNS: tuple[str, ...] = ("flight_id", "month")
+TARGET = "late"
+
+
+def flight_ids(flights: pd.DataFrame) -> pd.Series:
+    """A readable unique key per flight: ``2013-01-01_EWR_UA1545_0515``."""
+    date = pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d")
+    sched = flights["sched_dep_time"].astype(int).astype(str).str.zfill(4)
+    return (date + "_" + flights["origin"].astype(str) + "_" + flights["carrier"].astype(str)
+            + flights["flight"].astype(int).astype(str) + "_" + sched).rename("flight_id")
+
+
+def featurize(flights: pd.DataFrame, context: Context, params: FeaturizeParams) -> pd.DataFrame:
+    """Keys (flight_id, month ``YYYY-MM``), FEATURE_COLUMNS and the target ``late`` per flight.
+
+    Under ``cancelled: drop`` flights without an arrival delay are left out.
+    """
+    y = target(flights, params)
+    keep = y.notna().to_numpy()
+    flights, y = flights.loc[keep], y.loc[keep]
+    ids = flight_ids(flights)
+    if ids.duplicated().any():
+        dupes = ids[ids.duplicated()].head(3).tolist()
+        raise FeatureError(f"flights are not unique by date, origin, carrier, flight and "
+                           f"scheduled departure: {dupes}")
+    month = (flights["year"].astype(int).astype(str) + "-"
+             + flights["month"].astype(int).astype(str).str.zfill(2))
+    features = build_features(flights, context, params)
+    frame = pd.concat([ids, month.rename("month"), features, y.astype(np.int8)], axis=1)
+    return frame.reset_index(drop=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flightdelay featurize", description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        params = load_params(args.params)
+        paths = params.paths
+        summary = paths.validation / "summary.json"
+        # The gate: features are built only from data that passed `flightdelay validate`.
+        if read_json(summary, "validation summary (run `flightdelay validate`)").get(
+                "success") is not True:
+            raise DataFileError(f"{summary}: the data failed validation; not building features")
+        flights = read_batches(paths.flights)
+        context = build_context(flights, read_batches(paths.weather), read_csv(paths.planes),
+                                read_csv(paths.airports))
+        frame = featurize(flights, context, params.featurize)
+    except (ParamsError, DataFileError, FeatureError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    paths.features.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(paths.features, index=False)
+    write_context(context, paths.context)
+    print(f"featurize: {len(frame)} flights x {len(FEATURE_COLUMNS)} features, "
+          f"late share {frame[TARGET].mean():.3f} -> {paths.features} "
+          f"({time.perf_counter() - started:.1f}s)")
+    return 0
