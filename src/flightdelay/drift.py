@@ -27,7 +27,7 @@ import argparse
 import math
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -744,7 +744,7 @@ def drift(
     current_month: str,
     kinds: Mapping[str, Kind],
     params: DriftParams,
-    score_reference: Any = None,
+    score_reference: Callable[[pd.DataFrame], np.ndarray] | None = None,
 ) -> DriftReport:
     """The drift stage's core: the current month against the training months.
 
@@ -870,7 +870,8 @@ def write_figures(report: DriftReport, directory: Path) -> list[Path]:
         ax.bar(x + 0.2, frame["current"], width=0.4, label=cur_label, color="tab:orange")
         step = max(1, len(frame) // 8)
         ax.set_xticks(x[::step], frame["bin"].iloc[::step], rotation=45, ha="right", fontsize=7)
-        ax.set(title=title, ylabel="share")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("share")
 
     # Overlaid distributions of the most-drifted features.
     by_column = {c.column: c for c in report.features.columns}
@@ -920,9 +921,13 @@ def write_figures(report: DriftReport, directory: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     months = list(perf["by_month"])
     values = list(perf["by_month"].values())
-    ax.plot(months, values, marker="o")
+    ax.plot(months, values, marker="o", color="tab:blue")
+    if report.current_month in perf["by_month"]:
+        ax.plot([report.current_month], [perf["by_month"][report.current_month]], marker="o",
+                color="tab:orange", linestyle="none", label=cur_label)  # fmt: skip
     if perf.get("available"):
         ax.axhline(perf["backtest_worst"], color="grey", linestyle=":", label="worst earlier")
+    if months:
         ax.legend(fontsize=7)
     ax.set(
         ylabel=perf["metric"],
