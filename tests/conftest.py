@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ import pytest
 from flightdelay.params import Params, load_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Same as the CLI: OpenMP threads (HistGradientBoosting) must not busy-wait on a shared
+    2-core runner (10x slower tests). Runs before any test module loads sklearn/libgomp."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")

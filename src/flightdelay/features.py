@@ -153,9 +153,31 @@ def days_to_nearest_holiday(days: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- context
 
 
-def _codes(vocabulary: pd.Index, values: Any) -> np.ndarray:
-    """Integer code of each value in the vocabulary; -1 for unknown or missing values."""
-    return vocabulary.get_indexer(pd.Index(values, dtype=object))
+_SMALL_BATCH = 64  # below this many rows, hash lookups beat building a pandas Index
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """Value -> integer code (-1 for unknown or missing), fast for one row and for many."""
+
+    index: pd.Index
+    lookup: dict[Any, int]
+
+    @classmethod
+    def of(cls, values: Any) -> _Vocabulary:
+        index = pd.Index(pd.unique(pd.Series(values, dtype=object).dropna().astype(str)),
+                         dtype=object)
+        return cls(index, {v: i for i, v in enumerate(index)})
+
+    def codes(self, values: Any) -> np.ndarray:
+        values = np.asarray(values, dtype=object)
+        if len(values) <= _SMALL_BATCH:
+            return np.fromiter((self.lookup.get(v, -1) for v in values), np.int64, len(values))
+        return self.index.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
+
+
+def _codes(vocabulary: _Vocabulary, values: Any) -> np.ndarray:
+    return vocabulary.codes(values)
 
 
 @dataclass(frozen=True)
@@ -228,16 +250,15 @@ class Context:
         return self._cache[name]
 
     @property
-    def vocab(self) -> dict[str, pd.Index]:
-        def build() -> dict[str, pd.Index]:
+    def vocab(self) -> dict[str, _Vocabulary]:
+        def build() -> dict[str, _Vocabulary]:
             d = self.departures
+            airports = pd.concat([d["origin"], d["dest"], self.weather["origin"]])
             return {
-                "airport": pd.Index(
-                    pd.unique(pd.concat([d["origin"], d["dest"], self.weather["origin"]])
-                              .dropna().astype(str))),
-                "carrier_origin": pd.Index(pd.unique(
-                    d["carrier"].astype(str) + "|" + d["origin"].astype(str))),
-                "tailnum": pd.Index(pd.unique(d["tailnum"].dropna().astype(str))),
+                "airport": _Vocabulary.of(airports),
+                "carrier_origin": _Vocabulary.of(d["carrier"].astype(str) + "|"
+                                                 + d["origin"].astype(str)),
+                "tailnum": _Vocabulary.of(d["tailnum"]),
             }
         return self._get("vocab", build)
 
@@ -310,18 +331,18 @@ class Context:
         return self._get("weather", build)
 
     @property
-    def plane_table(self) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-        def build() -> tuple[pd.Index, np.ndarray, np.ndarray]:
-            p = self.planes.drop_duplicates("tailnum")
+    def plane_table(self) -> tuple[_Vocabulary, np.ndarray, np.ndarray]:
+        def build() -> tuple[_Vocabulary, np.ndarray, np.ndarray]:
+            p = self.planes.dropna(subset=["tailnum"]).drop_duplicates("tailnum")
             numeric = p[["year", "seats", "engines"]].to_numpy(dtype=np.float64)
-            return pd.Index(p["tailnum"].astype(str)), numeric, p["type"].to_numpy(dtype=object)
+            return _Vocabulary.of(p["tailnum"]), numeric, p["type"].to_numpy(dtype=object)
         return self._get("planes", build)
 
     @property
-    def airport_table(self) -> tuple[pd.Index, np.ndarray]:
-        def build() -> tuple[pd.Index, np.ndarray]:
-            a = self.airports.drop_duplicates("faa")
-            return pd.Index(a["faa"].astype(str)), a[["lat", "lon", "alt"]].to_numpy(np.float64)
+    def airport_table(self) -> tuple[_Vocabulary, np.ndarray]:
+        def build() -> tuple[_Vocabulary, np.ndarray]:
+            a = self.airports.dropna(subset=["faa"]).drop_duplicates("faa")
+            return _Vocabulary.of(a["faa"]), a[["lat", "lon", "alt"]].to_numpy(np.float64)
         return self._get("airports", build)
 
 
@@ -374,15 +395,20 @@ def _check_raw(flights: pd.DataFrame) -> None:
     missing = [c for c in RAW_COLUMNS if c not in flights.columns]
     if missing:
         raise FeatureError(f"flight rows lack column(s) {missing}")
-    for column in ("year", "month", "day", "sched_dep_time", "sched_arr_time", "distance"):
-        values = pd.to_numeric(flights[column], errors="coerce")
-        if values.isna().any():
-            raise FeatureError(f"column {column!r} has missing or non-numeric values")
-    bad = ~flights["month"].between(1, 12) | ~flights["day"].between(1, 31)
-    bad |= ~flights["sched_dep_time"].between(0, 2400)
-    if bad.any():
-        raise FeatureError(f"{int(bad.sum())} row(s) have an impossible month, day or "
-                           "sched_dep_time (HHMM)")
+    checks = {"year": (1900, 2100), "month": (1, 12), "day": (1, 31), "sched_dep_time": (0, 2400),
+              "sched_arr_time": (0, 2400), "distance": (0, 20_000)}
+    for column, (low, high) in checks.items():
+        try:
+            values = np.asarray(flights[column], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise FeatureError(f"column {column!r} has non-numeric values") from None
+        bad = ~((values >= low) & (values <= high))  # NaN is bad too
+        what = f"missing or outside [{low}, {high}]"
+        if column.endswith("_time") and not bad.any():
+            bad, what = values % 100 >= 60, "not a clock time HHMM"
+        if bad.any():
+            raise FeatureError(f"column {column!r}: {int(bad.sum())} row(s) {what}, "
+                               f"e.g. {values[bad][0]:g}")
 
 
 def build_features(
@@ -471,7 +497,12 @@ def build_features(
 
     # the same aircraft's previous scheduled departure (within a day)
     out.update(_tail_features(flights, context, sched, pred))
-    return pd.DataFrame(out, index=flights.index).loc[:, list(FEATURE_COLUMNS)]
+    categorical = pd.DataFrame({name: pd.array(out[name], dtype="str")
+                                for name in CATEGORICAL_FEATURES}, index=flights.index)
+    numeric = pd.DataFrame(np.column_stack([np.asarray(out[name], dtype=np.float64)
+                                            for name in NUMERIC_FEATURES]).reshape(n, -1),
+                           columns=list(NUMERIC_FEATURES), index=flights.index)
+    return pd.concat([categorical, numeric], axis=1)
 
 
 def _tail_features(flights: pd.DataFrame, context: Context, sched: np.ndarray,

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from flightdelay.features import build_context, build_features
+from flightdelay.io import sha256_file
+from flightdelay.model_io import (
+    CONTEXT_DIR,
+    ModelBundleError,
+    dump_pipeline,
+    load_model_bundle,
+    write_context,
+    write_metadata,
+)
+from flightdelay.params import TrainParams
+from flightdelay.train import score, train
+from synthetic import TRAIN, feature_table, raw_tables
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("model")
+    features = feature_table()
+    result = train(features, TrainParams(**TRAIN))
+    path = dump_pipeline(result.pipeline, directory)
+    tables = raw_tables(months=(1, 2, 3, 4))
+    write_context(build_context(tables["flights"], tables["weather"], tables["planes"],
+                                tables["airports"]), directory / CONTEXT_DIR)
+    write_metadata(directory, {
+        "sha256": sha256_file(path), "threshold": result.threshold, "input_schema": [],
+        "featurize": {"target_delay_minutes": 30, "cancelled": "late", "lead_minutes": 60,
+                      "window_hours": 2},
+    })
+    return directory
+
+
+def test_load_model_bundle_round_trip_scores_like_features_built_from_its_context(
+        model_dir: Path) -> None:
+    pipeline, metadata, context = load_model_bundle(model_dir)
+    assert isinstance(pipeline, Pipeline)
+    flights = raw_tables(months=(4,))["flights"].head(20)
+    one = build_features(flights.iloc[[3]], context, load_model_bundle(model_dir).featurize_params)
+    batch = build_features(flights, context, load_model_bundle(model_dir).featurize_params)
+    assert score(pipeline, one)[0] == score(pipeline, batch)[3]
+    assert 0 < metadata["threshold"] < 1
+
+
+def test_load_model_bundle_refuses_a_model_whose_sha256_differs(model_dir: Path,
+                                                                tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for path in model_dir.rglob("*"):
+        if path.is_file():
+            target = copy / path.relative_to(model_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    with (copy / "model.skops").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelBundleError, match=r"model.skops: sha256 \w+ does not match .*"
+                                               r"model.json .*refusing to load"):
+        load_model_bundle(copy)
+
+
+def test_load_model_bundle_refuses_untrusted_types_even_with_matching_hash(tmp_path: Path) -> None:
+    import skops.io as sio
+
+    pipeline = Pipeline([("f", FunctionTransformer(json.dumps))])
+    sio.dump(pipeline, tmp_path / "model.skops")
+    write_metadata(tmp_path, {"sha256": sha256_file(tmp_path / "model.skops"), "threshold": 0.5,
+                              "featurize": {}, "input_schema": []})
+    with pytest.raises(ModelBundleError, match="holds untrusted types") as exc:
+        load_model_bundle(tmp_path)
+    assert "json.dumps" in str(exc.value)
+
+
+def test_dump_pipeline_refuses_types_outside_the_allow_list(tmp_path: Path) -> None:
+    pipeline = Pipeline([("f", FunctionTransformer(json.dumps))])
+    with pytest.raises(ModelBundleError, match=r"types not in TRUSTED_TYPES: \['json.dumps'\]"):
+        dump_pipeline(pipeline, tmp_path)
+    assert not (tmp_path / "model.skops").exists()
+
+
+def test_load_model_bundle_missing_directory_says_run_train(tmp_path: Path) -> None:
+    with pytest.raises(ModelBundleError, match=r"model directory not found .*dvc repro train"):
+        load_model_bundle(tmp_path / "nope")
+
+
+def test_load_model_bundle_incomplete_metadata_names_the_keys(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text(json.dumps({"threshold": 0.5}))
+    with pytest.raises(ModelBundleError, match=r"lacks key\(s\) \['sha256', 'featurize', "
+                                               r"'input_schema'\]"):
+        load_model_bundle(tmp_path)
+
+
+def test_load_model_bundle_missing_context_table_is_named(model_dir: Path,
+                                                          tmp_path: Path) -> None:
+    for name in ("model.skops", "model.json"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    with pytest.raises(ModelBundleError, match=r"context/departures.parquet: context table not"):
+        load_model_bundle(tmp_path)
