@@ -56,9 +56,8 @@ class DataParams(_Section):
 
 
 class ValidateParams(_Section):
-    min_rows_per_batch: int = Field(ge=1)
-    max_rows_per_batch: int = Field(ge=1)
     failure_examples: int = Field(ge=1, le=50)
+    extra_destinations: tuple[str, ...] = Field(default=())
 
 
 class FeaturizeParams(_Section):
