@@ -146,7 +146,7 @@ def worker(job_path: Path, out_path: Path) -> int:
     import pandas as pd
 
     from flightdelay.drift import dataset_drift, infer_kind
-    from flightdelay.params import ColumnDriftParams, DriftParams
+    from flightdelay.params import load_params
 
     job = json.loads(job_path.read_text())
     features = job["numeric"] + job["categorical"]
@@ -154,18 +154,8 @@ def worker(job_path: Path, out_path: Path) -> int:
         **dict.fromkeys(job["numeric"], "numeric"),
         **dict.fromkeys(job["categorical"], "categorical"),
     }
-    overrides = {
-        c: ColumnDriftParams(method=job["methods"].get(c), threshold=job["thresholds"].get(c))
-        for c in {*job["methods"], *job["thresholds"]}
-    }
-    params = DriftParams(
-        drift_share=job["drift_share"],
-        calendar_columns=(),
-        columns=overrides,
-        top_features=1,
-        performance_metric="-",
-        max_performance_drop=0,
-    )
+    # params.yaml's drift section, as the stage uses it; the job's frame has no calendar column.
+    params = load_params(ROOT / "params.yaml").drift.model_copy(update={"calendar_columns": ()})
     frame = pd.read_parquet(job["frame"])
     reference = frame.loc[frame["month"].isin(job["reference_months"]), features]
     reference = reference.reset_index(drop=True)

@@ -160,6 +160,15 @@ def test_column_drift_ignores_nulls_and_infinities() -> None:
     assert dirty.score == pytest.approx(clean.score, rel=1e-12)
 
 
+def test_column_drift_reads_nullable_and_arrow_numbers_like_numpy_floats() -> None:
+    values = [1.0, 2.0, None, 4.0, 7.0, 9.0, 11.0] * 300
+    plain = column_drift(pd.Series(values, dtype="float64"), _normal(900), "x", "numeric")
+    nullable = column_drift(pd.Series(values, dtype="Float64"), _normal(900), "x", "numeric")
+    arrow = column_drift(pd.Series(values, dtype="float64[pyarrow]"), _normal(900), "x", "numeric")
+    assert plain.score == nullable.score == arrow.score
+    assert plain.n_reference == nullable.n_reference == arrow.n_reference == 1800
+
+
 # ---------------------------------------------------------------- overrides
 
 

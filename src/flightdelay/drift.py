@@ -29,6 +29,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,26 +98,37 @@ class _Column:
 
     kind: Kind
     keys: np.ndarray
-    ref_counts: np.ndarray
-    cur_counts: np.ndarray
+    n_ref: int
+    n_cur: int
+    n_unique_ref: int
     ref_sorted: np.ndarray | None = None
     cur_sorted: np.ndarray | None = None
-
-    @property
-    def n_ref(self) -> int:
-        return int(self.ref_counts.sum())
-
-    @property
-    def n_cur(self) -> int:
-        return int(self.cur_counts.sum())
+    counts: tuple[np.ndarray, np.ndarray] | None = None  # categorical: counted when prepared
 
     @property
     def n_unique(self) -> int:
         return len(self.keys)
 
-    @property
-    def n_unique_ref(self) -> int:
-        return int(np.count_nonzero(self.ref_counts))
+    @cached_property
+    def ref_counts(self) -> np.ndarray:
+        return self.counts[0] if self.counts is not None else _counts(self.ref_sorted, self.keys)
+
+    @cached_property
+    def cur_counts(self) -> np.ndarray:
+        return self.counts[1] if self.counts is not None else _counts(self.cur_sorted, self.keys)
+
+
+def _counts(sorted_values: np.ndarray | None, keys: np.ndarray) -> np.ndarray:
+    assert sorted_values is not None
+    return np.searchsorted(sorted_values, keys, "right") - np.searchsorted(sorted_values, keys)
+
+
+def _histogram(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.histogram(values, edges)[0]`` of already sorted values, without sorting them again
+    (numpy sorts for explicit edges); the last bin is closed, as numpy's."""
+    left = np.searchsorted(sorted_values, edges[:-1], "left")
+    right = np.searchsorted(sorted_values, edges[-1:], "right")
+    return np.diff(np.concatenate([left, right]))
 
 
 def _not_null(series: pd.Series) -> pd.Series:
@@ -128,31 +140,50 @@ def _not_null(series: pd.Series) -> pd.Series:
 
 
 def _numeric_values(series: pd.Series, column: str, which: str) -> np.ndarray:
+    """Finite values, sorted."""
     if not pd.api.types.is_numeric_dtype(series):
         raise DriftError(
             f"column {column!r} is declared numeric but the {which} data has dtype {series.dtype}"
         )
-    values = series.to_numpy(dtype="float64", na_value=np.nan)
-    return np.sort(values[np.isfinite(values)])
+    if isinstance(series.dtype, np.dtype):  # numpy-backed: NaN is already the null, no copy
+        values = np.asarray(series, dtype="float64")
+    else:  # nullable or Arrow-backed numbers
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+    finite = values[np.isfinite(values)]
+    finite.sort()
+    return finite
+
+
+def _distinct(sorted_values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts, in a sorted array."""
+    starts = np.empty(sorted_values.size, dtype=bool)
+    starts[:1] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=starts[1:])
+    return starts
 
 
 def _prepare(reference: pd.Series, current: pd.Series, column: str, kind: Kind) -> _Column:
     if kind == "numeric":
         ref = _numeric_values(reference, column, "reference")
         cur = _numeric_values(current, column, "current")
-        merged = np.sort(np.concatenate([ref, cur]), kind="stable")  # two sorted runs: ~linear
-        keys = merged[np.concatenate([[True], merged[1:] != merged[:-1]])[: merged.size]]
-
-        def counts(sample: np.ndarray) -> np.ndarray:
-            return np.searchsorted(sample, keys, "right") - np.searchsorted(sample, keys, "left")
-
-        return _Column(kind, keys, counts(ref), counts(cur), ref, cur)
+        merged = np.concatenate([ref, cur])
+        merged.sort(kind="stable")  # two sorted runs: merged in linear time
+        keys = merged[_distinct(merged)]
+        n_unique_ref = int(np.count_nonzero(_distinct(ref)))
+        return _Column(kind, keys, ref.size, cur.size, n_unique_ref, ref, cur)
     ref_s, cur_s = _not_null(reference), _not_null(current)
     codes, uniques = pd.factorize(pd.concat([ref_s, cur_s], ignore_index=True), sort=False)
     keys = np.asarray(uniques, dtype=object)
     ref_counts = np.bincount(codes[: len(ref_s)], minlength=len(keys))
     cur_counts = np.bincount(codes[len(ref_s) :], minlength=len(keys))
-    return _Column(kind, keys, ref_counts, cur_counts)
+    return _Column(
+        kind,
+        keys,
+        len(ref_s),
+        len(cur_s),
+        int(np.count_nonzero(ref_counts)),
+        counts=(ref_counts, cur_counts),
+    )
 
 
 def _wasserstein_norm(col: _Column) -> float:
@@ -176,8 +207,8 @@ def _binned(col: _Column, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
         edges = np.histogram_bin_edges(
             np.concatenate([col.ref_sorted, col.cur_sorted]), bins="sturges"
         )
-        ref_p = np.histogram(col.ref_sorted, edges)[0] / col.ref_sorted.size
-        cur_p = np.histogram(col.cur_sorted, edges)[0] / col.cur_sorted.size
+        ref_p = _histogram(col.ref_sorted, edges) / col.ref_sorted.size
+        cur_p = _histogram(col.cur_sorted, edges) / col.cur_sorted.size
     else:
         ref_p = col.ref_counts / col.n_ref
         cur_p = col.cur_counts / col.n_cur
