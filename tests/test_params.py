@@ -142,3 +142,42 @@ def test_load_params_empty_file_says_it_is_not_a_mapping(tmp_path: Path) -> None
     path.write_text("")
     with pytest.raises(ParamsError, match=rf"^{re.escape(str(path))}: expected a mapping"):
         load_params(path)
+
+
+# ---------------------------------------------------------------- featurize / train / evaluate keys
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("featurize", "cancelled", "ignore", r"featurize\.cancelled: .*'late' or 'drop'"),
+        ("featurize", "lead_minutes", -5, r"featurize\.lead_minutes: .*\(got -5\)"),
+        ("featurize", "window_hours", 0, r"featurize\.window_hours: .*\(got 0\)"),
+        ("train", "validation_fraction", 0.7, r"train\.validation_fraction: .*\(got 0.7\)"),
+        ("train", "early_stopping_rounds", 0, r"train\.early_stopping_rounds: .*\(got 0\)"),
+        ("evaluate", "importance_sample", 10, r"evaluate\.importance_sample: .*\(got 10\)"),
+        ("evaluate", "importance_repeats", 0, r"evaluate\.importance_repeats: .*\(got 0\)"),
+        ("evaluate", "min_slice_rows", 0, r"evaluate\.min_slice_rows: .*\(got 0\)"),
+    ],
+)
+def test_parse_params_stage_key_out_of_range_names_it(
+    raw: dict[str, Any], section: str, key: str, value: Any, message: str
+) -> None:
+    raw[section][key] = value
+    with pytest.raises(ParamsError, match=message):
+        parse_params(raw)
+
+
+def test_parse_params_misspelt_featurize_key_suggests_the_right_one(raw: dict[str, Any]) -> None:
+    raw["featurize"]["lead_minute"] = raw["featurize"].pop("lead_minutes")
+    with pytest.raises(ParamsError) as exc:
+        parse_params(raw)
+    assert "featurize.lead_minute: unknown key (did you mean 'featurize.lead_minutes'?)" in str(
+        exc.value)
+    assert "featurize.lead_minutes: required key is missing" in str(exc.value)
+
+
+def test_parse_params_context_path_is_required(raw: dict[str, Any]) -> None:
+    del raw["paths"]["context"]
+    with pytest.raises(ParamsError, match=r"paths\.context: required key is missing"):
+        parse_params(raw)
