@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("flightdelay.train", "fit the model on all months before the newest"),
     "evaluate": ("flightdelay.evaluate", "score the newest month, backtest, slices, plots"),
     "drift": ("flightdelay.drift", "newest batch vs training data: features, label, scores"),
+    "report": ("flightdelay.report", "the pull-request report: verdict, deltas, diffs, drift"),
+    "gate": ("flightdelay.gate", "the promotion rule: exit 0 to promote, 1 not, with reasons"),
+    "compare": ("flightdelay.compare", "another ref's model on this evaluation set, paired CIs"),
 }
 
 

@@ -48,6 +48,7 @@ class Paths(_Section):
     predictions: Path
     drift: Path
     report: Path
+    gate: Path  # `flightdelay gate`: the promotion verdict as JSON (not a DVC stage)
 
 
 class DataParams(_Section):
@@ -113,6 +114,23 @@ class DriftParams(_Section):
     max_performance_drop: float = Field(ge=0, le=1)  # newest month below the worst backtest month
 
 
+GateMetric = Literal["roc_auc", "pr_auc"]
+
+
+class GateParams(_Section):
+    """The promotion rule (flightdelay.gate); the PR report's verdict and promotion both run it."""
+
+    metric: GateMetric  # the metric judged (higher is better)
+    min_metric: float = Field(gt=0, le=1)  # absolute floor on the evaluation month
+    max_drop: float = Field(ge=0, le=1)  # non-inferiority margin against the champion
+    confidence: float = Field(gt=0.5, lt=1)  # level of the paired bootstrap intervals
+    seed: int = Field(ge=0)  # of the bootstrap resamples (evaluate.bootstrap_samples of them)
+    slice_columns: tuple[Literal["carrier", "origin"], ...]
+    slice_min_rows: int = Field(ge=1)  # smaller slices are listed, not judged
+    slice_min_metric: float = Field(ge=0, le=1)  # floor of every judged slice
+    slice_max_drop: float = Field(ge=0, le=1)  # a real slice drop beyond this blocks promotion
+
+
 class Params(_Section):
     paths: Paths
     data: DataParams
@@ -121,6 +139,7 @@ class Params(_Section):
     train: TrainParams
     evaluate: EvaluateParams
     drift: DriftParams
+    gate: GateParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,0 +1,763 @@
+"""The model of another git ref, scored on this evaluation set: metric deltas with paired bootstrap
+confidence intervals, each marked as a real change or noise.
+
+Pure core: :func:`compare` takes one frame (``y_true``, the challenger's ``score``, the baseline's
+``baseline_score`` and the slice columns) and returns a :class:`Comparison`. Both models are
+judged on the *same* rows, so the interval is of a paired difference: each resample draws rows
+with replacement once and scores both models on them. The interval is the percentile interval of
+``evaluate.bootstrap_samples`` such deltas (seeded: ``gate.seed``); a change is **real** when the
+interval excludes 0, otherwise it is **noise**.
+
+The resampling is vectorised: a block of resamples is a (k, n) array of row indices. ROC AUC
+and average precision come from one ``bincount`` of (resample, rank of the score, label) per
+model (the Mann-Whitney statistic, ties counting one half); log loss, Brier score and F1 are
+sums over the resampled rows. 1,000 resamples of 27,000 rows take about a second.
+
+I/O edge: :func:`materialise` gets the model directory (``paths.model``) of another commit without
+touching the work tree: from the DVC cache or remote at that revision (``DVCFileSystem``), else by
+reproducing ``train`` at that commit in a temporary ``git worktree`` that shares the DVC cache
+(so DVC's run cache makes a repeat instant). Materialised models are kept under
+``.dvc/tmp/flightdelay/baselines/<commit>/`` and verified (sha256) every time they are loaded.
+The baseline is scored on the current evaluation rows with features built by the current code,
+with the featurize params recorded in its own model.json, against the current context.
+
+``flightdelay compare [--ref REF]`` prints the comparison with REF (default ``main``) and writes
+it as JSON (``--output``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flightdelay import MODEL_NAME
+
+#: Metrics compared, and whether higher is better.
+METRICS: dict[str, bool] = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "log_loss": False,
+    "brier": False,
+    "f1": True,
+}
+LABELS: dict[str, str] = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "log_loss": "log loss",
+    "brier": "Brier score",
+    "f1": "F1",
+}
+CHUNK = 50  # resamples per block: memory is a few CHUNK x rows x 8-byte arrays
+BASELINE_CACHE = Path(".dvc/tmp/flightdelay/baselines")
+PROD_STAGE = "prod"
+
+
+class CompareError(RuntimeError):
+    """A baseline model cannot be found, materialised or scored; the message says why."""
+
+
+# ---------------------------------------------------------------- pure core: resampled metrics
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's scores on the rows, prepared once for any number of resamples."""
+
+    y: np.ndarray  # 0/1
+    scores: np.ndarray
+    threshold: float
+    group_code: np.ndarray  # 2 * (rank of the row's score among distinct scores) + y
+    groups: int  # number of distinct scores
+    losses: dict[str, np.ndarray]  # per-row log loss and squared error
+    outcome: np.ndarray  # 2 * predicted + y at the threshold (0 TN, 1 FN, 2 FP, 3 TP)
+
+    @classmethod
+    def of(cls, y: np.ndarray, scores: np.ndarray, threshold: float) -> Scored:
+        y = np.asarray(y).astype(np.int64)
+        scores = np.asarray(scores, dtype=np.float64)
+        distinct, rank = np.unique(scores, return_inverse=True)
+        eps = np.finfo(np.float64).eps  # scikit-learn's clipping of probabilities
+        p = np.clip(scores, eps, 1 - eps)
+        return cls(
+            y=y,
+            scores=scores,
+            threshold=threshold,
+            group_code=2 * rank + y,
+            groups=len(distinct),
+            losses={
+                "log_loss": -(y * np.log(p) + (1 - y) * np.log1p(-p)),
+                "brier": (scores - y) ** 2,
+            },
+            outcome=2 * (scores >= threshold).astype(np.int64) + y,
+        )
+
+
+def _counts(codes: np.ndarray, size: int) -> np.ndarray:
+    """Per resample (row of ``codes``), how many times each code 0..size-1 occurs: (k, size)."""
+    k = codes.shape[0]
+    keyed = codes + (np.arange(k, dtype=np.int64) * size)[:, None]
+    return np.bincount(keyed.ravel(), minlength=k * size).reshape(k, size).astype(np.float64)
+
+
+def resampled_metrics(
+    drawn: np.ndarray, model: Scored, metrics: Sequence[str] = tuple(METRICS)
+) -> dict[str, np.ndarray]:
+    """Each metric on each resample, a row of ``drawn`` (k, m) holding row indices.
+
+    ROC AUC is the Mann-Whitney statistic: for each distinct score (ascending), positives there
+    times negatives below plus half the negatives tied. Average precision sums, over distinct
+    scores (descending), the positives there times the precision at that threshold; this is
+    scikit-learn's definition. Both come from one ``bincount`` of (resample, score rank, label).
+    """
+    out: dict[str, np.ndarray] = {}
+    if {"roc_auc", "pr_auc"} & set(metrics):
+        by_score = _counts(model.group_code[drawn], 2 * model.groups).reshape(
+            len(drawn), model.groups, 2
+        )
+        neg, pos = by_score[..., 0], by_score[..., 1]
+        n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if "roc_auc" in metrics:
+                below = np.cumsum(neg, axis=1) - neg
+                out["roc_auc"] = (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
+            if "pr_auc" in metrics:
+                tps = np.cumsum(pos[:, ::-1], axis=1)
+                fps = np.cumsum(neg[:, ::-1], axis=1)
+                precision = np.where(tps + fps > 0, tps / np.maximum(tps + fps, 1), 0.0)
+                out["pr_auc"] = (pos[:, ::-1] * precision).sum(axis=1) / n_pos
+    for name, loss in model.losses.items():
+        if name in metrics:
+            out[name] = loss[drawn].mean(axis=1)
+    if "f1" in metrics:
+        confusion = _counts(model.outcome[drawn], 4)
+        tp, fp, fn = confusion[:, 3], confusion[:, 2], confusion[:, 1]
+        denominator = 2 * tp + fp + fn
+        out["f1"] = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    return out
+
+
+def resample_indices(n: int, samples: int, seed: int | Sequence[int]) -> Iterator[np.ndarray]:
+    """Blocks (k, n) of bootstrap resamples of n rows (row indices drawn with replacement)."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < samples:
+        k = min(CHUNK, samples - done)
+        yield rng.integers(0, n, size=(k, n), dtype=np.int64)
+        done += k
+
+
+# ---------------------------------------------------------------- pure core: comparison
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One metric of both models on the same rows; ``low``/``high`` bound challenger - baseline."""
+
+    metric: str
+    challenger: float
+    baseline: float
+    low: float
+    high: float
+
+    @property
+    def delta(self) -> float:
+        return self.challenger - self.baseline
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS.get(self.metric, True)
+
+    @property
+    def real(self) -> bool:
+        """The interval excludes 0: the change is not explained by resampling noise."""
+        return bool(self.low > 0 or self.high < 0)
+
+    @property
+    def verdict(self) -> str:
+        """``better``, ``worse`` (both real) or ``noise``."""
+        if not self.real:
+            return "noise"
+        return "better" if (self.delta > 0) == self.higher_is_better else "worse"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "delta": self.delta, "real": self.real, "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class SliceDelta:
+    column: str
+    value: str
+    n: int
+    delta: Delta
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "value": self.value, "n": self.n, **self.delta.to_json()}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The challenger against one baseline (main, or the production model) on identical rows."""
+
+    baseline: str  # how the report names it: "main", "prod (flight-delay@v1.2.0)"
+    commit: str
+    n: int
+    samples: int
+    confidence: float
+    metrics: dict[str, Delta]
+    slices: list[SliceDelta] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    baseline_sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "commit": self.commit,
+            "n": self.n,
+            "samples": self.samples,
+            "confidence": self.confidence,
+            "metrics": {k: d.to_json() for k, d in self.metrics.items()},
+            "slices": [s.to_json() for s in self.slices],
+            "notes": list(self.notes),
+            "baseline_sha256": self.baseline_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Comparison:
+        def delta(d: Mapping[str, Any]) -> Delta:
+            return Delta(d["metric"], d["challenger"], d["baseline"], d["low"], d["high"])
+
+        return cls(
+            baseline=raw["baseline"],
+            commit=raw["commit"],
+            n=raw["n"],
+            samples=raw["samples"],
+            confidence=raw["confidence"],
+            metrics={k: delta(v) for k, v in raw["metrics"].items()},
+            slices=[
+                SliceDelta(s["column"], s["value"], s["n"], delta(s)) for s in raw.get("slices", [])
+            ],
+            notes=list(raw.get("notes", [])),
+            baseline_sha256=raw.get("baseline_sha256"),
+        )
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    challenger: np.ndarray,
+    baseline: np.ndarray,
+    thresholds: tuple[float, float],
+    samples: int,
+    confidence: float,
+    seed: int | Sequence[int],
+    metrics: Sequence[str] = tuple(METRICS),
+) -> dict[str, Delta]:
+    """Each metric of both models on all rows, and the percentile interval of its paired delta
+    (the same resampled rows score both models)."""
+    if not len(y) == len(challenger) == len(baseline):
+        raise ValueError(
+            f"y, challenger and baseline lengths differ: {len(y)}, "
+            f"{len(challenger)}, {len(baseline)}"
+        )
+    if len(y) == 0:
+        raise ValueError("no rows to compare")
+    a = Scored.of(y, challenger, thresholds[0])
+    b = Scored.of(y, baseline, thresholds[1])
+    everything = np.arange(len(y))[None, :]
+    observed_a = resampled_metrics(everything, a, metrics)
+    observed_b = resampled_metrics(everything, b, metrics)
+    deltas: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+    for drawn in resample_indices(len(y), samples, seed):
+        ma, mb = resampled_metrics(drawn, a, metrics), resampled_metrics(drawn, b, metrics)
+        for m in metrics:
+            deltas[m].append(ma[m] - mb[m])
+    tail = (1 - confidence) / 2
+    out = {}
+    for m in metrics:
+        values = np.concatenate(deltas[m])
+        values = values[np.isfinite(values)]  # a resample without both classes has no AUC
+        low, high = np.quantile(values, [tail, 1 - tail]) if len(values) else (np.nan, np.nan)
+        out[m] = Delta(m, float(observed_a[m][0]), float(observed_b[m][0]), float(low), float(high))
+    return out
+
+
+def _slice_seed(seed: int, column: str, value: str) -> list[int]:
+    return [seed, zlib.crc32(f"{column}={value}".encode())]
+
+
+def compare(
+    frame: pd.DataFrame,
+    thresholds: tuple[float, float],
+    *,
+    baseline: str,
+    commit: str,
+    samples: int,
+    confidence: float,
+    seed: int,
+    slice_columns: Sequence[str] = (),
+    slice_min_rows: int = 1,
+    slice_metric: str = "roc_auc",
+    notes: Sequence[str] = (),
+    baseline_sha256: str | None = None,
+) -> Comparison:
+    """Challenger (``score``) against baseline (``baseline_score``) on the rows of ``frame``.
+
+    Slices with at least ``slice_min_rows`` rows and both classes get their own paired interval
+    of ``slice_metric`` (resampled within the slice).
+    """
+    missing = [
+        c for c in ("y_true", "score", "baseline_score", *slice_columns) if c not in frame.columns
+    ]
+    if missing:
+        raise CompareError(f"the comparison frame lacks column(s) {missing}")
+    y = frame["y_true"].to_numpy()
+    a, b = frame["score"].to_numpy(), frame["baseline_score"].to_numpy()
+    metrics = paired_bootstrap(y, a, b, thresholds, samples, confidence, seed)
+    slices = []
+    for column in slice_columns:
+        for value, rows in frame.groupby(column, sort=True).indices.items():
+            ys = y[rows]
+            if len(rows) < slice_min_rows or len(np.unique(ys)) < 2:
+                continue
+            d = paired_bootstrap(
+                ys,
+                a[rows],
+                b[rows],
+                thresholds,
+                samples,
+                confidence,
+                _slice_seed(seed, column, str(value)),
+                metrics=(slice_metric,),
+            )
+            slices.append(SliceDelta(column, str(value), len(rows), d[slice_metric]))
+    return Comparison(
+        baseline=baseline,
+        commit=commit,
+        n=len(frame),
+        samples=samples,
+        confidence=confidence,
+        metrics=metrics,
+        slices=slices,
+        notes=list(notes),
+        baseline_sha256=baseline_sha256,
+    )
+
+
+# ---------------------------------------------------------------- I/O edge: git refs
+
+
+def git(*args: str, cwd: Path | str = ".") -> str:
+    """stdout of ``git args``; CompareError (naming the command) when it fails."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise CompareError("git is not installed") from None
+    if done.returncode != 0:
+        raise CompareError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def resolve(ref: str, cwd: Path | str = ".") -> str | None:
+    """The commit of ``ref`` (a branch, tag or SHA; ``origin/<ref>`` when only the remote-tracking
+    branch exists, as in a CI checkout), or None when neither exists."""
+    for candidate in (ref, f"origin/{ref}", f"refs/remotes/origin/{ref}"):
+        argv = ["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"]
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return done.stdout.strip()
+    return None
+
+
+def show(commit: str, path: str, cwd: Path | str = ".") -> str | None:
+    """A file's text at a commit, or None when the commit has no such file."""
+    done = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    return done.stdout if done.returncode == 0 else None
+
+
+def prod_version(cwd: Path | str = ".", name: str = MODEL_NAME) -> tuple[str, str] | None:
+    """(commit, version) of the model GTO says is in ``prod`` (tags ``<name>#prod#N``), or None
+    when no version is (or was ever) assigned to prod."""
+    from gto.api import find_versions_in_stage
+    from gto.exceptions import ArtifactNotFound, GTOException
+
+    try:
+        found = find_versions_in_stage(str(cwd), name, PROD_STAGE)
+    except ArtifactNotFound:
+        return None  # no tag of the artifact at all
+    except GTOException as exc:
+        raise CompareError(f"gto cannot read the registry: {exc}") from None
+    if not found:
+        return None
+    vstage = found[0] if isinstance(found, list) else found
+    return str(vstage.commit_hexsha), str(vstage.version)
+
+
+def champion_ref(ref: str | None, cwd: Path | str = ".") -> tuple[str, str] | None:
+    """(commit, label) of the champion: ``prod`` (or None) means GTO's prod version, any other
+    value a git ref. None when there is no champion."""
+    if ref in (None, PROD_STAGE):
+        found = prod_version(cwd)
+        return None if found is None else (found[0], f"prod ({MODEL_NAME}@{found[1]})")
+    commit = resolve(ref, cwd)
+    if commit is None:
+        raise CompareError(f"champion ref {ref!r} does not exist in this repository")
+    return commit, ref
+
+
+# ---------------------------------------------------------------- I/O edge: materialise
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A model directory of another commit, materialised outside the work tree."""
+
+    commit: str
+    model_dir: Path
+    source: str  # "DVC cache", "DVC cache or remote", "reproduced in a git worktree"
+
+
+def _yaml_at(commit: str, path: str, cwd: Path) -> Any:
+    import yaml
+
+    text = show(commit, path, cwd)
+    return None if text is None else yaml.safe_load(text)
+
+
+def model_path_at(commit: str, cwd: Path) -> str:
+    """``paths.model`` as params.yaml says at that commit; CompareError if its dvc.lock records
+    no such output (no pipeline run was committed there)."""
+    params = _yaml_at(commit, "params.yaml", cwd) or {}
+    model = str((params.get("paths") or {}).get("model", "outputs/model"))
+    lock = _yaml_at(commit, "dvc.lock", cwd) or {}
+    outs = [o.get("path") for s in (lock.get("stages") or {}).values() for o in s.get("outs", [])]
+    if model not in outs:
+        raise CompareError(
+            f"commit {commit[:12]} has no model: its dvc.lock records no "
+            f"{model!r} (no pipeline run was committed there)"
+        )
+    return model
+
+
+def _sub_env(worktree: Path, tmp: Path) -> dict[str, str]:
+    """The environment of commands run in the worktree: its own code, no parent DVC stage."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    env["PYTHONPATH"] = str(worktree / "src")
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _run(argv: Sequence[str], cwd: Path, env: Mapping[str, str], what: str) -> None:
+    done = subprocess.run(
+        list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr.strip() or done.stdout.strip()).splitlines()[-5:])
+        raise CompareError(f"{what} failed: {tail}")
+
+
+def reproduce(commit: str, model_path: str, repo: Path, dest: Path) -> None:
+    """Reproduce ``train`` at ``commit`` in a temporary git worktree sharing the DVC cache; copy
+    its model directory to ``dest``. The work tree of ``repo`` is not touched."""
+    with tempfile.TemporaryDirectory(prefix="flightdelay-baseline-") as tmp_name:
+        tmp = Path(tmp_name)
+        worktree = tmp / "worktree"
+        git("worktree", "add", "--detach", "--quiet", str(worktree), commit, cwd=repo)
+        try:
+            env = _sub_env(worktree, tmp)
+            local = repo / ".dvc" / "config.local"
+            if local.is_file():  # the remote's credentials and URL overrides
+                shutil.copy2(local, worktree / ".dvc" / "config.local")
+            cache = subprocess.run(
+                [sys.executable, "-m", "dvc", "cache", "dir"],
+                cwd=repo,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if cache.returncode == 0 and cache.stdout.strip():
+                _run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dvc",
+                        "cache",
+                        "dir",
+                        "--local",
+                        str(Path(repo, cache.stdout.strip()).resolve()),
+                    ],
+                    worktree,
+                    env,
+                    "sharing the DVC cache with the worktree",
+                )
+            _run(
+                [sys.executable, "-m", "flightdelay", "data", "pull", "--no-push"],
+                worktree,
+                env,
+                f"getting the data of {commit[:12]}",
+            )
+            _run(
+                [sys.executable, "-m", "dvc", "repro", "--quiet", "train"],
+                worktree,
+                env,
+                f"reproducing train at {commit[:12]}",
+            )
+            shutil.copytree(worktree / model_path, dest)
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(worktree)],
+                cwd=repo,
+                capture_output=True,
+                check=False,
+            )
+            subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True, check=False)
+
+
+def materialise(
+    commit: str, repo: Path = Path("."), cache: Path | None = None, allow_reproduce: bool = True
+) -> Baseline:
+    """The model directory of ``commit``: cached, else from DVC at that revision, else
+    reproduced in a temporary worktree (``allow_reproduce``)."""
+    repo = repo.resolve()
+    root = (cache or repo / BASELINE_CACHE) / commit
+    model_dir = root / "model"
+    if (model_dir / "model.json").is_file():
+        return Baseline(commit, model_dir, "cached")
+    model_path = model_path_at(commit, repo)
+    staging = root / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    problems = []
+    try:
+        from dvc.api import DVCFileSystem
+
+        fs = DVCFileSystem(url=str(repo), rev=commit)
+        fs.get(model_path, str(staging), recursive=True)
+        source = "DVC cache or remote"
+    except Exception as exc:  # any DVC failure means: not in the cache or the remote
+        shutil.rmtree(staging, ignore_errors=True)
+        problems.append(f"DVC: {first_line(exc)}")
+        if not allow_reproduce:
+            raise CompareError(
+                f"the model of {commit[:12]} is in neither the DVC cache nor the "
+                f"remote ({problems[0]})"
+            ) from None
+        try:
+            reproduce(commit, model_path, repo, staging)
+        except CompareError as again:
+            raise CompareError(
+                f"the model of {commit[:12]} could not be materialised: {problems[0]}; {again}"
+            ) from None
+        source = "reproduced in a git worktree"
+    if not (staging / "model.json").is_file():
+        raise CompareError(f"the model of {commit[:12]} ({model_path}) holds no model.json")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    staging.rename(model_dir)
+    return Baseline(commit, model_dir, source)
+
+
+# ---------------------------------------------------------------- I/O edge: scoring
+
+
+def schema_columns(metadata: Mapping[str, Any]) -> list[str]:
+    return [str(c["name"]) for c in metadata.get("input_schema", [])]
+
+
+def baseline_features(
+    predictions: pd.DataFrame,
+    metadata: Mapping[str, Any],
+    current_featurize: Mapping[str, Any],
+    flights: Path,
+    context: Path,
+    month: str,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The baseline's input columns for the evaluation rows of ``predictions``: reused when it
+    was trained with the same featurize params, else rebuilt (current code, its params, current
+    context). Returns the frame and notes for the report."""
+    needed = schema_columns(metadata)
+    own = metadata.get("featurize") or current_featurize
+    if own == dict(current_featurize) and set(needed) <= set(predictions.columns):
+        return predictions.loc[:, needed], []
+    from flightdelay.features import build_features
+    from flightdelay.featurize import flight_ids
+    from flightdelay.io import read_csv
+    from flightdelay.model_io import read_context
+    from flightdelay.params import FeaturizeParams
+
+    raw = read_csv(flights / f"{month}.csv")
+    raw.index = pd.Index(flight_ids(raw))
+    raw = raw[~raw.index.duplicated()]
+    missing_rows = ~predictions["flight_id"].isin(raw.index)
+    if missing_rows.any():
+        raise CompareError(
+            f"{int(missing_rows.sum())} evaluation flights are not in {flights / (month + '.csv')}"
+        )
+    rows = raw.loc[predictions["flight_id"].to_numpy()]
+    built = build_features(rows, read_context(context), FeaturizeParams.model_validate(own))
+    lost = [c for c in needed if c not in built.columns]
+    if lost:
+        raise CompareError(
+            f"the baseline model needs feature(s) {lost} that this code no "
+            "longer builds: not comparable"
+        )
+    changed = {
+        k: (own.get(k), current_featurize.get(k))
+        for k in current_featurize
+        if own.get(k) != current_featurize.get(k)
+    }
+    what = ", ".join(f"{k}: {old} → {new}" for k, (old, new) in changed.items())
+    notes = [f"its features were rebuilt with its own featurize params ({what} in this change)"]
+    if any(k in changed for k in ("target_delay_minutes", "cancelled")):
+        notes.append(
+            "the target definition changed: both models are judged on this change's target"
+        )
+    return built.loc[:, needed].reset_index(drop=True), notes
+
+
+def score_baseline(bundle: Any, features: pd.DataFrame) -> np.ndarray:
+    return np.asarray(bundle.pipeline.predict_proba(features)[:, 1], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """The challenger's side, read once from the pipeline outputs."""
+
+    predictions: pd.DataFrame
+    threshold: float
+    month: str
+    featurize: dict[str, Any]
+    sha256: str | None
+
+
+def read_challenger(params: Any) -> Evaluated:
+    """Predictions, threshold and evaluation month of this work tree's model."""
+    from flightdelay.io import DataFileError, read_json
+
+    paths = params.paths
+    if not paths.predictions.is_file():
+        raise CompareError(f"{paths.predictions}: not found (run `dvc repro evaluate`)")
+    predictions = pd.read_parquet(paths.predictions)
+    try:
+        metadata = read_json(paths.model / "model.json", "model metadata")
+    except DataFileError as exc:
+        raise CompareError(str(exc)) from None
+    month = str(metadata.get("eval_month") or predictions["month"].iloc[0])
+    return Evaluated(
+        predictions,
+        float(metadata["threshold"]),
+        month,
+        params.featurize.model_dump(),
+        metadata.get("sha256"),
+    )
+
+
+def compare_with(
+    commit: str,
+    label: str,
+    params: Any,
+    challenger: Evaluated,
+    repo: Path = Path("."),
+    allow_reproduce: bool = True,
+) -> Comparison:
+    """Materialise the model of ``commit``, score it on the challenger's evaluation rows, and
+    compare (the whole edge: git, DVC, files)."""
+    from flightdelay.io import DataFileError
+    from flightdelay.model_io import load_model_bundle
+
+    baseline = materialise(commit, repo, allow_reproduce=allow_reproduce)
+    try:
+        bundle = load_model_bundle(baseline.model_dir)
+        features, notes = baseline_features(
+            challenger.predictions,
+            bundle.metadata,
+            challenger.featurize,
+            params.paths.flights,
+            params.paths.context,
+            challenger.month,
+        )
+    except DataFileError as exc:
+        raise CompareError(str(exc)) from None
+    frame = challenger.predictions.loc[:, ["y_true", "score", *params.gate.slice_columns]].copy()
+    frame["baseline_score"] = score_baseline(bundle, features)
+    return compare(
+        frame,
+        (challenger.threshold, bundle.threshold),
+        baseline=label,
+        commit=commit,
+        samples=params.evaluate.bootstrap_samples,
+        confidence=params.gate.confidence,
+        seed=params.gate.seed,
+        slice_columns=params.gate.slice_columns,
+        slice_min_rows=params.gate.slice_min_rows,
+        slice_metric=params.gate.metric,
+        notes=[f"{label}'s model: {baseline.source}", *notes],
+        baseline_sha256=bundle.metadata.get("sha256"),
+    )
+
+
+def format_comparison(c: Comparison) -> str:
+    """The comparison as a few lines of text (the CLI's output)."""
+    level = f"{100 * c.confidence:g}%"
+    lines = [f"vs {c.baseline} ({c.commit[:12]}), {c.n:,} rows, {c.samples} paired resamples:"]
+    for d in c.metrics.values():
+        lines.append(
+            f"  {LABELS.get(d.metric, d.metric):<12} {d.challenger:.4f} vs "
+            f"{d.baseline:.4f}  delta {d.delta:+.4f}  {level} CI [{d.low:+.4f}, "
+            f"{d.high:+.4f}]  {d.verdict}"
+        )
+    lines += [f"  note: {n}" for n in c.notes]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from flightdelay.io import write_json
+    from flightdelay.params import ParamsError, load_params
+
+    parser = argparse.ArgumentParser(
+        prog="flightdelay compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--ref", default="main", help="git ref of the baseline, or 'prod' for GTO's prod version"
+    )
+    parser.add_argument("--output", type=Path, help="write the comparison as JSON here")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        params = load_params(args.params)
+        found = champion_ref(args.ref)
+        if found is None:
+            print(f"no baseline: no version of {MODEL_NAME} is assigned to prod")
+            return 1
+        challenger = read_challenger(params)
+        comparison = compare_with(found[0], found[1], params, challenger)
+    except (ParamsError, CompareError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        write_json(args.output, comparison.to_json())
+    print(format_comparison(comparison) + f"\n({time.perf_counter() - started:.1f}s)")
+    return 0

@@ -1,0 +1,306 @@
+"""The promotion rule: would this model (the challenger) replace the production model (the
+champion)? One pure function, :func:`decide`, run by the pull-request report's verdict and by the
+promotion workflow (``flightdelay gate``), with its thresholds in ``params.yaml`` (``gate:``).
+
+The challenger is promoted when every check passes:
+
+1. **validation**: the data it was trained and evaluated on passed ``flightdelay validate``;
+2. **evaluated**: the evaluation month has the judged metric (``gate.metric``);
+3. **floor**: the metric reaches ``gate.min_metric`` (absolute, champion or not);
+4. **slice floors**: every slice (``gate.slice_columns``) with at least ``gate.slice_min_rows``
+   flights reaches ``gate.slice_min_metric``;
+5. **non-inferiority** (only with a champion): both models are scored on the same evaluation rows
+   and the paired bootstrap interval of the delta (challenger - champion) must lie above
+   ``-gate.max_drop``: its *lower bound* must be > -max_drop. A challenger that is better, equal or
+   worse by less than the margin passes; one whose interval reaches below the margin does not,
+   even if its point estimate is fine, because the data cannot rule out a real loss. (Requiring a
+   significant *improvement* would block every retrain on new data that merely keeps quality.)
+6. **slice regressions** (only with a champion): no judged slice drops by more than
+   ``gate.slice_max_drop`` *and* really (its interval excludes 0). Slices are small, so their
+   intervals are wide: a slice blocks only on a drop that is both large and not noise.
+
+Without a champion (no version was ever assigned ``prod``) checks 5 and 6 say so and pass: the
+first model is judged by the absolute floors alone.
+
+``flightdelay gate [--champion-ref REF]`` decides for the pipeline outputs in the work tree,
+writes ``${paths.gate}`` (JSON: promote, reasons, checks, champion) and exits 0 when the model
+would be promoted, 1 when not (printing the reasons), 2 when it cannot decide (missing outputs,
+bad params, champion not materialisable): any non-zero exit means *do not promote*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from flightdelay.compare import LABELS, Comparison
+from flightdelay.params import GateParams
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """What the gate knows of the challenger: evaluate.json, slices.json, validation summary.
+
+    ``metrics`` / ``slices`` are None when the pipeline stopped before ``evaluate``;
+    ``validation`` is None when there is no validation summary at all.
+    """
+
+    metrics: Mapping[str, Any] | None
+    slices: Mapping[str, Sequence[Mapping[str, Any]]] | None
+    validation: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promote: bool
+    reasons: list[str]
+    checks: list[Check]
+    champion: str | None  # how the champion is named ("prod (flight-delay@v0.2.0)") or None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "promote": self.promote,
+            "reasons": list(self.reasons),
+            "checks": [asdict(c) for c in self.checks],
+            "champion": self.champion,
+        }
+
+    def headline(self) -> str:
+        """One line: the decision and its first reason."""
+        mark = "would be promoted" if self.promote else "would NOT be promoted"
+        return f"{mark}: {self.reasons[0]}" if self.reasons else mark
+
+
+_LEAD = ("vs champion", "slice regressions", "floor", "slice floors", "evaluated", "validation")
+
+
+def _metric_name(metric: str) -> str:
+    return LABELS.get(metric, metric)
+
+
+def validation_failures(summary: Mapping[str, Any]) -> list[str]:
+    """One line per failed expectation of a validation summary (outputs/validation)."""
+    lines = []
+    for f in summary.get("failures") or []:
+        where = ", ".join(
+            f"{b} ({n:,} rows)" if n else str(b) for b, n in (f.get("batches") or {}).items()
+        )
+        column = f" column={f['column']}" if f.get("column") else ""
+        lines.append(
+            f"[{f.get('group')}] {f.get('table')} {f.get('expectation')}{column}"
+            f"{' in ' + where if where else ''}: {f.get('detail', '')}".rstrip(": ")
+        )
+    return lines
+
+
+def _validation_check(validation: Mapping[str, Any] | None) -> Check:
+    if validation is None:
+        return Check(
+            "validation",
+            False,
+            "no data validation summary: run `flightdelay validate` (the pipeline's first stage)",
+        )
+    if validation.get("success") is True:
+        return Check("validation", True, "data validation passed")
+    failures = validation_failures(validation)
+    count = f"{len(failures)} failed expectation{'s' if len(failures) != 1 else ''}"
+    first = f": {failures[0]}" if failures else ""
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return Check("validation", False, f"data validation failed, {count}{first}{more}")
+
+
+def _slice_floors(slices: Mapping[str, Sequence[Mapping[str, Any]]], p: GateParams) -> Check:
+    judged, low = 0, []
+    for column in p.slice_columns:
+        for entry in slices.get(column, []):
+            value = entry.get(p.metric)
+            if float(entry.get("n", 0)) < p.slice_min_rows or value is None:
+                continue
+            judged += 1
+            if float(value) < p.slice_min_metric:
+                low.append(
+                    f"{column}={entry.get(column)} {float(value):.4f} "
+                    f"(n={int(float(entry['n'])):,})"
+                )
+    name = _metric_name(p.metric)
+    if low:
+        return Check(
+            "slice floors",
+            False,
+            f"{len(low)} slice(s) below the {name} floor {p.slice_min_metric:g}: {', '.join(low)}",
+        )
+    return Check(
+        "slice floors",
+        True,
+        f"all {judged} slices with ≥ {p.slice_min_rows:,} flights "
+        f"reach {name} {p.slice_min_metric:g}",
+    )
+
+
+def _non_inferiority(champion: Comparison, p: GateParams) -> Check:
+    name = _metric_name(p.metric)
+    d = champion.metrics.get(p.metric)
+    if d is None:
+        return Check("vs champion", False, f"the comparison with {champion.baseline} has no {name}")
+    level = f"{100 * champion.confidence:g}%"
+    text = (
+        f"{name} vs {champion.baseline}: {d.delta:+.4f} ({level} CI {d.low:+.4f} … {d.high:+.4f})"
+    )
+    if d.low > -p.max_drop:
+        return Check("vs champion", True, f"{text}; lower bound above −{p.max_drop:g}")
+    return Check(
+        "vs champion",
+        False,
+        f"{text}; the interval reaches below −{p.max_drop:g}, so "
+        "a loss beyond the margin cannot be ruled out",
+    )
+
+
+def _slice_regressions(champion: Comparison, p: GateParams) -> Check:
+    worse = [
+        s
+        for s in champion.slices
+        if s.column in p.slice_columns
+        and s.n >= p.slice_min_rows
+        and s.delta.high < 0
+        and -s.delta.delta > p.slice_max_drop
+    ]
+    judged = sum(
+        1 for s in champion.slices if s.column in p.slice_columns and s.n >= p.slice_min_rows
+    )
+    name = _metric_name(p.metric)
+    if worse:
+        listed = ", ".join(
+            f"{s.column}={s.value} {s.delta.delta:+.4f} (CI {s.delta.low:+.4f} … "
+            f"{s.delta.high:+.4f}, n={s.n:,})"
+            for s in worse
+        )
+        return Check(
+            "slice regressions",
+            False,
+            f"{len(worse)} slice(s) lose more than "
+            f"{p.slice_max_drop:g} {name} against {champion.baseline}: {listed}",
+        )
+    return Check(
+        "slice regressions",
+        True,
+        f"no slice of {judged} loses more than "
+        f"{p.slice_max_drop:g} {name} (real drop) against {champion.baseline}",
+    )
+
+
+def decide(challenger: Challenger, champion: Comparison | None, params: GateParams) -> Verdict:
+    """The promotion decision and every check behind it (see the module docstring)."""
+    checks = [_validation_check(challenger.validation)]
+    metrics = challenger.metrics or {}
+    name = _metric_name(params.metric)
+    value = metrics.get(params.metric)
+    if value is None:
+        checks.append(
+            Check(
+                "evaluated",
+                False,
+                f"no {name} on the evaluation month: the pipeline stopped before `evaluate`",
+            )
+        )
+    else:
+        month = f" on {metrics['eval_month']}" if metrics.get("eval_month") else ""
+        ok = float(value) >= params.min_metric
+        checks.append(
+            Check(
+                "floor",
+                ok,
+                f"{name} {float(value):.4f}{month} "
+                f"{'≥' if ok else '<'} floor {params.min_metric:g}",
+            )
+        )
+        checks.append(_slice_floors(challenger.slices or {}, params))
+    if champion is None:
+        checks.append(
+            Check(
+                "vs champion",
+                True,
+                "no champion (no version was ever assigned prod): absolute floors only",
+            )
+        )
+    elif value is not None:
+        checks += [_non_inferiority(champion, params), _slice_regressions(champion, params)]
+    failed = [c for c in checks if not c.passed]
+    # Promoted: lead with the comparison, then the floors; refused: every failed check, in order.
+    reasons = [c.detail for c in (failed or sorted(checks, key=lambda c: _LEAD.index(c.name)))]
+    return Verdict(
+        promote=not failed,
+        reasons=reasons,
+        checks=checks,
+        champion=None if champion is None else champion.baseline,
+    )
+
+
+# ---------------------------------------------------------------- I/O edge
+
+
+def read_challenger(paths: Any) -> Challenger:
+    """The challenger as the pipeline outputs describe it; missing outputs become None."""
+    from flightdelay.io import read_json
+
+    def optional(path: Path, what: str) -> Any:
+        return read_json(path, what) if path.exists() else None
+
+    validation = optional(paths.validation / "summary.json", "validation summary")
+    metrics = optional(paths.metrics / "evaluate.json", "evaluation metrics")
+    slices = optional(paths.metrics / "slices.json", "slice metrics")
+    return Challenger(metrics=metrics, slices=slices, validation=validation)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from flightdelay.compare import CompareError, champion_ref, compare_with
+    from flightdelay.compare import read_challenger as read_scores
+    from flightdelay.io import DataFileError, write_json
+    from flightdelay.params import ParamsError, load_params
+
+    parser = argparse.ArgumentParser(
+        prog="flightdelay gate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--champion-ref",
+        default="prod",
+        metavar="REF",
+        help="the champion: 'prod' (default: the version GTO says is in prod), "
+        "or any git ref (branch, tag, SHA)",
+    )
+    args = parser.parse_args(argv)
+    params = None
+    try:
+        params = load_params(args.params)
+        challenger = read_challenger(params.paths)
+        champion = None
+        found = champion_ref(args.champion_ref)
+        if found is not None and challenger.metrics is not None:
+            champion = compare_with(found[0], found[1], params, read_scores(params))
+    except (ParamsError, DataFileError, CompareError) as exc:
+        reason = f"cannot decide, so do not promote: {exc}"
+        print(f"gate: {reason}", file=sys.stderr)
+        if params is not None:
+            write_json(params.paths.gate, Verdict(False, [reason], [], None).to_json())
+        return 2
+    verdict = decide(challenger, champion, params.gate)
+    write_json(params.paths.gate, verdict.to_json())
+    stream = sys.stdout if verdict.promote else sys.stderr
+    print(f"gate: {verdict.headline()}", file=stream)
+    for check in verdict.checks:
+        print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}", file=stream)
+    return 0 if verdict.promote else 1
