@@ -1,0 +1,55 @@
+"""A small, real model bundle for the serving tests: synthetic raw tables (tests/synthetic.py)
+through featurize, the train module's core function and its ``save`` (the pipeline's own code),
+so the tests neither need data/ nor a pipeline run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flightdelay.features import RAW_COLUMNS, build_context
+from flightdelay.featurize import featurize
+from flightdelay.model_io import write_context
+from flightdelay.params import FeaturizeParams, TrainParams, load_params
+from flightdelay.train import save, train
+from synthetic import FEATURIZE, TRAIN, raw_tables
+
+MONTHS = (1, 2, 3, 4)
+DATA_MD5 = "0123456789abcdef0123456789abcdef.dir"
+
+
+def build_model_dir(root: Path, repo_root: Path) -> Path:
+    """Train on the synthetic months and write a verified bundle to ``root / "model"``."""
+    tables = raw_tables(months=MONTHS)
+    context = build_context(
+        tables["flights"], tables["weather"], tables["planes"], tables["airports"]
+    )
+    features = featurize(tables["flights"], context, FeaturizeParams(**FEATURIZE))
+    params = load_params(repo_root / "params.yaml")
+    paths = params.paths.model_copy(update={"model": root / "model", "context": root / "context"})
+    params = params.model_copy(
+        update={
+            "paths": paths,
+            "featurize": FeaturizeParams(**FEATURIZE),
+            "train": TrainParams(**TRAIN),
+        }
+    )
+    write_context(context, paths.context)
+    save(train(features, params.train), features, params, DATA_MD5, log_mlflow=False)
+    return paths.model
+
+
+def raw_flights(month: int = 4) -> pd.DataFrame:
+    """The synthetic raw flights of one month, as the pipeline reads them (outcomes included)."""
+    return raw_tables(months=MONTHS)["flights"].query("month == @month").reset_index(drop=True)
+
+
+def records(flights: pd.DataFrame) -> list[dict[str, Any]]:
+    """What a caller sends: the raw pre-departure fields only, as JSON-ready dicts."""
+    rows = flights.loc[:, list(RAW_COLUMNS)].to_dict("records")
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in rows
+    ]
