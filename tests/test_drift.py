@@ -255,9 +255,12 @@ def test_dataset_drift_excludes_calendar_columns_and_says_so() -> None:
     reference, current = _frames()
     result = dataset_drift(reference, current, KINDS, _params(calendar_columns=["day_of_week"]))
     assert [c.column for c in result.columns] == ["a", "b", "c"]
-    assert result.summary()["excluded"] == {
-        "day_of_week": "calendar column: differs between months by construction"
-    }
+    assert result.summary()["excluded"] == [
+        {
+            "column": "day_of_week",
+            "reason": "calendar column: differs between months by construction",
+        }
+    ]
 
 
 def test_dataset_drift_table_ranks_most_drifted_first() -> None:
@@ -277,9 +280,9 @@ def test_feature_missing_from_current_counts_as_drifted_with_message() -> None:
     result = dataset_drift(reference, current.drop(columns="b"), KINDS, _params())
     col = next(c for c in result.columns if c.column == "b")
     assert (col.status, col.drifted, col.method) == ("missing_current", True, None)
-    assert result.summary()["problems"]["b"] == (
-        "'b' is missing from the current batch (counted as drifted)"
-    )
+    assert result.summary()["problems"] == [
+        {"column": "b", "message": "'b' is missing from the current batch (counted as drifted)"}
+    ]
 
 
 def test_all_null_current_column_counts_as_drifted_with_message() -> None:
@@ -297,9 +300,9 @@ def test_all_null_reference_column_is_not_tested_nor_counted() -> None:
     reference["b"] = np.nan
     result = dataset_drift(reference, current, KINDS, _params())
     assert len(result.counted) == 3
-    assert result.summary()["not_tested"] == {
-        "b": "'b' has no non-null value in the reference data: not tested"
-    }
+    assert result.summary()["not_tested"] == [
+        {"column": "b", "message": "'b' has no non-null value in the reference data: not tested"}
+    ]
 
 
 def test_empty_current_batch_is_refused_with_message() -> None:
@@ -488,7 +491,8 @@ def test_main_writes_metrics_table_plot_data_and_figures(
     assert summary["current_month"] == "2013-09"
     assert summary["reference_months"] == ["2013-07", "2013-08"]
     assert "temp" in summary["dataset"]["drifted_features"]
-    assert set(summary["dataset"]["excluded"]) == {"day_of_week", "days_to_holiday"}
+    excluded = [e["column"] for e in summary["dataset"]["excluded"]]
+    assert excluded == ["day_of_week", "days_to_holiday"]
     assert summary["label"]["current_late_rate"] > summary["label"]["reference_late_rate"]
     assert summary["prediction"]["drifted"] is True
     assert summary["performance"]["available"] is True

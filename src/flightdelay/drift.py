@@ -465,9 +465,14 @@ class DatasetDrift:
             "n_reference_rows": self.n_reference_rows,
             "n_current_rows": self.n_current_rows,
             "drifted_features": [c.column for c in self.counted if c.drifted],
-            "not_tested": {c.column: c.message for c in self.columns if not c.counted},
-            "excluded": dict(self.excluded),
-            "problems": {c.column: c.message for c in self.columns if c.message},
+            # Lists, so `dvc metrics show/diff` keeps to the numbers and decisions above.
+            "not_tested": [
+                {"column": c.column, "message": c.message} for c in self.columns if not c.counted
+            ],
+            "excluded": [{"column": c, "reason": why} for c, why in self.excluded.items()],
+            "problems": [
+                {"column": c.column, "message": c.message} for c in self.columns if c.message
+            ],
         }
 
     def table(self) -> pd.DataFrame:
