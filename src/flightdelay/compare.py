@@ -394,6 +394,8 @@ def prod_version(cwd: Path | str = ".", name: str = MODEL_NAME) -> tuple[str, st
     from gto.api import find_versions_in_stage
     from gto.exceptions import ArtifactNotFound, GTOException
 
+    if resolve("HEAD", cwd) is None:
+        return None  # not a git repository, or no commit yet: no tag can exist
     try:
         found = find_versions_in_stage(str(cwd), name, PROD_STAGE)
     except ArtifactNotFound:

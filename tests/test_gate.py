@@ -1,0 +1,211 @@
+"""gate: the promotion rule on hand-made evidence, one check per test, and the CLI's contract
+(exit 0 promote, 1 refuse with reasons, 2 cannot decide; gate.json written every time)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flightdelay.compare import Comparison, Delta, SliceDelta
+from flightdelay.gate import Challenger, decide, main
+from flightdelay.params import GateParams, Params
+
+PASSED = {"success": True, "failures": []}
+FAILED = {
+    "success": False,
+    "failures": [
+        {
+            "table": "flights",
+            "group": "ranges",
+            "column": "dep_delay",
+            "expectation": "expect_column_values_to_be_between",
+            "batches": {"2013-10": 12},
+            "detail": "12 values outside [-60, 1500]",
+            "examples": [9999],
+        }
+    ],
+}
+METRICS = {"eval_month": "2013-09", "roc_auc": 0.81, "n": 27574.0}
+SLICES = {
+    "carrier": [
+        {"carrier": "UA", "n": 4694.0, "roc_auc": 0.81},
+        {"carrier": "HA", "n": 25, "roc_auc": 0.2},
+    ],  # too small to judge
+    "origin": [{"origin": "EWR", "n": 9550.0, "roc_auc": 0.80}],
+}
+
+
+@pytest.fixture
+def gate(params: Params) -> GateParams:
+    return params.gate.model_copy(
+        update={
+            "min_metric": 0.75,
+            "max_drop": 0.005,
+            "slice_min_rows": 500,
+            "slice_min_metric": 0.7,
+            "slice_max_drop": 0.03,
+        }
+    )
+
+
+def challenger(
+    validation: Any = PASSED, metrics: Any = METRICS, slices: Any = SLICES
+) -> Challenger:
+    return Challenger(metrics=metrics, slices=slices, validation=validation)
+
+
+def champion(
+    low: float, high: float, delta: float = 0.0, slices: list[SliceDelta] | None = None
+) -> Comparison:
+    d = Delta("roc_auc", 0.81 + delta, 0.81, low, high)
+    return Comparison(
+        "prod (flight-delay@v0.1.0)", "abc", 27574, 1000, 0.95, {"roc_auc": d}, slices or []
+    )
+
+
+def check(verdict: Any, name: str) -> Any:
+    return next(c for c in verdict.checks if c.name == name)
+
+
+def test_decide_without_champion_applies_absolute_floors_only(gate: GateParams) -> None:
+    verdict = decide(challenger(), None, gate)
+
+    assert verdict.promote
+    assert verdict.champion is None
+    assert "no champion" in check(verdict, "vs champion").detail
+    assert "ROC AUC 0.8100 on 2013-09 ≥ floor 0.75" in verdict.reasons
+
+
+def test_decide_failed_validation_refuses_naming_the_expectation(gate: GateParams) -> None:
+    verdict = decide(challenger(validation=FAILED), None, gate)
+
+    assert not verdict.promote
+    assert verdict.reasons[0] == (
+        "data validation failed, 1 failed expectation: [ranges] flights "
+        "expect_column_values_to_be_between column=dep_delay in 2013-10 (12 rows): "
+        "12 values outside [-60, 1500]"
+    )
+
+
+def test_decide_without_validation_summary_refuses(gate: GateParams) -> None:
+    verdict = decide(challenger(validation=None), None, gate)
+
+    assert not verdict.promote
+    assert "no data validation summary" in verdict.reasons[0]
+
+
+def test_decide_without_evaluation_refuses(gate: GateParams) -> None:
+    verdict = decide(challenger(metrics=None, slices=None), None, gate)
+
+    assert not verdict.promote
+    assert verdict.reasons == [
+        "no ROC AUC on the evaluation month: the pipeline stopped before `evaluate`"
+    ]
+
+
+def test_decide_below_the_floor_refuses(gate: GateParams) -> None:
+    verdict = decide(challenger(metrics={**METRICS, "roc_auc": 0.74}), None, gate)
+
+    assert not verdict.promote
+    assert verdict.reasons == ["ROC AUC 0.7400 on 2013-09 < floor 0.75"]
+
+
+def test_decide_a_large_slice_below_its_floor_refuses_small_ones_do_not(gate: GateParams) -> None:
+    slices = {**SLICES, "origin": [{"origin": "JFK", "n": 8908.0, "roc_auc": 0.65}]}
+
+    verdict = decide(challenger(slices=slices), None, gate)
+
+    assert not verdict.promote
+    assert verdict.reasons == [
+        "1 slice(s) below the ROC AUC floor 0.7: origin=JFK 0.6500 (n=8,908)"
+    ]
+
+
+def test_decide_interval_above_the_margin_promotes_even_when_slightly_worse(
+    gate: GateParams,
+) -> None:
+    verdict = decide(challenger(), champion(low=-0.004, high=0.002, delta=-0.001), gate)
+
+    assert verdict.promote
+    assert verdict.reasons[0].startswith("ROC AUC vs prod (flight-delay@v0.1.0): -0.0010")
+
+
+def test_decide_interval_reaching_below_the_margin_refuses(gate: GateParams) -> None:
+    verdict = decide(challenger(), champion(low=-0.006, high=0.003, delta=-0.001), gate)
+
+    assert not verdict.promote
+    assert "the interval reaches below −0.005" in verdict.reasons[0]
+
+
+def test_decide_real_large_slice_drop_refuses(gate: GateParams) -> None:
+    drop = SliceDelta("carrier", "UA", 4694, Delta("roc_auc", 0.76, 0.81, -0.07, -0.03))
+
+    verdict = decide(challenger(), champion(-0.001, 0.004, 0.001, [drop]), gate)
+
+    assert not verdict.promote
+    assert verdict.reasons[0].startswith("1 slice(s) lose more than 0.03 ROC AUC against prod")
+    assert "carrier=UA -0.0500" in verdict.reasons[0]
+
+
+def test_decide_large_slice_drop_that_is_noise_does_not_refuse(gate: GateParams) -> None:
+    noise = SliceDelta("carrier", "UA", 4694, Delta("roc_auc", 0.76, 0.81, -0.12, 0.01))
+
+    verdict = decide(challenger(), champion(-0.001, 0.004, 0.001, [noise]), gate)
+
+    assert verdict.promote
+
+
+# ---------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory (not a git repository) with params.yaml and the outputs the gate reads."""
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+
+
+def test_main_promotes_with_exit_0_and_writes_gate_json(workdir: Path, params: Params) -> None:
+    write(workdir / params.paths.validation / "summary.json", PASSED)
+    write(workdir / params.paths.metrics / "evaluate.json", METRICS)
+    write(workdir / params.paths.metrics / "slices.json", SLICES)
+
+    assert main([]) == 0
+    result = json.loads((workdir / params.paths.gate).read_text())
+    assert result["promote"] is True
+    assert result["champion"] is None
+
+
+def test_main_refuses_with_exit_1_and_prints_the_reasons(
+    workdir: Path, params: Params, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(workdir / params.paths.validation / "summary.json", FAILED)
+
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert "gate: would NOT be promoted: data validation failed" in err
+    assert "FAIL validation" in err
+    assert json.loads((workdir / params.paths.gate).read_text())["promote"] is False
+
+
+def test_main_unknown_champion_ref_cannot_decide_exit_2(
+    workdir: Path, params: Params, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(workdir / params.paths.validation / "summary.json", PASSED)
+
+    assert main(["--champion-ref", "no-such-ref"]) == 2
+    assert "champion ref 'no-such-ref' does not exist" in capsys.readouterr().err
+    result = json.loads((workdir / params.paths.gate).read_text())
+    assert result["promote"] is False
+    assert result["reasons"][0].startswith("cannot decide, so do not promote")
