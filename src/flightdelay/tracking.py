@@ -38,5 +38,14 @@ def log_training(pipeline: Pipeline, input_example: pd.DataFrame, params: dict[s
             skops_trusted_types=trusted_types,
             signature=signature,
             input_example=input_example,
+            # Stated, not inferred: inference loads the model in a subprocess (seconds).
+            pip_requirements=requirements(),
         )
         return str(run.info.run_id)
+
+
+def requirements() -> list[str]:
+    """What loading the logged model needs, pinned to the versions that trained it."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "numpy", "pandas")]
