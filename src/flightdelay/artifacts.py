@@ -1,0 +1,97 @@
+"""The model artifact of a commit, through DVC: where it lives, its hash, its exact bytes.
+
+The artifact is declared once, in ``dvc.yaml`` (``artifacts: flight-delay: path: ${paths.model}``);
+its hash is what that commit's ``dvc.lock`` records for the stage output at that path. Files come
+from the DVC cache or remote (``.dvc/config`` plus ``config.local``) without touching the work
+tree, and are re-hashed here: a release ships only the bytes the commit recorded.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from flightdelay.data import dir_md5
+from flightdelay.io import md5_file
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is undeclared, unrecorded, unavailable, or not the recorded bytes."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An artifact as a commit records it."""
+
+    name: str
+    commit: str
+    path: str  # relative to the repository root, e.g. outputs/model
+    md5: str  # DVC's hash: ``<md5>.dir`` for a directory
+
+
+def directory_md5(directory: Path) -> str:
+    """The hash DVC 3 records for a directory (or plain md5 for a file)."""
+    if directory.is_file():
+        return md5_file(directory)
+    files = {
+        p.relative_to(directory).as_posix(): {"md5": md5_file(p)}
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
+    return dir_md5(files)
+
+
+def recorded(name: str, commit: str, repo: Path = Path(".")) -> Recorded:
+    """Path and hash of artifact ``name`` as ``commit``'s dvc.yaml and dvc.lock record them."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo), rev=commit) as dvc_repo:
+            try:
+                path = dvc_repo.artifacts.get_path(name)
+            except DvcException:
+                raise ArtifactError(
+                    f"{commit[:12]}: dvc.yaml declares no artifact {name!r} (artifacts: section)"
+                ) from None
+            hashes = [
+                out.hash_info.value
+                for stage in dvc_repo.index.stages
+                for out in stage.outs
+                if out.def_path == path
+            ]
+    except DvcException as exc:
+        raise ArtifactError(f"{commit[:12]}: DVC cannot read the pipeline: {exc}") from None
+    if not hashes or not hashes[0]:
+        raise ArtifactError(
+            f"{commit[:12]}: dvc.lock records no hash for {path} (artifact {name!r}): "
+            "the model was never reproduced and committed at that commit"
+        )
+    return Recorded(name, commit, path, str(hashes[0]))
+
+
+def materialise(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
+    """Download the artifact's recorded bytes into ``dest`` (replaced) and verify their hash."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc_data.index.index import DataIndexError  # a directory missing from cache and remote
+
+    if dest.exists():
+        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with Repo(str(repo), rev=artifact.commit) as dvc_repo:
+            dvc_repo.dvcfs.get(artifact.path, str(dest), recursive=True)
+    except (DvcException, DataIndexError, OSError) as exc:
+        raise ArtifactError(
+            f"{artifact.path} at {artifact.commit[:12]} is neither in the DVC cache nor in the "
+            f"remote (was `dvc push` run after `dvc repro`?): {exc}"
+        ) from None
+    actual = directory_md5(dest)
+    if actual != artifact.md5:
+        raise ArtifactError(
+            f"{dest}: hash {actual} differs from {artifact.md5}, which dvc.lock records for "
+            f"{artifact.path} at {artifact.commit[:12]}; refusing to release other bytes"
+        )
+    return dest

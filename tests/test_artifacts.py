@@ -1,0 +1,102 @@
+"""artifacts: the model a commit records, fetched from the DVC remote and verified."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flightdelay import artifacts
+from flightdelay.artifacts import ArtifactError
+from registry_repo import RegistryRepo, build_base
+
+NAME = "flight-delay"
+
+
+@pytest.fixture(scope="module")
+def base(
+    tmp_path_factory: pytest.TempPathFactory, repo_root: Path
+) -> tuple[RegistryRepo, dict[str, str]]:
+    return build_base(tmp_path_factory.mktemp("artifacts"), repo_root, ("a", "b"))
+
+
+@pytest.fixture
+def repo(
+    base: tuple[RegistryRepo, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> RegistryRepo:
+    repo = base[0].copy(tmp_path / "repo")
+    monkeypatch.chdir(repo.root)
+    return repo
+
+
+def lock_md5(repo: RegistryRepo, commit: str) -> str:
+    import yaml
+
+    lock = yaml.safe_load(repo.git("show", f"{commit}:dvc.lock"))
+    return str(lock["stages"]["train"]["outs"][0]["md5"])
+
+
+def test_directory_md5_matches_what_dvc_records(repo: RegistryRepo) -> None:
+    head = repo.git("rev-parse", "HEAD").strip()
+    assert artifacts.directory_md5(repo.root / "outputs/model") == lock_md5(repo, head)
+
+
+def test_recorded_reads_path_and_hash_of_each_commit(
+    repo: RegistryRepo, base: tuple[RegistryRepo, dict[str, str]]
+) -> None:
+    commits = base[1]
+    first, second = (artifacts.recorded(NAME, commits[n]) for n in ("a", "b"))
+    assert first.path == second.path == "outputs/model"
+    assert first.md5 == lock_md5(repo, commits["a"]) != second.md5
+
+
+def test_materialise_fetches_an_older_commit_from_the_remote(
+    repo: RegistryRepo, base: tuple[RegistryRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    shutil.rmtree(repo.root / ".dvc" / "cache")  # only the remote has it now
+    dest = artifacts.materialise(artifacts.recorded(NAME, base[1]["a"]), tmp_path / "got")
+    assert json.loads((dest / "model.json").read_text())["name"] == "a"
+    assert (repo.root / "outputs/model/model.json").read_text().count('"b"') == 1  # untouched
+
+
+def test_materialise_refuses_bytes_that_differ_from_dvc_lock(
+    repo: RegistryRepo, base: tuple[RegistryRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    recorded = artifacts.recorded(NAME, base[1]["b"])
+    forged = artifacts.Recorded(NAME, recorded.commit, recorded.path, "0" * 32 + ".dir")
+    with pytest.raises(ArtifactError, match=r"differs from 0{32}\.dir, which dvc.lock records"):
+        artifacts.materialise(forged, tmp_path / "got")
+
+
+def test_materialise_of_a_model_never_pushed_says_so(repo: RegistryRepo, tmp_path: Path) -> None:
+    (repo.root / "model_spec.json").write_text(json.dumps({"name": "unpushed"}))
+    repo.dvc("repro", "--quiet")
+    repo.git("commit", "--quiet", "--all", "--message", "not pushed")
+    shutil.rmtree(repo.root / ".dvc" / "cache")
+    head = repo.git("rev-parse", "HEAD").strip()
+    with pytest.raises(ArtifactError, match=r"neither in the DVC cache nor in the remote"):
+        artifacts.materialise(artifacts.recorded(NAME, head), tmp_path / "got")
+
+
+def test_recorded_without_the_artifact_declaration_names_it(repo: RegistryRepo) -> None:
+    import yaml
+
+    pipeline = yaml.safe_load((repo.root / "dvc.yaml").read_text())
+    del pipeline["artifacts"]
+    (repo.root / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
+    repo.git("commit", "--quiet", "--all", "--message", "undeclared")
+    head = repo.git("rev-parse", "HEAD").strip()
+    with pytest.raises(ArtifactError, match=r"dvc\.yaml declares no artifact 'flight-delay'"):
+        artifacts.recorded(NAME, head)
+
+
+def test_recorded_at_a_commit_without_dvc_lock_says_it_was_never_reproduced(
+    repo: RegistryRepo,
+) -> None:
+    repo.git("rm", "--quiet", "dvc.lock")
+    repo.git("commit", "--quiet", "--message", "no lock")
+    head = repo.git("rev-parse", "HEAD").strip()
+    with pytest.raises(ArtifactError, match=r"dvc\.lock records no hash for outputs/model"):
+        artifacts.recorded(NAME, head)

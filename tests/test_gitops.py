@@ -1,0 +1,117 @@
+"""gitops: the real git and gto commands on a tiny repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flightdelay import gitops
+from registry_repo import RegistryRepo, build_base
+
+NAME = "flight-delay"
+
+
+@pytest.fixture(scope="module")
+def base(
+    tmp_path_factory: pytest.TempPathFactory, repo_root: Path
+) -> tuple[RegistryRepo, dict[str, str]]:
+    return build_base(tmp_path_factory.mktemp("gitops"), repo_root, ("a", "b", "c"))
+
+
+@pytest.fixture
+def repo(base: tuple[RegistryRepo, dict[str, str]], tmp_path: Path) -> RegistryRepo:
+    return base[0].copy(tmp_path / "repo")
+
+
+@pytest.fixture
+def commits(base: tuple[RegistryRepo, dict[str, str]]) -> dict[str, str]:
+    return base[1]
+
+
+def test_register_first_version_is_v0_1_0_then_bumps(
+    repo: RegistryRepo, commits: dict[str, str]
+) -> None:
+    assert gitops.register(NAME, commits["a"], None, "first", cwd=repo.root) == "v0.1.0"
+    assert gitops.register(NAME, commits["b"], "minor", "second", cwd=repo.root) == "v0.2.0"
+    assert gitops.register(NAME, commits["c"], "patch", "third", cwd=repo.root) == "v0.2.1"
+    assert {"flight-delay@v0.1.0", "flight-delay@v0.2.0", "flight-delay@v0.2.1"} <= repo.tags()
+    assert gitops.latest_version(NAME, cwd=repo.root) == "v0.2.1"
+
+
+def test_register_bump_before_any_version_names_gto_refusal(
+    repo: RegistryRepo, commits: dict[str, str]
+) -> None:
+    with pytest.raises(gitops.GitOpsError, match=r"gto register flight-delay .* failed: .*first"):
+        gitops.register(NAME, commits["a"], "minor", "x", cwd=repo.root)
+
+
+def test_assign_returns_the_stage_tag_and_show_reports_it(
+    repo: RegistryRepo, commits: dict[str, str]
+) -> None:
+    commit = commits["a"]
+    gitops.register(NAME, commit, None, "first", cwd=repo.root)
+    assert gitops.assign(NAME, "v0.1.0", "staging", cwd=repo.root) == "flight-delay#staging#1"
+    assert gitops.stages(NAME, cwd=repo.root) == {"staging": "v0.1.0", "prod": None}
+    info = gitops.check_ref("flight-delay#staging#1", cwd=repo.root)
+    assert info is not None
+    assert (info["event"], info["stage"], info["commit_hexsha"]) == (
+        "assignment",
+        "staging",
+        commit,
+    )
+
+
+def test_assign_to_a_stage_not_in_dot_gto_is_refused(
+    repo: RegistryRepo, commits: dict[str, str]
+) -> None:
+    gitops.register(NAME, commits["a"], None, "first", cwd=repo.root)
+    with pytest.raises(gitops.GitOpsError, match=r"Allowed stages are.*staging.*prod"):
+        gitops.assign(NAME, "v0.1.0", "qa", cwd=repo.root)
+
+
+def test_check_ref_of_an_ordinary_tag_is_none(repo: RegistryRepo) -> None:
+    repo.git("tag", "nightly")
+    assert gitops.check_ref("nightly", cwd=repo.root) is None
+
+
+def test_latest_version_before_any_registration_is_none(repo: RegistryRepo) -> None:
+    assert gitops.latest_version(NAME, cwd=repo.root) is None
+    assert gitops.history(NAME, cwd=repo.root) == []
+
+
+def test_commit_of_an_unknown_ref_names_it(repo: RegistryRepo) -> None:
+    with pytest.raises(gitops.GitOpsError, match=r"'no-such-tag' is not a commit, branch or tag"):
+        gitops.commit_of("no-such-tag", cwd=repo.root)
+
+
+def test_head_is_clean_sees_an_uncommitted_change(repo: RegistryRepo) -> None:
+    assert gitops.head_is_clean(["params.yaml"], cwd=repo.root)
+    (repo.root / "params.yaml").write_text("changed: true\n")
+    assert not gitops.head_is_clean(["params.yaml"], cwd=repo.root)
+
+
+def test_assignment_order_breaks_same_second_ties_by_tag_counter() -> None:
+    events = [
+        {"timestamp": "2026-01-01T00:00:00+00:00", "ref": "flight-delay#prod#10"},
+        {"timestamp": "2026-01-01T00:00:00+00:00", "ref": "flight-delay#prod#9"},
+        {"timestamp": "2025-12-31T23:59:59+00:00", "ref": "flight-delay#prod#11"},
+    ]
+    ordered = [e["ref"] for e in sorted(events, key=gitops.assignment_order)]
+    assert ordered == ["flight-delay#prod#11", "flight-delay#prod#9", "flight-delay#prod#10"]
+
+
+def test_github_output_and_summary_append_only_in_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    gitops.github_output({"a": "1"})  # outside Actions: nothing written, no error
+    out, summary = tmp_path / "out", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    gitops.github_output({"version": "v0.1.0", "tag": "flight-delay#staging#1"})
+    gitops.step_summary("### done")
+    gitops.step_summary("more\n\n")
+    assert out.read_text() == "version=v0.1.0\ntag=flight-delay#staging#1\n"
+    assert summary.read_text() == "### done\nmore\n"
