@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("flightdelay.compare", "another ref's model on this evaluation set, paired CIs"),
     "serve": ("flightdelay.serve", "serve the model over HTTP (FastAPI under uvicorn)"),
     "smoke": ("flightdelay.smoke", "check a running service: /health, /version, /predict"),
+    "promote": ("flightdelay.promote", "after a merge: gate, gto register, assign staging"),
+    "rollback": ("flightdelay.rollback", "re-assign prod to the previous version (gto history)"),
 }
 
 
