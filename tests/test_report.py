@@ -346,3 +346,55 @@ def test_main_job_summary_appends_the_report(
         "earlier step\n## flight-delay report\n_(plot "
         "`evaluation-roc.png`: in the `model-report` artifact)_\n"
     )
+
+
+# ---------------------------------------------------------------- the trusted side's check
+
+
+def artifact_check() -> Any:
+    """scripts/check_report_artifact.py (standard library only, run by pr-comment.yml)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "check_report_artifact.py"
+    spec = importlib.util.spec_from_file_location("check_report_artifact", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_artifact_check_accepts_a_report_with_its_own_plots(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "evaluation-roc.png").write_bytes(b"\x89PNG")
+    (tmp_path / "report.md").write_text(
+        "## r\n![roc](img/evaluation-roc.png)\n[cml](https://cml.dev)\n"
+    )
+
+    assert artifact_check().problems(tmp_path) == []
+
+
+def test_artifact_check_refuses_targets_outside_the_artifact(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text(
+        "![a](/proc/self/environ)\n![b](../token.png)\n[c]: ~/.ssh/id_rsa\n"
+        '<img src="file:///etc/passwd">\n![d](img/missing.png)\n'
+    )
+    (tmp_path / "p.png").symlink_to("/etc/hostname")
+
+    found = artifact_check().problems(tmp_path)
+
+    assert found == [
+        "p.png: is a symbolic link",
+        "report.md: link target '/proc/self/environ': only http(s) URLs, #anchors and relative "
+        "paths are allowed",
+        "report.md: link target '../token.png': leaves the artifact",
+        "report.md: link target 'img/missing.png': no such image in the artifact",
+        "report.md: link target '~/.ssh/id_rsa': only http(s) URLs, #anchors and relative paths "
+        "are allowed",
+        "report.md: link target 'file:///etc/passwd': only http(s) URLs, #anchors and relative "
+        "paths are allowed",
+    ]
+
+
+def test_artifact_check_without_report_says_it_is_missing(tmp_path: Path) -> None:
+    assert artifact_check().problems(tmp_path) == ["report.md: missing"]
