@@ -20,31 +20,47 @@ from flightdelay.features import (
 from flightdelay.params import FeaturizeParams
 from synthetic import raw_tables
 
-PARAMS = FeaturizeParams(target_delay_minutes=30, cancelled="late", lead_minutes=60,
-                         window_hours=2)
+PARAMS = FeaturizeParams(target_delay_minutes=30, cancelled="late", lead_minutes=60, window_hours=2)
 
 
 def flight(**overrides: object) -> dict[str, object]:
     row: dict[str, object] = {
-        "year": 2013, "month": 3, "day": 5, "dep_time": np.nan, "sched_dep_time": 1200,
-        "dep_delay": np.nan, "arr_time": np.nan, "sched_arr_time": 1430, "arr_delay": np.nan,
-        "carrier": "UA", "flight": 1, "tailnum": "N1", "origin": "EWR", "dest": "ORD",
-        "air_time": np.nan, "distance": 719,
+        "year": 2013,
+        "month": 3,
+        "day": 5,
+        "dep_time": np.nan,
+        "sched_dep_time": 1200,
+        "dep_delay": np.nan,
+        "arr_time": np.nan,
+        "sched_arr_time": 1430,
+        "arr_delay": np.nan,
+        "carrier": "UA",
+        "flight": 1,
+        "tailnum": "N1",
+        "origin": "EWR",
+        "dest": "ORD",
+        "air_time": np.nan,
+        "distance": 719,
     }
     return row | overrides
 
 
 def context_of(flights: list[dict[str, object]], weather: pd.DataFrame | None = None) -> Context:
     tables = raw_tables(months=(3,), per_day=1)
-    return build_context(pd.DataFrame(flights), tables["weather"] if weather is None else weather,
-                         tables["planes"], tables["airports"])
+    return build_context(
+        pd.DataFrame(flights),
+        tables["weather"] if weather is None else weather,
+        tables["planes"],
+        tables["airports"],
+    )
 
 
 @pytest.fixture(scope="module")
 def synthetic() -> tuple[pd.DataFrame, Context]:
     tables = raw_tables()
-    context = build_context(tables["flights"], tables["weather"], tables["planes"],
-                            tables["airports"])
+    context = build_context(
+        tables["flights"], tables["weather"], tables["planes"], tables["airports"]
+    )
     return tables["flights"], context
 
 
@@ -73,11 +89,13 @@ def test_build_features_never_reads_outcome_columns(synthetic) -> None:
     scrambled = flights.copy()
     for column in OUTCOME_COLUMNS:
         scrambled[column] = 9999
-    pd.testing.assert_frame_equal(build_features(flights, context, PARAMS),
-                                  build_features(scrambled, context, PARAMS))
+    pd.testing.assert_frame_equal(
+        build_features(flights, context, PARAMS), build_features(scrambled, context, PARAMS)
+    )
     only_raw = flights.loc[:, list(RAW_COLUMNS)]
-    pd.testing.assert_frame_equal(build_features(flights, context, PARAMS),
-                                  build_features(only_raw, context, PARAMS))
+    pd.testing.assert_frame_equal(
+        build_features(flights, context, PARAMS), build_features(only_raw, context, PARAMS)
+    )
 
 
 def test_build_features_missing_column_names_it(synthetic) -> None:
@@ -91,6 +109,13 @@ def test_build_features_impossible_value_names_column_and_value(synthetic) -> No
     bad = flights.head(3).copy()
     bad.loc[bad.index[1], "sched_dep_time"] = 2517
     with pytest.raises(FeatureError, match=r"'sched_dep_time': 1 row\(s\) .* e\.g\. 2517"):
+        build_features(bad, context, PARAMS)
+
+
+def test_build_features_clock_time_with_minutes_over_59_is_refused(synthetic) -> None:
+    flights, context = synthetic
+    bad = flights.head(2).assign(sched_dep_time=[1275, 900])
+    with pytest.raises(FeatureError, match=r"'sched_dep_time': 1 row\(s\) not a clock time HHMM"):
         build_features(bad, context, PARAMS)
 
 
@@ -119,16 +144,22 @@ def test_context_from_tables_missing_table_or_column_is_named(synthetic) -> None
 
 
 def test_actual_departure_after_midnight_is_next_day() -> None:
-    frame = pd.DataFrame([flight(sched_dep_time=2350, dep_time=20, dep_delay=30.0),
-                          flight(sched_dep_time=600, dep_time=555, dep_delay=-5.0)])
+    frame = pd.DataFrame(
+        [
+            flight(sched_dep_time=2350, dep_time=20, dep_delay=30.0),
+            flight(sched_dep_time=600, dep_time=555, dep_delay=-5.0),
+        ]
+    )
     sched_day = (pd.Timestamp("2013-03-05") - pd.Timestamp(0)).days * 1440
     assert actual_departure(frame).tolist() == [sched_day + 1440 + 20, sched_day + 355]
 
 
 def test_origin_recent_departures_count_only_before_prediction_time() -> None:
     # Prediction time of the 12:00 flight is 11:00: a departure at 10:59 counts, 11:01 does not.
-    other = [flight(flight=2, tailnum="N2", sched_dep_time=1040, dep_time=1059, dep_delay=19.0),
-             flight(flight=3, tailnum="N3", sched_dep_time=1050, dep_time=1101, dep_delay=11.0)]
+    other = [
+        flight(flight=2, tailnum="N2", sched_dep_time=1040, dep_time=1059, dep_delay=19.0),
+        flight(flight=3, tailnum="N3", sched_dep_time=1050, dep_time=1101, dep_delay=11.0),
+    ]
     query = pd.DataFrame([flight()])
     features = build_features(query, context_of([*other, flight()]), PARAMS).iloc[0]
     assert features["origin_recent_departures"] == 1
@@ -138,12 +169,15 @@ def test_origin_recent_departures_count_only_before_prediction_time() -> None:
 
 def test_origin_waiting_counts_flights_scheduled_before_prediction_time_not_yet_gone() -> None:
     # At 11:00, flight 2 (sched 10:30, left 11:30) and cancelled flight 3 (sched 10:00) wait.
-    others = [flight(flight=2, tailnum="N2", sched_dep_time=1030, dep_time=1130, dep_delay=60.0),
-              flight(flight=3, tailnum="N3", sched_dep_time=1000),
-              flight(flight=4, tailnum="N4", sched_dep_time=1010, dep_time=1015, dep_delay=5.0),
-              flight(flight=5, tailnum="N5", sched_dep_time=700)]  # cancelled > 2 h before
-    features = build_features(pd.DataFrame([flight()]), context_of([*others, flight()]),
-                              PARAMS).iloc[0]
+    others = [
+        flight(flight=2, tailnum="N2", sched_dep_time=1030, dep_time=1130, dep_delay=60.0),
+        flight(flight=3, tailnum="N3", sched_dep_time=1000),
+        flight(flight=4, tailnum="N4", sched_dep_time=1010, dep_time=1015, dep_delay=5.0),
+        flight(flight=5, tailnum="N5", sched_dep_time=700),
+    ]  # cancelled > 2 h before
+    features = build_features(
+        pd.DataFrame([flight()]), context_of([*others, flight()]), PARAMS
+    ).iloc[0]
     assert features["origin_waiting"] == 2
     assert features["origin_waiting_mean_minutes"] == (30 + 60) / 2
 
@@ -175,8 +209,9 @@ def test_weather_is_the_origin_observation_at_the_scheduled_hour() -> None:
     weather = tables["weather"]
     at_noon = (weather["origin"] == "EWR") & (weather["day"] == 5) & (weather["hour"] == 12)
     weather.loc[at_noon, "precip"] = 0.77
-    features = build_features(pd.DataFrame([flight(sched_dep_time=1259)]),
-                              context_of([flight()], weather), PARAMS)
+    features = build_features(
+        pd.DataFrame([flight(sched_dep_time=1259)]), context_of([flight()], weather), PARAMS
+    )
     assert features.iloc[0]["precip"] == 0.77
 
 
@@ -184,14 +219,16 @@ def test_weather_older_than_three_hours_is_missing() -> None:
     tables = raw_tables(months=(3,), per_day=1)
     weather = tables["weather"]
     gap = (weather["day"] == 5) & weather["hour"].between(8, 12)
-    features = build_features(pd.DataFrame([flight()]),
-                              context_of([flight()], weather[~gap]), PARAMS)
+    features = build_features(
+        pd.DataFrame([flight()]), context_of([flight()], weather[~gap]), PARAMS
+    )
     assert np.isnan(features.iloc[0]["temp"])
 
 
 def test_days_to_nearest_holiday_is_zero_on_july_fourth() -> None:
-    days = np.array([np.datetime64(d, "D").astype(np.int64)
-                     for d in ("2013-07-04", "2013-07-06", "2013-12-31")])
+    days = np.array(
+        [np.datetime64(d, "D").astype(np.int64) for d in ("2013-07-04", "2013-07-06", "2013-12-31")]
+    )
     assert days_to_nearest_holiday(days).tolist() == [0, 2, 1]
 
 
