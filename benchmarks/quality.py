@@ -64,9 +64,12 @@ def upstream_tables() -> dict[str, pd.DataFrame]:
         parts = up.batched[table]
         return pd.concat([read(parts[m]) for m in sorted(parts)], ignore_index=True)
 
-    return {"flights": year("flights"), "weather": year("weather"),
-            "planes": read(up.reference["planes.csv"].decode()),
-            "airports": read(up.reference["airports.csv"].decode())}
+    return {
+        "flights": year("flights"),
+        "weather": year("weather"),
+        "planes": read(up.reference["planes.csv"].decode()),
+        "airports": read(up.reference["airports.csv"].decode()),
+    }
 
 
 def plain_hgb(train: pd.DataFrame, seed: int) -> HistGradientBoostingClassifier:
@@ -95,37 +98,50 @@ def run(protocol: str, train: pd.DataFrame, test: pd.DataFrame, params: Any) -> 
         test = test.assign(**{column: pd.Categorical(test[column], categories=cats)})
     plain = plain_hgb(train, params.train.seed).predict_proba(_plain(test))[:, 1]
     return {
-        "protocol": protocol, "train_rows": len(train), "test_rows": len(test),
-        "test_late_share": float(y.mean()), "reference_roc_auc": REFERENCE[protocol],
+        "protocol": protocol,
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "test_late_share": float(y.mean()),
+        "reference_roc_auc": REFERENCE[protocol],
         "plain_hgb_roc_auc": float(roc_auc_score(y, plain)),
-        "roc_auc": float(roc_auc_score(y, ours)), "pr_auc": float(average_precision_score(y, ours)),
+        "roc_auc": float(roc_auc_score(y, ours)),
+        "pr_auc": float(average_precision_score(y, ours)),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     params = load_params(args.params)
-    params = params.model_copy(update={
-        "featurize": params.featurize.model_copy(update={"target_delay_minutes": 30,
-                                                          "cancelled": "drop"})})
+    params = params.model_copy(
+        update={
+            "featurize": params.featurize.model_copy(
+                update={"target_delay_minutes": 30, "cancelled": "drop"}
+            )
+        }
+    )
     tables = upstream_tables()
-    context = build_context(tables["flights"], tables["weather"], tables["planes"],
-                            tables["airports"])
+    context = build_context(
+        tables["flights"], tables["weather"], tables["planes"], tables["airports"]
+    )
     frame = featurize(tables["flights"], context, params.featurize)
     # The recipe inner-joins weather on (origin, time_hour) before na.omit(): same row set.
     weather_keys = pd.MultiIndex.from_frame(tables["weather"][["origin", "time_hour"]])
     known = tables["flights"].loc[tables["flights"]["arr_delay"].notna()]
     has_weather = pd.MultiIndex.from_frame(known[["origin", "time_hour"]]).isin(weather_keys)
     frame = frame.loc[has_weather].reset_index(drop=True)
-    print(f"{len(frame):,} flights of 2013 with a known arrival delay and an hourly weather "
-          f"record, {len(FEATURE_COLUMNS)} "
-          f"features ({time.perf_counter() - started:.1f}s)", file=sys.stderr)
+    print(
+        f"{len(frame):,} flights of 2013 with a known arrival delay and an hourly weather "
+        f"record, {len(FEATURE_COLUMNS)} "
+        f"features ({time.perf_counter() - started:.1f}s)",
+        file=sys.stderr,
+    )
 
     rng = np.random.default_rng(222)
     in_train = np.zeros(len(frame), dtype=bool)
@@ -136,20 +152,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
 
     names = {"a": "(a) tidymodels: random 3/4, seed 222", "b": "(b) train Jan-Sep, test Oct-Dec"}
-    print(f"\n{'protocol':<40} {'train':>8} {'test':>7} {'late':>6} {'reference':>10} "
-          f"{'plain HGB':>10} {'ours':>7} {'PR AUC':>7}  acceptance")
+    print(
+        f"\n{'protocol':<40} {'train':>8} {'test':>7} {'late':>6} {'reference':>10} "
+        f"{'plain HGB':>10} {'ours':>7} {'PR AUC':>7}  acceptance"
+    )
     ok = True
     for r in results:
         op, bar = ACCEPT[r["protocol"]]
         passed = r["roc_auc"] > bar if op.strip() == ">" else r["roc_auc"] >= bar
         ok &= passed
         ref = f"{r['reference_roc_auc']:.3f}" if r["reference_roc_auc"] else "-"
-        print(f"{names[r['protocol']]:<40} {r['train_rows']:>8,} {r['test_rows']:>7,} "
-              f"{r['test_late_share']:>6.3f} {ref:>10} {r['plain_hgb_roc_auc']:>10.4f} "
-              f"{r['roc_auc']:>7.4f} {r['pr_auc']:>7.4f}  ROC AUC {op}{bar}: "
-              f"{'pass' if passed else 'FAIL'}")
-    print(f"\nROC AUC; reference (a) = published logistic regression with dep_time and air_time. "
-          f"Total {time.perf_counter() - started:.0f}s.")
+        print(
+            f"{names[r['protocol']]:<40} {r['train_rows']:>8,} {r['test_rows']:>7,} "
+            f"{r['test_late_share']:>6.3f} {ref:>10} {r['plain_hgb_roc_auc']:>10.4f} "
+            f"{r['roc_auc']:>7.4f} {r['pr_auc']:>7.4f}  ROC AUC {op}{bar}: "
+            f"{'pass' if passed else 'FAIL'}"
+        )
+    print(
+        f"\nROC AUC; reference (a) = published logistic regression with dep_time and air_time. "
+        f"Total {time.perf_counter() - started:.0f}s."
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0 if ok else 1

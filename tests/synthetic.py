@@ -16,8 +16,12 @@ DESTS = ("ATL", "ORD", "LAX", "BOS")
 CARRIERS = ("AA", "UA", "DL")
 
 
-def raw_tables(months: tuple[int, ...] = (1, 2, 3), per_day: int = 12, seed: int = 0,
-               cancelled_share: float = 0.03) -> dict[str, pd.DataFrame]:
+def raw_tables(
+    months: tuple[int, ...] = (1, 2, 3),
+    per_day: int = 12,
+    seed: int = 0,
+    cancelled_share: float = 0.03,
+) -> dict[str, pd.DataFrame]:
     """{"flights", "weather", "planes", "airports"} with upstream column names."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -27,14 +31,25 @@ def raw_tables(months: tuple[int, ...] = (1, 2, 3), per_day: int = 12, seed: int
             rain = {o: float(rng.choice([0.0, 0.0, 0.0, 0.05, 0.3])) for o in ORIGINS}
             for origin in ORIGINS:
                 for hour in range(24):
-                    weather.append({
-                        "origin": origin, "year": 2013, "month": month, "day": day, "hour": hour,
-                        "temp": 40.0 + hour, "dewp": 30.0, "humid": 60.0, "wind_dir": 200.0,
-                        "wind_speed": 10.0, "wind_gust": 25.0 if rain[origin] else np.nan,
-                        "precip": rain[origin],
-                        "pressure": 1015.0, "visib": 10.0 - 20 * rain[origin],
-                        "time_hour": f"2013-{month:02d}-{day:02d}T{hour:02d}:00:00Z",
-                    })
+                    weather.append(
+                        {
+                            "origin": origin,
+                            "year": 2013,
+                            "month": month,
+                            "day": day,
+                            "hour": hour,
+                            "temp": 40.0 + hour,
+                            "dewp": 30.0,
+                            "humid": 60.0,
+                            "wind_dir": 200.0,
+                            "wind_speed": 10.0,
+                            "wind_gust": 25.0 if rain[origin] else np.nan,
+                            "precip": rain[origin],
+                            "pressure": 1015.0,
+                            "visib": 10.0 - 20 * rain[origin],
+                            "time_hour": f"2013-{month:02d}-{day:02d}T{hour:02d}:00:00Z",
+                        }
+                    )
             for i in range(per_day):
                 origin = ORIGINS[i % 3]
                 carrier = CARRIERS[(i // 3) % 3]
@@ -45,33 +60,63 @@ def raw_tables(months: tuple[int, ...] = (1, 2, 3), per_day: int = 12, seed: int
                 cancelled = rng.random() < cancelled_share
                 dep_at = sched_min + dep_delay
                 sched_arr = (sched_min + 150) % 1440
-                rows.append({
-                    "year": 2013, "month": month, "day": day,
-                    "dep_time": np.nan if cancelled else _hhmm(dep_at % 1440),
-                    "sched_dep_time": _hhmm(sched_min),
-                    "dep_delay": np.nan if cancelled else dep_delay,
-                    "arr_time": np.nan if cancelled else _hhmm((dep_at + 150) % 1440),
-                    "sched_arr_time": _hhmm(sched_arr),
-                    "arr_delay": np.nan if cancelled else dep_delay + float(rng.integers(-10, 10)),
-                    "carrier": carrier, "flight": 100 + i, "tailnum": f"N{(i % 8) + 1}{carrier}",
-                    "origin": origin, "dest": DESTS[i % 4],
-                    "air_time": np.nan if cancelled else 140.0, "distance": 700 + 100 * (i % 4),
-                    "hour": sched_min // 60, "minute": sched_min % 60,
-                    "time_hour": f"2013-{month:02d}-{day:02d}T{sched_min // 60:02d}:00:00Z",
-                })
+                rows.append(
+                    {
+                        "year": 2013,
+                        "month": month,
+                        "day": day,
+                        "dep_time": np.nan if cancelled else _hhmm(dep_at % 1440),
+                        "sched_dep_time": _hhmm(sched_min),
+                        "dep_delay": np.nan if cancelled else dep_delay,
+                        "arr_time": np.nan if cancelled else _hhmm((dep_at + 150) % 1440),
+                        "sched_arr_time": _hhmm(sched_arr),
+                        "arr_delay": np.nan
+                        if cancelled
+                        else dep_delay + float(rng.integers(-10, 10)),
+                        "carrier": carrier,
+                        "flight": 100 + i,
+                        "tailnum": f"N{(i % 8) + 1}{carrier}",
+                        "origin": origin,
+                        "dest": DESTS[i % 4],
+                        "air_time": np.nan if cancelled else 140.0,
+                        "distance": 700 + 100 * (i % 4),
+                        "hour": sched_min // 60,
+                        "minute": sched_min % 60,
+                        "time_hour": f"2013-{month:02d}-{day:02d}T{sched_min // 60:02d}:00:00Z",
+                    }
+                )
     tails = sorted({r["tailnum"] for r in rows})
-    planes = pd.DataFrame({
-        "tailnum": tails, "year": [2000 + i % 10 for i in range(len(tails))],
-        "type": "Fixed wing multi engine", "manufacturer": "EMBRAER", "model": "E",
-        "engines": 2, "seats": [50 + 10 * (i % 5) for i in range(len(tails))], "speed": np.nan,
-        "engine": "Turbo-fan",
-    })
-    airports = pd.DataFrame({
-        "faa": [*ORIGINS, *DESTS], "name": "x", "lat": 40.0, "lon": -74.0, "alt": 10,
-        "tz": -5, "dst": "A", "tzone": "America/New_York",
-    })
-    return {"flights": pd.DataFrame(rows), "weather": pd.DataFrame(weather),
-            "planes": planes, "airports": airports}
+    planes = pd.DataFrame(
+        {
+            "tailnum": tails,
+            "year": [2000 + i % 10 for i in range(len(tails))],
+            "type": "Fixed wing multi engine",
+            "manufacturer": "EMBRAER",
+            "model": "E",
+            "engines": 2,
+            "seats": [50 + 10 * (i % 5) for i in range(len(tails))],
+            "speed": np.nan,
+            "engine": "Turbo-fan",
+        }
+    )
+    airports = pd.DataFrame(
+        {
+            "faa": [*ORIGINS, *DESTS],
+            "name": "x",
+            "lat": 40.0,
+            "lon": -74.0,
+            "alt": 10,
+            "tz": -5,
+            "dst": "A",
+            "tzone": "America/New_York",
+        }
+    )
+    return {
+        "flights": pd.DataFrame(rows),
+        "weather": pd.DataFrame(weather),
+        "planes": planes,
+        "airports": airports,
+    }
 
 
 def _hhmm(minutes: float) -> int:
@@ -89,11 +134,17 @@ def write_raw(tables: dict[str, pd.DataFrame], data_dir: Path) -> None:
     tables["airports"].to_csv(data_dir / "airports.csv", index=False, na_rep="NA")
 
 
-FEATURIZE = {"target_delay_minutes": 30, "cancelled": "late", "lead_minutes": 60,
-             "window_hours": 2}
-TRAIN = {"seed": 42, "learning_rate": 0.1, "max_iter": 30, "max_leaf_nodes": 15,
-         "min_samples_leaf": 10, "l2_regularization": 1.0, "validation_fraction": 0.1,
-         "early_stopping_rounds": 10}
+FEATURIZE = {"target_delay_minutes": 30, "cancelled": "late", "lead_minutes": 60, "window_hours": 2}
+TRAIN = {
+    "seed": 42,
+    "learning_rate": 0.1,
+    "max_iter": 30,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 10,
+    "l2_regularization": 1.0,
+    "validation_fraction": 0.1,
+    "early_stopping_rounds": 10,
+}
 
 
 def feature_table(months: tuple[int, ...] = (1, 2, 3, 4), per_day: int = 12) -> pd.DataFrame:
@@ -105,8 +156,9 @@ def feature_table(months: tuple[int, ...] = (1, 2, 3, 4), per_day: int = 12) -> 
     key = (months, per_day)
     if key not in _FEATURES:
         tables = raw_tables(months=months, per_day=per_day)
-        context = build_context(tables["flights"], tables["weather"], tables["planes"],
-                                tables["airports"])
+        context = build_context(
+            tables["flights"], tables["weather"], tables["planes"], tables["airports"]
+        )
         _FEATURES[key] = featurize(tables["flights"], context, FeaturizeParams(**FEATURIZE))
     return _FEATURES[key].copy()
 
@@ -124,12 +176,17 @@ def work_tree(root: Path, repo_root: Path, months: tuple[int, ...] = (1, 2, 3, 4
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
     raw["featurize"] = dict(FEATURIZE)
     raw["train"] = dict(TRAIN)
-    raw["evaluate"] |= {"backtest_months": 2, "importance_sample": 200, "importance_repeats": 2,
-                        "min_slice_rows": 50}
+    raw["evaluate"] |= {
+        "backtest_months": 2,
+        "importance_sample": 200,
+        "importance_repeats": 2,
+        "min_slice_rows": 50,
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     write_raw(raw_tables(months=months), root / "data")
-    (root / "data.dvc").write_text("outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n"
-                                   "  path: data\n")
+    (root / "data.dvc").write_text(
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  path: data\n"
+    )
     summary = root / raw["paths"]["validation"] / "summary.json"
     summary.parent.mkdir(parents=True)
     summary.write_text(json.dumps({"success": True}))

@@ -22,16 +22,24 @@ from flightdelay.train import train
 from synthetic import TRAIN, feature_table, work_tree
 
 TRAIN_PARAMS = TrainParams(**TRAIN)
-PARAMS = EvaluateParams(backtest_months=2, bootstrap_samples=10, importance_sample=200,
-                        importance_repeats=2, min_slice_rows=50)
+PARAMS = EvaluateParams(
+    backtest_months=2,
+    bootstrap_samples=10,
+    importance_sample=200,
+    importance_repeats=2,
+    min_slice_rows=50,
+)
 
 
 @pytest.fixture(scope="module")
 def evaluation():
     features = feature_table()
     result = train(features, TRAIN_PARAMS)
-    return features, result, evaluate(features, result.pipeline, result.threshold, TRAIN_PARAMS,
-                                      PARAMS)
+    return (
+        features,
+        result,
+        evaluate(features, result.pipeline, result.threshold, TRAIN_PARAMS, PARAMS),
+    )
 
 
 def test_evaluate_scores_only_the_newest_month(evaluation) -> None:
@@ -71,8 +79,13 @@ def test_slices_cover_every_carrier_and_origin_with_counts(evaluation) -> None:
 
 
 def test_slice_metrics_small_slice_gets_count_only() -> None:
-    frame = pd.DataFrame({"carrier": ["AA"] * 60 + ["ZZ"] * 3, "y_true": [0, 1] * 30 + [1, 0, 1],
-                          "score": np.linspace(0, 1, 63)})
+    frame = pd.DataFrame(
+        {
+            "carrier": ["AA"] * 60 + ["ZZ"] * 3,
+            "y_true": [0, 1] * 30 + [1, 0, 1],
+            "score": np.linspace(0, 1, 63),
+        }
+    )
     slices = slice_metrics(frame, "carrier", 0.5, min_rows=50)
     assert slices[0]["carrier"] == "AA"
     assert "roc_auc" in slices[0]
@@ -87,8 +100,13 @@ def test_classification_metrics_single_class_has_no_auc() -> None:
 
 def test_importance_is_seeded(evaluation) -> None:
     features, result, ev = evaluation
-    again = evaluate(features, result.pipeline, result.threshold, TRAIN_PARAMS,
-                     PARAMS.model_copy(update={"backtest_months": 0}))
+    again = evaluate(
+        features,
+        result.pipeline,
+        result.threshold,
+        TRAIN_PARAMS,
+        PARAMS.model_copy(update={"backtest_months": 0}),
+    )
     assert again.importance == ev.importance
     assert {r["feature"] for r in ev.importance} == set(FEATURE_COLUMNS)
 
@@ -100,8 +118,9 @@ def test_thin_keeps_first_and_last_points() -> None:
     assert thinned["x"].iloc[[0, -1]].tolist() == [0, 999]
 
 
-def test_main_writes_metrics_plots_and_predictions(tmp_path: Path, repo_root: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_writes_metrics_plots_and_predictions(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1, 2, 3)))
     assert featurize_stage.main([]) == 0
     assert train_stage.main(["--no-mlflow"]) == 0
@@ -117,9 +136,12 @@ def test_main_writes_metrics_plots_and_predictions(tmp_path: Path, repo_root: Pa
     assert len(predictions) == metrics["n"]
 
 
-def test_main_refuses_a_tampered_model(tmp_path: Path, repo_root: Path,
-                                       monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_refuses_a_tampered_model(
+    tmp_path: Path,
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1, 2)))
     assert featurize_stage.main([]) == 0
     assert train_stage.main(["--no-mlflow"]) == 0

@@ -15,8 +15,9 @@ from synthetic import FEATURIZE, raw_tables, work_tree
 
 def _featurize(cancelled: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables = raw_tables(months=(1,), cancelled_share=0.2)
-    context = build_context(tables["flights"], tables["weather"], tables["planes"],
-                            tables["airports"])
+    context = build_context(
+        tables["flights"], tables["weather"], tables["planes"], tables["airports"]
+    )
     params = FeaturizeParams(**(FEATURIZE | {"cancelled": cancelled}))
     return tables["flights"], featurize(tables["flights"], context, params)
 
@@ -40,8 +41,17 @@ def test_featurize_cancelled_late_labels_them_late_and_drop_leaves_them_out() ->
 
 
 def test_flight_ids_are_readable_keys() -> None:
-    frame = pd.DataFrame({"year": [2013], "month": [1], "day": [2], "origin": ["EWR"],
-                          "carrier": ["UA"], "flight": [1545], "sched_dep_time": [515]})
+    frame = pd.DataFrame(
+        {
+            "year": [2013],
+            "month": [1],
+            "day": [2],
+            "origin": ["EWR"],
+            "carrier": ["UA"],
+            "flight": [1545],
+            "sched_dep_time": [515],
+        }
+    )
     assert flight_ids(frame).tolist() == ["2013-01-02_EWR_UA1545_0515"]
 
 
@@ -53,8 +63,9 @@ def test_featurize_duplicate_flights_are_refused_with_examples() -> None:
         featurize(flights, context, FeaturizeParams(**FEATURIZE))
 
 
-def test_main_writes_features_and_context(tmp_path: Path, repo_root: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_writes_features_and_context(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1, 2)))
     assert main([]) == 0
     frame = pd.read_parquet("outputs/features.parquet")
@@ -63,9 +74,12 @@ def test_main_writes_features_and_context(tmp_path: Path, repo_root: Path,
     assert len(context.departures) == len(frame)
 
 
-def test_main_refuses_data_that_failed_validation(tmp_path: Path, repo_root: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_refuses_data_that_failed_validation(
+    tmp_path: Path,
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1,)))
     Path("outputs/validation/summary.json").write_text(json.dumps({"success": False}))
     assert main([]) == 1
@@ -74,8 +88,11 @@ def test_main_refuses_data_that_failed_validation(tmp_path: Path, repo_root: Pat
 
 
 def test_main_without_validation_summary_says_run_validate(
-        tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1,)))
     Path("outputs/validation/summary.json").unlink()
     assert main([]) == 1

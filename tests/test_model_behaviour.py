@@ -31,9 +31,12 @@ CARRIER_MIN_ROWS = 500
 def real(data_ready: Path, params: Params, repo_root: Path):
     paths = params.paths
     flights = read_batches(repo_root / paths.flights)
-    context = build_context(flights, read_batches(repo_root / paths.weather),
-                            read_csv(repo_root / paths.planes),
-                            read_csv(repo_root / paths.airports))
+    context = build_context(
+        flights,
+        read_batches(repo_root / paths.weather),
+        read_csv(repo_root / paths.planes),
+        read_csv(repo_root / paths.airports),
+    )
     features = featurize(flights, context, params.featurize)
     train_months, eval_month = split_months(features)
     history = features[features["month"].isin(train_months)]
@@ -96,9 +99,13 @@ def test_rain_in_the_context_weather_never_lowers_the_risk(real, probe) -> None:
 def test_a_backed_up_airport_raises_the_risk(real) -> None:
     pipeline, _, _, features, _ = real
     calm = features[(features["origin_waiting"] == 0)].sample(PROBE_ROWS, random_state=3)
-    jammed = calm.assign(origin_waiting=25.0, origin_waiting_mean_minutes=90.0,
-                         origin_recent_mean_delay=60.0, origin_recent_late_share=0.8,
-                         tail_prev_dep_delay=120.0)
+    jammed = calm.assign(
+        origin_waiting=25.0,
+        origin_waiting_mean_minutes=90.0,
+        origin_recent_mean_delay=60.0,
+        origin_recent_late_share=0.8,
+        tail_prev_dep_delay=120.0,
+    )
     before, after = score(pipeline, calm), score(pipeline, jammed)
     assert (after > before).mean() >= 0.95
     assert (after - before).mean() > 0.2

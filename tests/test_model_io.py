@@ -29,18 +29,30 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = train(features, TrainParams(**TRAIN))
     path = dump_pipeline(result.pipeline, directory)
     tables = raw_tables(months=(1, 2, 3, 4))
-    write_context(build_context(tables["flights"], tables["weather"], tables["planes"],
-                                tables["airports"]), directory / CONTEXT_DIR)
-    write_metadata(directory, {
-        "sha256": sha256_file(path), "threshold": result.threshold, "input_schema": [],
-        "featurize": {"target_delay_minutes": 30, "cancelled": "late", "lead_minutes": 60,
-                      "window_hours": 2},
-    })
+    write_context(
+        build_context(tables["flights"], tables["weather"], tables["planes"], tables["airports"]),
+        directory / CONTEXT_DIR,
+    )
+    write_metadata(
+        directory,
+        {
+            "sha256": sha256_file(path),
+            "threshold": result.threshold,
+            "input_schema": [],
+            "featurize": {
+                "target_delay_minutes": 30,
+                "cancelled": "late",
+                "lead_minutes": 60,
+                "window_hours": 2,
+            },
+        },
+    )
     return directory
 
 
 def test_load_model_bundle_round_trip_scores_like_features_built_from_its_context(
-        model_dir: Path) -> None:
+    model_dir: Path,
+) -> None:
     pipeline, metadata, context = load_model_bundle(model_dir)
     assert isinstance(pipeline, Pipeline)
     flights = raw_tables(months=(4,))["flights"].head(20)
@@ -50,8 +62,9 @@ def test_load_model_bundle_round_trip_scores_like_features_built_from_its_contex
     assert 0 < metadata["threshold"] < 1
 
 
-def test_load_model_bundle_refuses_a_model_whose_sha256_differs(model_dir: Path,
-                                                                tmp_path: Path) -> None:
+def test_load_model_bundle_refuses_a_model_whose_sha256_differs(
+    model_dir: Path, tmp_path: Path
+) -> None:
     copy = tmp_path / "model"
     copy.mkdir()
     for path in model_dir.rglob("*"):
@@ -61,8 +74,11 @@ def test_load_model_bundle_refuses_a_model_whose_sha256_differs(model_dir: Path,
             target.write_bytes(path.read_bytes())
     with (copy / "model.skops").open("ab") as fh:
         fh.write(b"\0")
-    with pytest.raises(ModelBundleError, match=r"model.skops: sha256 \w+ does not match .*"
-                                               r"model.json .*refusing to load"):
+    with pytest.raises(
+        ModelBundleError,
+        match=r"model.skops: sha256 \w+ does not match .*"
+        r"model.json .*refusing to load",
+    ):
         load_model_bundle(copy)
 
 
@@ -71,8 +87,15 @@ def test_load_model_bundle_refuses_untrusted_types_even_with_matching_hash(tmp_p
 
     pipeline = Pipeline([("f", FunctionTransformer(json.dumps))])
     sio.dump(pipeline, tmp_path / "model.skops")
-    write_metadata(tmp_path, {"sha256": sha256_file(tmp_path / "model.skops"), "threshold": 0.5,
-                              "featurize": {}, "input_schema": []})
+    write_metadata(
+        tmp_path,
+        {
+            "sha256": sha256_file(tmp_path / "model.skops"),
+            "threshold": 0.5,
+            "featurize": {},
+            "input_schema": [],
+        },
+    )
     with pytest.raises(ModelBundleError, match="holds untrusted types") as exc:
         load_model_bundle(tmp_path)
     assert "json.dumps" in str(exc.value)
@@ -92,13 +115,15 @@ def test_load_model_bundle_missing_directory_says_run_train(tmp_path: Path) -> N
 
 def test_load_model_bundle_incomplete_metadata_names_the_keys(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text(json.dumps({"threshold": 0.5}))
-    with pytest.raises(ModelBundleError, match=r"lacks key\(s\) \['sha256', 'featurize', "
-                                               r"'input_schema'\]"):
+    with pytest.raises(
+        ModelBundleError,
+        match=r"lacks key\(s\) \['sha256', 'featurize', "
+        r"'input_schema'\]",
+    ):
         load_model_bundle(tmp_path)
 
 
-def test_load_model_bundle_missing_context_table_is_named(model_dir: Path,
-                                                          tmp_path: Path) -> None:
+def test_load_model_bundle_missing_context_table_is_named(model_dir: Path, tmp_path: Path) -> None:
     for name in ("model.skops", "model.json"):
         (tmp_path / name).write_bytes((model_dir / name).read_bytes())
     with pytest.raises(ModelBundleError, match=r"context/departures.parquet: context table not"):

@@ -41,14 +41,16 @@ def _assert_run_logged(metadata: dict) -> None:
     model = mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model")  # skops, not pickle
     info = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model")
     assert [c["name"] for c in info.signature.inputs.to_dict()] == [
-        c["name"] for c in metadata["input_schema"]]
+        c["name"] for c in metadata["input_schema"]
+    ]
     assert hasattr(model, "predict_proba")
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
 
 
 @pytest.mark.slow  # MLflow import, migrations and log_model: ~15 s
-def test_train_logs_params_metrics_tags_and_skops_model(tmp_path: Path, repo_root: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_logs_params_metrics_tags_and_skops_model(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     metadata = _train_with_mlflow(tmp_path, repo_root, monkeypatch)
     assert os.environ["MLFLOW_TRACKING_URI"].startswith("sqlite:///")
     _assert_run_logged(metadata)
@@ -61,16 +63,32 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_train_logs_to_a_real_tracking_server(tmp_path: Path, repo_root: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_logs_to_a_real_tracking_server(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = _free_port()
     server_dir = tmp_path / "server"
     server_dir.mkdir()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{server_dir / 'backend.db'}",
-         "--artifacts-destination", str(server_dir / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{server_dir / 'backend.db'}",
+            "--artifacts-destination",
+            str(server_dir / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
     )
     try:

@@ -94,8 +94,9 @@ def test_data_hash_reads_outs_md5_and_names_a_bad_file(tmp_path: Path) -> None:
         data_hash(good)
 
 
-def test_main_saves_a_verified_bundle_with_provenance(tmp_path: Path, repo_root: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_saves_a_verified_bundle_with_provenance(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1, 2, 3)))
     assert featurize_stage.main([]) == 0
     assert main(["--no-mlflow"]) == 0
@@ -106,13 +107,20 @@ def test_main_saves_a_verified_bundle_with_provenance(tmp_path: Path, repo_root:
     assert [c["name"] for c in meta["input_schema"]] == list(FEATURE_COLUMNS)
     assert bundle.featurize_params.lead_minutes == 60
     assert sorted(p.name for p in Path("outputs/model/context").iterdir()) == [
-        "airports.parquet", "departures.parquet", "planes.parquet", "weather.parquet"]
+        "airports.parquet",
+        "departures.parquet",
+        "planes.parquet",
+        "weather.parquet",
+    ]
     assert json.loads(Path("outputs/model/model.json").read_text())["mlflow_run_id"] is None
 
 
-def test_main_without_features_says_run_featurize(tmp_path: Path, repo_root: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_without_features_says_run_featurize(
+    tmp_path: Path,
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1,)))
     assert main(["--no-mlflow"]) == 1
     assert "feature table not found (run `dvc repro featurize`)" in capsys.readouterr().err

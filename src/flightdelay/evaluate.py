@@ -59,8 +59,9 @@ class Evaluation:
     predictions: pd.DataFrame
 
 
-def classification_metrics(y: np.ndarray, scores: np.ndarray,
-                           threshold: float | None = None) -> dict[str, float]:
+def classification_metrics(
+    y: np.ndarray, scores: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
     """Ranking and probability metrics; threshold metrics too when a threshold is given."""
     out: dict[str, float] = {"n": float(len(y)), "late_share": float(np.mean(y))}
     if len(np.unique(y)) == 2:
@@ -81,8 +82,12 @@ def classification_metrics(y: np.ndarray, scores: np.ndarray,
     return out
 
 
-def backtest(features: pd.DataFrame, months: Sequence[str], params: TrainParams,
-             known: dict[str, Pipeline] | None = None) -> list[dict[str, Any]]:
+def backtest(
+    features: pd.DataFrame,
+    months: Sequence[str],
+    params: TrainParams,
+    known: dict[str, Pipeline] | None = None,
+) -> list[dict[str, Any]]:
     """For each month: fit on every earlier month, score that month (``known`` reuses fits)."""
     rows = []
     for month in months:
@@ -92,13 +97,19 @@ def backtest(features: pd.DataFrame, months: Sequence[str], params: TrainParams,
         pipeline = (known or {}).get(month) or fit(history, params)
         test = features[features["month"] == month]
         y = test[TARGET].to_numpy()
-        rows.append({"month": month, "train_months": sorted(history["month"].unique()),
-                     **classification_metrics(y, score(pipeline, test))})
+        rows.append(
+            {
+                "month": month,
+                "train_months": sorted(history["month"].unique()),
+                **classification_metrics(y, score(pipeline, test)),
+            }
+        )
     return rows
 
 
-def slice_metrics(frame: pd.DataFrame, column: str, threshold: float,
-                  min_rows: int) -> list[dict[str, Any]]:
+def slice_metrics(
+    frame: pd.DataFrame, column: str, threshold: float, min_rows: int
+) -> list[dict[str, Any]]:
     """Metrics per value of ``column`` (largest slices first); small slices get n only."""
     out = []
     for value, group in frame.groupby(column, sort=False):
@@ -123,30 +134,49 @@ def curves(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, pd.
     observed, predicted = calibration_curve(y, scores, n_bins=10, strategy="quantile")
     return {
         "roc": thin(pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_t, 1.0)})),
-        "pr": thin(pd.DataFrame({"recall": recall[:-1], "precision": precision[:-1],
-                                 "threshold": pr_t})),
+        "pr": thin(
+            pd.DataFrame({"recall": recall[:-1], "precision": precision[:-1], "threshold": pr_t})
+        ),
         "calibration": pd.DataFrame({"mean_predicted": predicted, "fraction_late": observed}),
-        "confusion": pd.DataFrame({"actual": np.where(y == 1, "late", "on_time"),
-                                   "predicted": np.where(scores >= threshold, "late", "on_time")}),
+        "confusion": pd.DataFrame(
+            {
+                "actual": np.where(y == 1, "late", "on_time"),
+                "predicted": np.where(scores >= threshold, "late", "on_time"),
+            }
+        ),
     }
 
 
-def importance(pipeline: Pipeline, test: pd.DataFrame, params: EvaluateParams,
-               seed: int) -> list[dict[str, Any]]:
+def importance(
+    pipeline: Pipeline, test: pd.DataFrame, params: EvaluateParams, seed: int
+) -> list[dict[str, Any]]:
     """Permutation importance (mean drop of ROC AUC) on a seeded sample of evaluation rows."""
     sample = test.sample(n=min(params.importance_sample, len(test)), random_state=seed)
     result = permutation_importance(
-        pipeline, sample.loc[:, list(FEATURE_COLUMNS)], sample[TARGET].to_numpy(),
-        scoring="roc_auc", n_repeats=params.importance_repeats, random_state=seed, n_jobs=1,
+        pipeline,
+        sample.loc[:, list(FEATURE_COLUMNS)],
+        sample[TARGET].to_numpy(),
+        scoring="roc_auc",
+        n_repeats=params.importance_repeats,
+        random_state=seed,
+        n_jobs=1,
     )
-    rows = [{"feature": name, "importance": float(m), "std": float(s)}
-            for name, m, s in zip(FEATURE_COLUMNS, result.importances_mean,
-                                  result.importances_std, strict=True)]
+    rows = [
+        {"feature": name, "importance": float(m), "std": float(s)}
+        for name, m, s in zip(
+            FEATURE_COLUMNS, result.importances_mean, result.importances_std, strict=True
+        )
+    ]
     return sorted(rows, key=lambda r: -r["importance"])
 
 
-def evaluate(features: pd.DataFrame, pipeline: Pipeline, threshold: float,
-             train_params: TrainParams, params: EvaluateParams) -> Evaluation:
+def evaluate(
+    features: pd.DataFrame,
+    pipeline: Pipeline,
+    threshold: float,
+    train_params: TrainParams,
+    params: EvaluateParams,
+) -> Evaluation:
     """Everything evaluate reports, for a pipeline trained on all months but the newest."""
     check_features(features)
     train_months, eval_month = split_months(features)
@@ -161,19 +191,32 @@ def evaluate(features: pd.DataFrame, pipeline: Pipeline, threshold: float,
         **classification_metrics(y, scores, threshold),
         "baseline_accuracy": float(np.mean(y == majority)),
     }
-    predictions = pd.concat([
-        test[["month", "flight_id"]].reset_index(drop=True),
-        pd.DataFrame({"y_true": y.astype(np.int8), "score": scores,
-                      "predicted": (scores >= threshold).astype(np.int8)}),
-        test.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True),
-    ], axis=1)
-    months = sorted(features["month"].unique())[-params.backtest_months:] \
-        if params.backtest_months else []
+    predictions = pd.concat(
+        [
+            test[["month", "flight_id"]].reset_index(drop=True),
+            pd.DataFrame(
+                {
+                    "y_true": y.astype(np.int8),
+                    "score": scores,
+                    "predicted": (scores >= threshold).astype(np.int8),
+                }
+            ),
+            test.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True),
+        ],
+        axis=1,
+    )
+    months = (
+        sorted(features["month"].unique())[-params.backtest_months :]
+        if params.backtest_months
+        else []
+    )
     return Evaluation(
         metrics=metrics,
         backtest=backtest(features, months, train_params, known={eval_month: pipeline}),
-        slices={c: slice_metrics(predictions, c, threshold, params.min_slice_rows)
-                for c in SLICE_COLUMNS},
+        slices={
+            c: slice_metrics(predictions, c, threshold, params.min_slice_rows)
+            for c in SLICE_COLUMNS
+        },
         importance=importance(pipeline, test, params, train_params.seed),
         curves=curves(y, scores, threshold),
         predictions=predictions,
@@ -195,12 +238,27 @@ def write_plots(evaluation: Evaluation, directory: Path) -> None:
         frame.to_csv(directory / f"{name}.csv", index=False)
     c, m = evaluation.curves, evaluation.metrics
     figures = {
-        "roc": (c["roc"]["fpr"], c["roc"]["tpr"], "false positive rate", "true positive rate",
-                f"ROC, AUC {m.get('roc_auc', float('nan')):.3f}"),
-        "pr": (c["pr"]["recall"], c["pr"]["precision"], "recall", "precision",
-               f"precision-recall, AP {m.get('pr_auc', float('nan')):.3f}"),
-        "calibration": (c["calibration"]["mean_predicted"], c["calibration"]["fraction_late"],
-                        "mean predicted probability", "observed late share", "calibration"),
+        "roc": (
+            c["roc"]["fpr"],
+            c["roc"]["tpr"],
+            "false positive rate",
+            "true positive rate",
+            f"ROC, AUC {m.get('roc_auc', float('nan')):.3f}",
+        ),
+        "pr": (
+            c["pr"]["recall"],
+            c["pr"]["precision"],
+            "recall",
+            "precision",
+            f"precision-recall, AP {m.get('pr_auc', float('nan')):.3f}",
+        ),
+        "calibration": (
+            c["calibration"]["mean_predicted"],
+            c["calibration"]["fraction_late"],
+            "mean predicted probability",
+            "observed late share",
+            "calibration",
+        ),
     }
     for name, (x, y, xlabel, ylabel, title) in figures.items():
         fig, ax = plt.subplots(figsize=(4.5, 4))
@@ -217,8 +275,15 @@ def write_plots(evaluation: Evaluation, directory: Path) -> None:
     ax.imshow(table.to_numpy(), cmap="Blues")
     for (i, j), value in np.ndenumerate(table.to_numpy()):
         ax.text(j, i, f"{value:,}", ha="center", va="center")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=table.columns, yticklabels=table.index,
-           xlabel="predicted", ylabel="actual", title=f"threshold {m['threshold']:.2f}")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=table.columns,
+        yticklabels=table.index,
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"threshold {m['threshold']:.2f}",
+    )
     fig.tight_layout()
     fig.savefig(directory / "confusion.png", dpi=100)
     plt.close(fig)
@@ -236,8 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = params.paths
         features = read_features(paths.features)
         bundle = load_model_bundle(paths.model)
-        evaluation = evaluate(features, bundle.pipeline, bundle.threshold, params.train,
-                              params.evaluate)
+        evaluation = evaluate(
+            features, bundle.pipeline, bundle.threshold, params.train, params.evaluate
+        )
     except (ParamsError, DataFileError, TrainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -249,9 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.predictions.parent.mkdir(parents=True, exist_ok=True)
     evaluation.predictions.to_parquet(paths.predictions, index=False)
     m = evaluation.metrics
-    print(f"evaluate {m['eval_month']}: ROC AUC {m['roc_auc']:.4f}, PR AUC {m['pr_auc']:.4f}, "
-          f"F1 {m['f1']:.4f}, accuracy {m['accuracy']:.4f} (majority {m['baseline_accuracy']:.4f})"
-          f"; backtest " + ", ".join(f"{b['month']} {b.get('roc_auc', float('nan')):.4f}"
-                                     for b in evaluation.backtest)
-          + f" ({time.perf_counter() - started:.1f}s)")
+    print(
+        f"evaluate {m['eval_month']}: ROC AUC {m['roc_auc']:.4f}, PR AUC {m['pr_auc']:.4f}, "
+        f"F1 {m['f1']:.4f}, accuracy {m['accuracy']:.4f} (majority {m['baseline_accuracy']:.4f})"
+        f"; backtest "
+        + ", ".join(
+            f"{b['month']} {b.get('roc_auc', float('nan')):.4f}" for b in evaluation.backtest
+        )
+        + f" ({time.perf_counter() - started:.1f}s)"
+    )
     return 0

@@ -30,39 +30,77 @@ from flightdelay.params import FeaturizeParams
 
 #: Columns a raw flight row must have (extra columns are ignored).
 RAW_COLUMNS: tuple[str, ...] = (
-    "year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight",
-    "tailnum", "origin", "dest", "distance",
+    "year",
+    "month",
+    "day",
+    "sched_dep_time",
+    "sched_arr_time",
+    "carrier",
+    "flight",
+    "tailnum",
+    "origin",
+    "dest",
+    "distance",
 )
 #: Outcome columns of a flight: known only after departure, never a model input.
 OUTCOME_COLUMNS: tuple[str, ...] = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
 
 CATEGORICAL_FEATURES: tuple[str, ...] = ("carrier", "origin", "dest", "plane_type")
 WEATHER_FEATURES: tuple[str, ...] = (
-    "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
 )
 NUMERIC_FEATURES: tuple[str, ...] = (
     # calendar and schedule
-    "day_of_week", "sched_dep_minute", "sched_arr_minute", "days_to_holiday", "distance",
+    "day_of_week",
+    "sched_dep_minute",
+    "sched_arr_minute",
+    "days_to_holiday",
+    "distance",
     # weather at the origin at the scheduled hour
     *WEATHER_FEATURES,
     # congestion in the published schedule
-    "origin_sched_hour", "origin_sched_day",
+    "origin_sched_hour",
+    "origin_sched_day",
     # aircraft
-    "plane_year", "plane_seats", "plane_engines",
+    "plane_year",
+    "plane_seats",
+    "plane_engines",
     # destination airport
-    "dest_lat", "dest_lon", "dest_alt",
+    "dest_lat",
+    "dest_lon",
+    "dest_alt",
     # operational state at prediction time
-    "origin_recent_departures", "origin_recent_mean_delay", "origin_recent_late_share",
-    "origin_waiting", "origin_waiting_mean_minutes",
-    "dest_recent_departures", "dest_recent_mean_delay",
+    "origin_recent_departures",
+    "origin_recent_mean_delay",
+    "origin_recent_late_share",
+    "origin_waiting",
+    "origin_waiting_mean_minutes",
+    "dest_recent_departures",
+    "dest_recent_mean_delay",
     "carrier_origin_recent_mean_delay",
-    "tail_prev_gap_minutes", "tail_prev_dep_delay", "tail_prev_waiting_minutes",
+    "tail_prev_gap_minutes",
+    "tail_prev_dep_delay",
+    "tail_prev_waiting_minutes",
 )
 FEATURE_COLUMNS: tuple[str, ...] = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
 
 #: Columns of the context tables (what ``Context.from_tables`` needs and what is saved).
 DEPARTURE_COLUMNS: tuple[str, ...] = (
-    "origin", "dest", "carrier", "tailnum", "sched_dep_at", "dep_at", "dep_delay",
+    "origin",
+    "dest",
+    "carrier",
+    "tailnum",
+    "sched_dep_at",
+    "dep_at",
+    "dep_delay",
 )
 WEATHER_COLUMNS: tuple[str, ...] = ("origin", "time_hour_local", *WEATHER_FEATURES)
 PLANE_COLUMNS: tuple[str, ...] = ("tailnum", "year", "type", "engines", "seats")
@@ -165,8 +203,9 @@ class _Vocabulary:
 
     @classmethod
     def of(cls, values: Any) -> _Vocabulary:
-        index = pd.Index(pd.unique(pd.Series(values, dtype=object).dropna().astype(str)),
-                         dtype=object)
+        index = pd.Index(
+            pd.unique(pd.Series(values, dtype=object).dropna().astype(str)), dtype=object
+        )
         return cls(index, {v: i for i, v in enumerate(index)})
 
     def codes(self, values: Any) -> np.ndarray:
@@ -228,8 +267,10 @@ class Context:
     @classmethod
     def from_tables(cls, tables: Mapping[str, pd.DataFrame]) -> Context:
         required = {
-            "departures": DEPARTURE_COLUMNS, "weather": WEATHER_COLUMNS,
-            "planes": PLANE_COLUMNS, "airports": AIRPORT_COLUMNS,
+            "departures": DEPARTURE_COLUMNS,
+            "weather": WEATHER_COLUMNS,
+            "planes": PLANE_COLUMNS,
+            "airports": AIRPORT_COLUMNS,
         }
         for name, columns in required.items():
             if name not in tables:
@@ -237,8 +278,12 @@ class Context:
             missing = [c for c in columns if c not in tables[name].columns]
             if missing:
                 raise FeatureError(f"context table {name!r} lacks column(s) {missing}")
-        return cls(**{name: tables[name].loc[:, list(cols)].reset_index(drop=True)
-                      for name, cols in required.items()})
+        return cls(
+            **{
+                name: tables[name].loc[:, list(cols)].reset_index(drop=True)
+                for name, cols in required.items()
+            }
+        )
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
@@ -256,10 +301,12 @@ class Context:
             airports = pd.concat([d["origin"], d["dest"], self.weather["origin"]])
             return {
                 "airport": _Vocabulary.of(airports),
-                "carrier_origin": _Vocabulary.of(d["carrier"].astype(str) + "|"
-                                                 + d["origin"].astype(str)),
+                "carrier_origin": _Vocabulary.of(
+                    d["carrier"].astype(str) + "|" + d["origin"].astype(str)
+                ),
                 "tailnum": _Vocabulary.of(d["tailnum"]),
             }
+
         return self._get("vocab", build)
 
     @property
@@ -271,6 +318,7 @@ class Context:
                 "dep": to_minutes(d["dep_at"]),
                 "delay": d["dep_delay"].to_numpy(dtype=np.float64),
             }
+
         return self._get("departure_times", build)
 
     def index(self, name: str, window: int) -> _WindowIndex:
@@ -284,8 +332,9 @@ class Context:
         departed = np.isfinite(dep)
         origin = _codes(v["airport"], d["origin"])
         if name == "origin_departed":  # value columns: count, delay, late
-            vals = np.column_stack([np.ones_like(delay), delay,
-                                    (delay >= LATE_DEPARTURE_MINUTES).astype(float)])
+            vals = np.column_stack(
+                [np.ones_like(delay), delay, (delay >= LATE_DEPARTURE_MINUTES).astype(float)]
+            )
             return _WindowIndex.build(np.where(departed, origin, -1), dep, vals)
         if name == "dest_departed":
             dest = _codes(v["airport"], d["dest"])
@@ -308,6 +357,7 @@ class Context:
     @property
     def tail_schedule(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Departures sorted by (tailnum, scheduled instant): keys, sched, dep, dep_delay."""
+
         def build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             t = self.departure_times
             tail = _codes(self.vocab["tailnum"], self.departures["tailnum"])
@@ -315,6 +365,7 @@ class Context:
             keys = (tail[ok].astype(np.int64) << _SHIFT) | t["sched"][ok].astype(np.int64)
             order = np.argsort(keys, kind="stable")
             return keys[order], t["sched"][ok][order], t["dep"][ok][order], t["delay"][ok][order]
+
         return self._get("tail", build)
 
     @property
@@ -328,6 +379,7 @@ class Context:
             order = np.argsort(keys, kind="stable")
             values = w.loc[ok, list(WEATHER_FEATURES)].to_numpy(dtype=np.float64)[order]
             return keys[order], values
+
         return self._get("weather", build)
 
     @property
@@ -336,6 +388,7 @@ class Context:
             p = self.planes.dropna(subset=["tailnum"]).drop_duplicates("tailnum")
             numeric = p[["year", "seats", "engines"]].to_numpy(dtype=np.float64)
             return _Vocabulary.of(p["tailnum"]), numeric, p["type"].to_numpy(dtype=object)
+
         return self._get("planes", build)
 
     @property
@@ -343,6 +396,7 @@ class Context:
         def build() -> tuple[_Vocabulary, np.ndarray]:
             a = self.airports.dropna(subset=["faa"]).drop_duplicates("faa")
             return _Vocabulary.of(a["faa"]), a[["lat", "lon", "alt"]].to_numpy(np.float64)
+
         return self._get("airports", build)
 
 
@@ -352,40 +406,49 @@ def departures_log(flights: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise FeatureError(f"flights lack column(s) {missing} needed for the departures log")
     as_ns = lambda m: pd.to_datetime(pd.Series(m * 60, dtype="float64"), unit="s")  # noqa: E731
-    return pd.DataFrame({
-        "origin": flights["origin"].astype(str).to_numpy(),
-        "dest": flights["dest"].astype(str).to_numpy(),
-        "carrier": flights["carrier"].astype(str).to_numpy(),
-        "tailnum": flights["tailnum"].to_numpy(dtype=object),
-        "sched_dep_at": as_ns(scheduled_departure(flights)).to_numpy(),
-        "dep_at": as_ns(actual_departure(flights)).to_numpy(),
-        "dep_delay": flights["dep_delay"].to_numpy(dtype=np.float64),
-    })
+    return pd.DataFrame(
+        {
+            "origin": flights["origin"].astype(str).to_numpy(),
+            "dest": flights["dest"].astype(str).to_numpy(),
+            "carrier": flights["carrier"].astype(str).to_numpy(),
+            "tailnum": flights["tailnum"].to_numpy(dtype=object),
+            "sched_dep_at": as_ns(scheduled_departure(flights)).to_numpy(),
+            "dep_at": as_ns(actual_departure(flights)).to_numpy(),
+            "dep_delay": flights["dep_delay"].to_numpy(dtype=np.float64),
+        }
+    )
 
 
 def weather_table(weather: pd.DataFrame) -> pd.DataFrame:
     """The context's weather table from raw hourly weather (local year/month/day/hour)."""
-    missing = [c for c in ("origin", "year", "month", "day", "hour", *WEATHER_FEATURES)
-               if c not in weather.columns]
+    missing = [
+        c
+        for c in ("origin", "year", "month", "day", "hour", *WEATHER_FEATURES)
+        if c not in weather.columns
+    ]
     if missing:
         raise FeatureError(f"weather lacks column(s) {missing}")
-    days = days_from_civil(weather["year"].to_numpy(), weather["month"].to_numpy(),
-                           weather["day"].to_numpy())
+    days = days_from_civil(
+        weather["year"].to_numpy(), weather["month"].to_numpy(), weather["day"].to_numpy()
+    )
     minutes = days * _MINUTES_PER_DAY + weather["hour"].to_numpy(dtype=np.int64) * 60
     table = weather.loc[:, ["origin", *WEATHER_FEATURES]].reset_index(drop=True)
     table.insert(1, "time_hour_local", pd.to_datetime(minutes * 60, unit="s"))
     return table.loc[:, list(WEATHER_COLUMNS)]
 
 
-def build_context(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame,
-                  airports: pd.DataFrame) -> Context:
+def build_context(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, airports: pd.DataFrame
+) -> Context:
     """The Context from raw tables (flights with outcomes, hourly weather, planes, airports)."""
-    return Context.from_tables({
-        "departures": departures_log(flights),
-        "weather": weather_table(weather),
-        "planes": planes,
-        "airports": airports,
-    })
+    return Context.from_tables(
+        {
+            "departures": departures_log(flights),
+            "weather": weather_table(weather),
+            "planes": planes,
+            "airports": airports,
+        }
+    )
 
 
 # ---------------------------------------------------------------- features
@@ -395,8 +458,14 @@ def _check_raw(flights: pd.DataFrame) -> None:
     missing = [c for c in RAW_COLUMNS if c not in flights.columns]
     if missing:
         raise FeatureError(f"flight rows lack column(s) {missing}")
-    checks = {"year": (1900, 2100), "month": (1, 12), "day": (1, 31), "sched_dep_time": (0, 2400),
-              "sched_arr_time": (0, 2400), "distance": (0, 20_000)}
+    checks = {
+        "year": (1900, 2100),
+        "month": (1, 12),
+        "day": (1, 31),
+        "sched_dep_time": (0, 2400),
+        "sched_arr_time": (0, 2400),
+        "distance": (0, 20_000),
+    }
     for column, (low, high) in checks.items():
         try:
             values = np.asarray(flights[column], dtype=np.float64)
@@ -407,8 +476,9 @@ def _check_raw(flights: pd.DataFrame) -> None:
         if column.endswith("_time") and not bad.any():
             bad, what = values % 100 >= 60, "not a clock time HHMM"
         if bad.any():
-            raise FeatureError(f"column {column!r}: {int(bad.sum())} row(s) {what}, "
-                               f"e.g. {values[bad][0]:g}")
+            raise FeatureError(
+                f"column {column!r}: {int(bad.sum())} row(s) {what}, e.g. {values[bad][0]:g}"
+            )
 
 
 def build_features(
@@ -428,7 +498,9 @@ def build_features(
     origin = _codes(vocab["airport"], origin_s)
     dest = _codes(vocab["airport"], dest_s)
     out: dict[str, Any] = {
-        "carrier": carrier_s, "origin": origin_s, "dest": dest_s,
+        "carrier": carrier_s,
+        "origin": origin_s,
+        "dest": dest_s,
     }
 
     # calendar and schedule
@@ -491,22 +563,31 @@ def build_features(
         waiting = started[:, 0] - ended[:, 0]
         out["origin_waiting"] = waiting
         out["origin_waiting_mean_minutes"] = np.where(
-            waiting > 0, pred - (started[:, 1] - ended[:, 1]) / waiting, 0.0)
-        out["origin_waiting_mean_minutes"] = np.where(origin >= 0,
-                                                      out["origin_waiting_mean_minutes"], np.nan)
+            waiting > 0, pred - (started[:, 1] - ended[:, 1]) / waiting, 0.0
+        )
+        out["origin_waiting_mean_minutes"] = np.where(
+            origin >= 0, out["origin_waiting_mean_minutes"], np.nan
+        )
 
     # the same aircraft's previous scheduled departure (within a day)
     out.update(_tail_features(flights, context, sched, pred))
-    categorical = pd.DataFrame({name: pd.array(out[name], dtype="str")
-                                for name in CATEGORICAL_FEATURES}, index=flights.index)
-    numeric = pd.DataFrame(np.column_stack([np.asarray(out[name], dtype=np.float64)
-                                            for name in NUMERIC_FEATURES]).reshape(n, -1),
-                           columns=list(NUMERIC_FEATURES), index=flights.index)
+    categorical = pd.DataFrame(
+        {name: pd.array(out[name], dtype="str") for name in CATEGORICAL_FEATURES},
+        index=flights.index,
+    )
+    numeric = pd.DataFrame(
+        np.column_stack(
+            [np.asarray(out[name], dtype=np.float64) for name in NUMERIC_FEATURES]
+        ).reshape(n, -1),
+        columns=list(NUMERIC_FEATURES),
+        index=flights.index,
+    )
     return pd.concat([categorical, numeric], axis=1)
 
 
-def _tail_features(flights: pd.DataFrame, context: Context, sched: np.ndarray,
-                   pred: np.ndarray) -> dict[str, np.ndarray]:
+def _tail_features(
+    flights: pd.DataFrame, context: Context, sched: np.ndarray, pred: np.ndarray
+) -> dict[str, np.ndarray]:
     keys, t_sched, t_dep, t_delay = context.tail_schedule
     tail = _codes(context.vocab["tailnum"], flights["tailnum"].to_numpy(dtype=object))
     q = (tail.astype(np.int64) << _SHIFT) | sched.astype(np.int64)
@@ -524,8 +605,9 @@ def _tail_features(flights: pd.DataFrame, context: Context, sched: np.ndarray,
     return {
         "tail_prev_gap_minutes": np.where(has, sched - prev_sched, np.nan),
         "tail_prev_dep_delay": np.where(departed, prev_delay, np.nan),
-        "tail_prev_waiting_minutes": np.where(waiting, pred - prev_sched,
-                                              np.where(has, 0.0, np.nan)),
+        "tail_prev_waiting_minutes": np.where(
+            waiting, pred - prev_sched, np.where(has, 0.0, np.nan)
+        ),
     }
 
 

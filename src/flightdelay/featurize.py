@@ -35,8 +35,16 @@ def flight_ids(flights: pd.DataFrame) -> pd.Series:
     """A readable unique key per flight: ``2013-01-01_EWR_UA1545_0515``."""
     date = pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d")
     sched = flights["sched_dep_time"].astype(int).astype(str).str.zfill(4)
-    return (date + "_" + flights["origin"].astype(str) + "_" + flights["carrier"].astype(str)
-            + flights["flight"].astype(int).astype(str) + "_" + sched).rename("flight_id")
+    return (
+        date
+        + "_"
+        + flights["origin"].astype(str)
+        + "_"
+        + flights["carrier"].astype(str)
+        + flights["flight"].astype(int).astype(str)
+        + "_"
+        + sched
+    ).rename("flight_id")
 
 
 def featurize(flights: pd.DataFrame, context: Context, params: FeaturizeParams) -> pd.DataFrame:
@@ -50,10 +58,15 @@ def featurize(flights: pd.DataFrame, context: Context, params: FeaturizeParams) 
     ids = flight_ids(flights)
     if ids.duplicated().any():
         dupes = ids[ids.duplicated()].head(3).tolist()
-        raise FeatureError(f"flights are not unique by date, origin, carrier, flight and "
-                           f"scheduled departure: {dupes}")
-    month = (flights["year"].astype(int).astype(str) + "-"
-             + flights["month"].astype(int).astype(str).str.zfill(2))
+        raise FeatureError(
+            f"flights are not unique by date, origin, carrier, flight and "
+            f"scheduled departure: {dupes}"
+        )
+    month = (
+        flights["year"].astype(int).astype(str)
+        + "-"
+        + flights["month"].astype(int).astype(str).str.zfill(2)
+    )
     features = build_features(flights, context, params)
     frame = pd.concat([ids, month.rename("month"), features, y.astype(np.int8)], axis=1)
     return frame.reset_index(drop=True)
@@ -69,12 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = params.paths
         summary = paths.validation / "summary.json"
         # The gate: features are built only from data that passed `flightdelay validate`.
-        if read_json(summary, "validation summary (run `flightdelay validate`)").get(
-                "success") is not True:
+        if (
+            read_json(summary, "validation summary (run `flightdelay validate`)").get("success")
+            is not True
+        ):
             raise DataFileError(f"{summary}: the data failed validation; not building features")
         flights = read_batches(paths.flights)
-        context = build_context(flights, read_batches(paths.weather), read_csv(paths.planes),
-                                read_csv(paths.airports))
+        context = build_context(
+            flights, read_batches(paths.weather), read_csv(paths.planes), read_csv(paths.airports)
+        )
         frame = featurize(flights, context, params.featurize)
     except (ParamsError, DataFileError, FeatureError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -82,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.features.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(paths.features, index=False)
     write_context(context, paths.context)
-    print(f"featurize: {len(frame)} flights x {len(FEATURE_COLUMNS)} features, "
-          f"late share {frame[TARGET].mean():.3f} -> {paths.features} "
-          f"({time.perf_counter() - started:.1f}s)")
+    print(
+        f"featurize: {len(frame)} flights x {len(FEATURE_COLUMNS)} features, "
+        f"late share {frame[TARGET].mean():.3f} -> {paths.features} "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
     return 0

@@ -16,9 +16,14 @@ EXPERIMENT = "flightdelay"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
-def log_training(pipeline: Pipeline, input_example: pd.DataFrame, params: dict[str, Any],
-                 metrics: dict[str, float], tags: dict[str, str],
-                 trusted_types: list[str]) -> str:
+def log_training(
+    pipeline: Pipeline,
+    input_example: pd.DataFrame,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    trusted_types: list[str],
+) -> str:
     """Log one training run (params, metrics, tags, skops model with signature); return its id."""
     import mlflow
     import mlflow.sklearn

@@ -52,9 +52,15 @@ def make_pipeline(params: TrainParams) -> Pipeline:
     """The unfitted model: categorical encoding + gradient boosting, seeded."""
     encode = ColumnTransformer(
         [
-            ("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                           encoded_missing_value=np.nan),
-             list(CATEGORICAL_FEATURES)),
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                ),
+                list(CATEGORICAL_FEATURES),
+            ),
             ("numeric", "passthrough", list(NUMERIC_FEATURES)),
         ],
         verbose_feature_names_out=False,
@@ -130,8 +136,10 @@ def train(features: pd.DataFrame, params: TrainParams) -> TrainResult:
 
 def input_schema(features: pd.DataFrame) -> list[dict[str, str]]:
     """Column names and dtypes the pipeline expects, in order."""
-    return [{"name": c, "dtype": "string" if c in CATEGORICAL_FEATURES else "float64"}
-            for c in FEATURE_COLUMNS]
+    return [
+        {"name": c, "dtype": "string" if c in CATEGORICAL_FEATURES else "float64"}
+        for c in FEATURE_COLUMNS
+    ]
 
 
 # ---------------------------------------------------------------- I/O edge
@@ -140,10 +148,15 @@ def input_schema(features: pd.DataFrame) -> list[dict[str, str]]:
 def git_commit() -> str:
     """HEAD's commit (with ``-dirty`` if tracked files changed), or ``unknown`` outside git."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}-dirty" if dirty else head
@@ -176,10 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     save(result, features, params, data_md5, log_mlflow=not args.no_mlflow)
-    print(f"train: {int(result.train_metrics['train_rows'])} rows of {result.train_months[0]}.."
-          f"{result.train_months[-1]}, {int(result.train_metrics['n_iter'])} iterations, "
-          f"threshold {result.threshold:.3f} -> {params.paths.model} "
-          f"({time.perf_counter() - started:.1f}s)")
+    print(
+        f"train: {int(result.train_metrics['train_rows'])} rows of {result.train_months[0]}.."
+        f"{result.train_months[-1]}, {int(result.train_metrics['n_iter'])} iterations, "
+        f"threshold {result.threshold:.3f} -> {params.paths.model} "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
     return 0
 
 
@@ -189,15 +204,21 @@ def read_features(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def save(result: TrainResult, features: pd.DataFrame, params: Params, data_md5: str,
-         log_mlflow: bool = True) -> dict[str, Any]:
+def save(
+    result: TrainResult,
+    features: pd.DataFrame,
+    params: Params,
+    data_md5: str,
+    log_mlflow: bool = True,
+) -> dict[str, Any]:
     """Write model.skops, the context tables and model.json; log the run to MLflow."""
     from flightdelay import model_io
 
     model_dir = params.paths.model
     path = model_io.dump_pipeline(result.pipeline, model_dir)
-    model_io.write_context(model_io.read_context(params.paths.context),
-                           model_dir / model_io.CONTEXT_DIR)
+    model_io.write_context(
+        model_io.read_context(params.paths.context), model_dir / model_io.CONTEXT_DIR
+    )
     commit = git_commit()
     metadata: dict[str, Any] = {
         "sha256": sha256_file(path),
@@ -219,11 +240,18 @@ def save(result: TrainResult, features: pd.DataFrame, params: Params, data_md5: 
 
         example = features.loc[:, list(FEATURE_COLUMNS)].head(5)
         metadata["mlflow_run_id"] = tracking.log_training(
-            result.pipeline, example, params={**_flat("featurize", params.featurize.model_dump()),
-                                              **_flat("train", params.train.model_dump())},
+            result.pipeline,
+            example,
+            params={
+                **_flat("featurize", params.featurize.model_dump()),
+                **_flat("train", params.train.model_dump()),
+            },
             metrics={**result.train_metrics, "threshold": result.threshold},
-            tags={"git_commit": commit, "data_md5": data_md5,
-                  "train_months": ",".join(result.train_months)},
+            tags={
+                "git_commit": commit,
+                "data_md5": data_md5,
+                "train_months": ",".join(result.train_months),
+            },
             trusted_types=list(model_io.TRUSTED_TYPES),
         )
     model_io.write_metadata(model_dir, metadata)
