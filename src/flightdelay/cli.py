@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("flightdelay.report", "the pull-request report: verdict, deltas, diffs, drift"),
     "gate": ("flightdelay.gate", "the promotion rule: exit 0 to promote, 1 not, with reasons"),
     "compare": ("flightdelay.compare", "another ref's model on this evaluation set, paired CIs"),
+    "card": ("flightdelay.card", "model card from the pipeline outputs; --check, --version"),
     "serve": ("flightdelay.serve", "serve the model over HTTP (FastAPI under uvicorn)"),
     "smoke": ("flightdelay.smoke", "check a running service: /health, /version, /predict"),
     "promote": ("flightdelay.promote", "after a merge: gate, gto register, assign staging"),

@@ -49,6 +49,7 @@ class Paths(_Section):
     drift: Path
     report: Path
     gate: Path  # `flightdelay gate`: the promotion verdict as JSON (not a DVC stage)
+    cards: Path  # generated model cards: <MODEL_NAME>.md (working tree), <MODEL_NAME>@vX.Y.Z.md
 
 
 class DataParams(_Section):
@@ -114,6 +115,11 @@ class DriftParams(_Section):
     max_performance_drop: float = Field(ge=0, le=1)  # newest month below the worst backtest month
 
 
+class CardParams(_Section):
+    confidence: float = Field(gt=0.5, lt=1)  # level of the bootstrap intervals
+    top_features: int = Field(ge=1, le=50)  # permutation importances listed
+
+
 GateMetric = Literal["roc_auc", "pr_auc"]
 
 
@@ -139,6 +145,7 @@ class Params(_Section):
     train: TrainParams
     evaluate: EvaluateParams
     drift: DriftParams
+    card: CardParams
     gate: GateParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

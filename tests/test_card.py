@@ -1,0 +1,559 @@
+"""Model card: sections, numbers from the inputs, intervals, diff, staleness against dvc.lock."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from flightdelay import card
+from flightdelay.card import CardError, CardInputs, CardSpec, Interval
+from flightdelay.data import dir_md5
+from flightdelay.io import md5_file
+from flightdelay.params import TrainParams
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+MODEL = {
+    "data_md5": "0123456789abcdef0123456789abcdef.dir",
+    "eval_month": "2013-03",
+    "featurize": {"cancelled": "late", "lead_minutes": 60, "target_delay_minutes": 30},
+    "git_commit": "feedc0de" * 5,
+    "mlflow_run_id": "run4242",
+    "sha256": "ab" * 32,
+    "target": "arr_delay >= 30 minutes",
+    "threshold": 0.3141,
+    "train": {"learning_rate": 0.1, "max_iter": 300, "seed": 42},
+    "train_metrics": {"n_iter": 123.0, "train_late_share": 0.2222, "train_rows": 54321.0},
+    "train_months": ["2013-01", "2013-02"],
+}
+EVALUATE = {
+    "accuracy": 0.9011,
+    "baseline_accuracy": 0.8899,
+    "brier": 0.0666,
+    "eval_month": "2013-03",
+    "f1": 0.5432,
+    "late_share": 0.1234,
+    "log_loss": 0.2468,
+    "n": 400.0,
+    "pr_auc": 0.5678,
+    "precision": 0.6543,
+    "recall": 0.4321,
+    "roc_auc": 0.8123,
+    "threshold": 0.3141,
+}
+BACKTEST = [
+    {
+        "month": "2013-02",
+        "n": 300.0,
+        "late_share": 0.25,
+        "roc_auc": 0.7777,
+        "pr_auc": 0.6,
+        "train_months": ["2013-01"],
+    },
+    {
+        "month": "2013-03",
+        "n": 400.0,
+        "late_share": 0.1234,
+        "roc_auc": 0.8123,
+        "pr_auc": 0.5678,
+        "train_months": ["2013-01", "2013-02"],
+    },
+]
+SLICES = {
+    "carrier": [
+        {
+            "carrier": "UA",
+            "n": 250.0,
+            "late_share": 0.111,
+            "roc_auc": 0.8555,
+            "pr_auc": 0.5,
+            "recall": 0.4,
+            "precision": 0.6,
+            "f1": 0.48,
+        },
+        {"carrier": "ZZ", "n": 150},
+    ],
+    "origin": [
+        {
+            "origin": "EWR",
+            "n": 400.0,
+            "late_share": 0.1234,
+            "roc_auc": 0.8123,
+            "pr_auc": 0.5678,
+            "recall": 0.4321,
+            "precision": 0.6543,
+            "f1": 0.5432,
+        },
+    ],
+}
+IMPORTANCE = [
+    {"feature": "origin_waiting", "importance": 0.0302, "std": 0.0036},
+    {"feature": "carrier", "importance": 0.0222, "std": 0.0028},
+]
+DRIFT = {
+    "current_month": "2013-03",
+    "reference_months": ["2013-01", "2013-02"],
+    "dataset": {
+        "drifted": False,
+        "share_drifted": 0.2,
+        "n_drifted": 7,
+        "n_features": 35,
+        "drift_share_threshold": 0.5,
+        "drifted_features": ["temp", "dewp"],
+    },
+    "label": {"reference_late_rate": 0.2222, "current_late_rate": 0.1234},
+    "performance": {
+        "available": True,
+        "drifted": False,
+        "metric": "roc_auc",
+        "current": 0.8123,
+        "backtest_worst": 0.7777,
+    },
+}
+BATCHES = {
+    "flights/2013-01.csv": {"md5": "11" * 16, "rows": 27004},
+    "flights/2013-02.csv": {"md5": "22" * 16, "rows": 24951},
+    "flights/2013-03.csv": {"md5": "33" * 16, "rows": 28834},
+}
+FINGERPRINT = {"data": MODEL["data_md5"], "outputs/metrics/evaluate.json": "e" * 32}
+
+
+def inputs(**changes: Any) -> CardInputs:
+    values: dict[str, Any] = {
+        "model": MODEL,
+        "evaluate": EVALUATE,
+        "backtest": BACKTEST,
+        "slices": SLICES,
+        "importance": IMPORTANCE,
+        "drift": DRIFT,
+        "batches": BATCHES,
+        "intervals": {"roc_auc": Interval(0.8011, 0.8234), "f1": Interval(0.5, 0.58)},
+        "slice_intervals": {"carrier": {"UA": Interval(0.8101, 0.8999)}},
+        "intersections": [
+            {"carrier": "UA", "origin": "EWR", "n": 250, "late_share": 0.111, "roc_auc": 0.8555}
+        ],
+        "fingerprint": FINGERPRINT,
+        "names": {"carrier": {"UA": "United Air Lines Inc."}, "origin": {"EWR": "Newark"}},
+    }
+    return CardInputs(**(values | changes))
+
+
+def spec(**changes: Any) -> CardSpec:
+    values: dict[str, Any] = {
+        "name": "flight-delay",
+        "version": None,
+        "registered_commit": None,
+        "confidence": 0.95,
+        "bootstrap_samples": 200,
+        "seed": 42,
+        "min_slice_rows": 200,
+        "top_features": 10,
+    }
+    return CardSpec(**(values | changes))
+
+
+def section(markdown: str, name: str) -> str:
+    return markdown.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def test_render_card_has_every_model_card_section_in_order() -> None:
+    markdown = card.render_card(inputs(), spec())
+    headings = [line[3:] for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings == list(card.SECTIONS)
+
+
+def test_render_card_model_details_come_from_model_json() -> None:
+    details = section(card.render_card(inputs(), spec()), "Model details")
+    assert f"`{MODEL['git_commit']}`" in details
+    assert "`0123456789abcdef0123456789abcdef.dir`" in details
+    assert "`run4242`" in details
+    assert "2013-01 .. 2013-02 (2013-01-01 to 2013-02-28)" in details
+    assert "| Decision threshold | 0.314" in details
+    assert "| Boosting iterations | 123 |" in details
+    assert "unregistered" in details
+
+
+def test_render_card_metrics_table_has_value_and_interval() -> None:
+    metrics = section(card.render_card(inputs(), spec()), "Metrics")
+    assert "| ROC AUC | 0.812 | [0.801, 0.823] |" in metrics
+    assert "| F1 | 0.543 | [0.500, 0.580] |" in metrics
+    assert "| PR AUC (average precision) | 0.568 | n/a |" in metrics
+    assert "95 % interval" in metrics
+    assert "200 resamples, seed 42" in metrics
+    assert "| 2013-02 | 2013-01 .. 2013-01 | 300 | 25.0 % | 0.778 | 0.600 |" in metrics
+
+
+def test_render_card_data_sections_count_rows_from_data_dvc() -> None:
+    markdown = card.render_card(inputs(), spec())
+    assert "| 2013-03 | 28,834 | `333333333333` |" in section(markdown, "Evaluation data")
+    training = section(markdown, "Training data")
+    assert "| 2013-01 | 27,004 | `111111111111` |" in training
+    assert "54,321 flights modelled, 22.2 % late" in training
+    assert "7 of 35 features drifted" in section(markdown, "Evaluation data")
+
+
+def test_render_card_quantitative_analyses_per_slice_with_names() -> None:
+    analyses = section(card.render_card(inputs(), spec()), "Quantitative analyses")
+    assert "| UA (United Air Lines Inc.) | 250 | 11.1 % | 0.856 [0.810, 0.900] |" in analyses
+    assert "| ZZ | 150 |  | fewer than 200 flights |" in analyses
+    assert "| EWR (Newark) | 400 | 12.3 % | 0.812 n/a |" in analyses
+    assert "| UA | EWR | 250 | 11.1 % | 0.856 |" in analyses
+    assert "| origin_waiting | 0.0302 | 0.0036 |" in analyses
+
+
+def test_render_card_caveats_name_the_known_limits() -> None:
+    caveats = section(card.render_card(inputs(), spec()), "Caveats and recommendations")
+    assert "2013 only" in caveats
+    assert "Three New York airports only** (EWR)" in caveats
+    assert "Pre-departure features only" in caveats
+    assert "ROC AUC varied from 0.778 to 0.812 in the backtest" in caveats
+
+
+def test_render_card_of_a_version_names_version_and_commit() -> None:
+    markdown = card.render_card(inputs(), spec(version="v1.2.0", registered_commit="c0ffee"))
+    assert markdown.splitlines()[3] == "# Model card: flight-delay@v1.2.0"
+    assert "| Version | v1.2.0 (git tag `flight-delay@v1.2.0`) |" in markdown
+    assert "| Registered commit | `c0ffee` |" in markdown
+
+
+def test_render_card_warns_when_trained_from_a_dirty_tree() -> None:
+    dirty = MODEL | {"git_commit": "abc123-dirty"}
+    assert "uncommitted changes" in card.render_card(inputs(model=dirty), spec())
+    assert "uncommitted changes" not in card.render_card(inputs(), spec())
+
+
+def test_render_card_is_deterministic_and_lint_clean() -> None:
+    first = card.render_card(inputs(), spec())
+    assert first == card.render_card(inputs(), spec())
+    assert first.endswith("\n")
+    assert not first.endswith("\n\n")
+    assert not [line for line in first.splitlines() if line != line.rstrip()]
+
+
+def test_render_card_records_its_inputs() -> None:
+    assert card.fingerprint_of(card.render_card(inputs(), spec())) == FINGERPRINT
+
+
+def test_render_card_missing_key_names_the_file_and_key() -> None:
+    model = {k: v for k, v in MODEL.items() if k != "train_months"}
+    with pytest.raises(CardError, match=r"model\.json lacks the key 'train_months'"):
+        card.render_card(inputs(model=model), spec())
+
+
+def test_estimator_named_in_the_card_is_what_train_fits() -> None:
+    from flightdelay.train import make_pipeline
+
+    params = TrainParams(
+        seed=0,
+        learning_rate=0.1,
+        max_iter=10,
+        max_leaf_nodes=8,
+        min_samples_leaf=5,
+        l2_regularization=0.0,
+        validation_fraction=0.1,
+        early_stopping_rounds=5,
+    )
+    assert type(make_pipeline(params)[-1]).__name__ == card.ESTIMATOR
+
+
+def test_month_range_ends_on_the_last_day_of_the_month() -> None:
+    assert card.month_range(["2013-02", "2013-01"]) == "2013-01-01 to 2013-02-28"
+    assert card.month_range([]) == "n/a"
+
+
+# --- intervals -----------------------------------------------------------------------------------
+
+
+def scored(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    return y, np.round(np.clip(0.3 * y + rng.normal(0.35, 0.2, n), 0, 1), 2)  # with ties
+
+
+def test_roc_auc_equals_sklearn_with_ties() -> None:
+    y, s = scored()
+    assert card.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+def test_metric_intervals_bracket_the_estimate_and_are_seeded() -> None:
+    y, s = scored()
+    first = card.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.95)
+    assert set(first) == set(card.METRICS)
+    assert first == card.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.95)
+    assert first != card.metric_intervals(y, s, 0.5, samples=100, seed=8, confidence=0.95)
+    roc = first["roc_auc"]
+    assert roc.low < roc_auc_score(y, s) < roc.high
+    narrow = card.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.5)["roc_auc"]
+    assert roc.low < narrow.low < narrow.high < roc.high
+
+
+def test_metric_intervals_skip_resamples_with_one_class() -> None:
+    y = np.array([0] * 9 + [1])
+    found = card.metric_intervals(y, np.linspace(0, 1, 10), 0.5, 50, 0, 0.9)
+    assert 0 <= found["roc_auc"].low <= found["roc_auc"].high <= 1
+
+
+def test_metric_intervals_without_rows_say_so() -> None:
+    with pytest.raises(CardError, match="no rows to bootstrap"):
+        card.metric_intervals(np.array([]), np.array([]), 0.5, 10, 0, 0.9)
+
+
+def test_slice_intervals_only_for_large_two_class_slices() -> None:
+    y, s = scored(600)
+    frame = pd.DataFrame({"y_true": y, "score": s, "carrier": ["AA"] * 500 + ["ZZ"] * 100})
+    found = card.slice_intervals(frame, ["carrier"], 200, 50, 0, 0.95)
+    assert set(found["carrier"]) == {"AA"}
+
+
+def test_intersections_lowest_roc_auc_first() -> None:
+    y, s = scored(800)
+    s[:400] = np.random.default_rng(1).random(400)  # the first pair scores at random
+    frame = pd.DataFrame(
+        {"y_true": y, "score": s, "carrier": ["AA"] * 400 + ["UA"] * 400, "origin": "EWR"}
+    )
+    rows = card.intersections(frame, ("carrier", "origin"), 200)
+    assert [r["carrier"] for r in rows] == ["AA", "UA"]
+    assert rows[0]["n"] == 400
+    assert rows[1]["roc_auc"] == pytest.approx(roc_auc_score(y[400:], s[400:]))
+
+
+# --- diff ----------------------------------------------------------------------------------------
+
+
+def test_card_diff_of_identical_cards_is_one_line() -> None:
+    markdown = card.render_card(inputs(), spec())
+    assert card.card_diff(markdown, markdown) == "The model card is unchanged.\n"
+
+
+def test_card_diff_without_an_earlier_card() -> None:
+    assert card.card_diff("", card.render_card(inputs(), spec())).startswith("New model card")
+
+
+def test_card_diff_shows_changed_lines_per_section() -> None:
+    old = card.render_card(inputs(), spec())
+    new = card.render_card(inputs(evaluate=EVALUATE | {"roc_auc": 0.8456}), spec())
+    diff = card.card_diff(old, new)
+    assert diff.startswith("The model card changed in ")
+    assert "Metrics: changed" in diff
+    assert "-| ROC AUC | 0.812 | [0.801, 0.823] |" in diff
+    assert "+| ROC AUC | 0.846 | [0.801, 0.823] |" in diff
+    assert "Training data" not in diff
+
+
+# --- staleness -----------------------------------------------------------------------------------
+
+
+def lock_for(card_md: str, card_md5: str, **overrides: str) -> dict[str, Any]:
+    hashes = card.fingerprint_of(card_md) or {}
+    outs = [
+        {"path": p, "md5": overrides.get(p, m)} for p, m in hashes.items() if p != card.DATA_KEY
+    ]
+    return {
+        "schema": "2.0",
+        "stages": {
+            "validate": {"deps": [{"path": "data", "md5": overrides.get("data", hashes["data"])}]},
+            "evaluate": {"outs": outs},
+            "card": {
+                "deps": [{"path": "src/flightdelay/card.py", "md5": "c" * 32}],
+                "outs": [{"path": "model-cards/flight-delay.md", "md5": card_md5}],
+            },
+        },
+    }
+
+
+CARD_PATH = "model-cards/flight-delay.md"
+
+
+def test_stale_reasons_none_when_fresh() -> None:
+    markdown = card.render_card(inputs(), spec())
+    lock = lock_for(markdown, "m" * 32)
+    assert card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == []
+
+
+def test_stale_reasons_when_dvc_lock_records_new_metrics() -> None:
+    markdown = card.render_card(inputs(), spec())
+    lock = lock_for(markdown, "m" * 32, **{"outputs/metrics/evaluate.json": "f" * 32})
+    (reason,) = card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})
+    assert reason.startswith(
+        f"outputs/metrics/evaluate.json: dvc.lock records {'f' * 32}, the card was made from "
+    )
+    assert reason.endswith(
+        "run `dvc repro card` and commit model-cards/flight-delay.md and dvc.lock"
+    )
+
+
+def test_stale_reasons_when_the_data_changed() -> None:
+    markdown = card.render_card(inputs(), spec())
+    lock = lock_for(markdown, "m" * 32, data="d" * 32 + ".dir")
+    assert card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})[0].startswith("data: ")
+
+
+def test_stale_reasons_when_the_card_was_edited_by_hand() -> None:
+    markdown = card.render_card(inputs(), spec())
+    lock = lock_for(markdown, "m" * 32)
+    (reason,) = card.stale_reasons(markdown + "edit\n", CARD_PATH, "x" * 32, lock, {})
+    assert "is not the card dvc.lock records" in reason
+    assert "edited by hand" in reason
+
+
+def test_stale_reasons_when_the_card_code_changed() -> None:
+    markdown = card.render_card(inputs(), spec())
+    lock = lock_for(markdown, "m" * 32)
+    reasons = card.stale_reasons(
+        markdown, CARD_PATH, "m" * 32, lock, {"src/flightdelay/card.py": "0" * 32}
+    )
+    assert reasons == [
+        "src/flightdelay/card.py changed since the card was generated; run `dvc repro card` "
+        "and commit model-cards/flight-delay.md and dvc.lock"
+    ]
+
+
+def test_stale_reasons_when_there_is_no_card_stage_or_no_card() -> None:
+    markdown = card.render_card(inputs(), spec())
+    lock = lock_for(markdown, "m" * 32)
+    del lock["stages"]["card"]
+    assert card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == [
+        "dvc.lock has no `card` stage: run `dvc repro card` and commit "
+        "model-cards/flight-delay.md and dvc.lock"
+    ]
+    assert card.stale_reasons(None, CARD_PATH, None, lock, {})[0].startswith(
+        "model-cards/flight-delay.md not found"
+    )
+    assert (
+        "records no card-inputs" in card.stale_reasons("# hand-made\n", CARD_PATH, "", lock, {})[0]
+    )
+
+
+# --- the command on files ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory with the real params.yaml and small pipeline outputs at its paths."""
+    shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    (data / "flights").mkdir(parents=True)
+    for month, entry in BATCHES.items():
+        (data / month).write_text("year,month\n" + "2013,1\n" * (entry["rows"] % 7 + 1))
+    (data / "airlines.csv").write_text("carrier,name\nUA,United Air Lines Inc.\n")
+    (data / "airports.csv").write_text("faa,name\nEWR,Newark Liberty Intl\n")
+    files = {
+        p.relative_to(data).as_posix(): {"md5": md5_file(p), "rows": 1}
+        for p in sorted(data.rglob("*"))
+        if p.is_file()
+    }
+    (tmp_path / "data.dvc").write_text(
+        yaml.safe_dump(
+            {"outs": [{"md5": dir_md5(files), "path": "data"}], "meta": {"files": files}}
+        )
+    )
+    out = tmp_path / "outputs"
+    for path, payload in {
+        "model/model.json": MODEL | {"train_months": ["2013-01", "2013-02"]},
+        "metrics/evaluate.json": EVALUATE,
+        "metrics/backtest.json": {"months": BACKTEST},
+        "metrics/slices.json": SLICES,
+        "metrics/importance.json": {"features": IMPORTANCE},
+        "drift/drift.json": DRIFT,
+    }.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(json.dumps(payload))
+    y, s = scored(400, seed=3)
+    carriers = ["UA"] * 250 + ["ZZ"] * 150
+    pd.DataFrame({"y_true": y, "score": s, "carrier": carriers, "origin": "EWR"}).to_parquet(
+        out / "predictions.parquet"
+    )
+    return tmp_path
+
+
+def write_lock(workdir: Path) -> None:
+    """dvc.lock as `dvc repro card` would record it after generating the card."""
+    markdown = (workdir / CARD_PATH).read_text()
+    lock = lock_for(markdown, md5_file(workdir / CARD_PATH))
+    lock["stages"]["card"]["deps"] = [{"path": "src/flightdelay/card.py", "md5": "c" * 32}]
+    (workdir / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+def test_main_writes_the_working_tree_card(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert card.main([]) == 0
+    markdown = (workdir / CARD_PATH).read_text()
+    assert "# Model card: flight-delay (working tree)" in markdown
+    assert "| UA (United Air Lines Inc.) | 250 |" in markdown
+    assert capsys.readouterr().out.startswith(f"card: {CARD_PATH} (")
+    fingerprint = card.fingerprint_of(markdown) or {}
+    assert fingerprint["outputs/metrics/evaluate.json"] == md5_file(
+        workdir / "outputs/metrics/evaluate.json"
+    )
+    assert fingerprint["outputs/model"].endswith(".dir")
+
+
+def test_main_writes_a_version_card(workdir: Path) -> None:
+    assert card.main(["--version", "v0.3.0", "--commit", "c0ffee"]) == 0
+    markdown = (workdir / "model-cards" / "flight-delay@v0.3.0.md").read_text()
+    assert "# Model card: flight-delay@v0.3.0" in markdown
+    assert "| Registered commit | `c0ffee` |" in markdown
+
+
+def test_main_check_passes_when_fresh_fails_when_dvc_lock_changes(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert card.main([]) == 0
+    write_lock(workdir)
+    assert card.main(["--check"]) == 0
+    assert "is up to date with dvc.lock" in capsys.readouterr().out
+
+    lock = yaml.safe_load((workdir / "dvc.lock").read_text())
+    lock["stages"]["evaluate"]["outs"][0]["md5"] = "0" * 32
+    (workdir / "dvc.lock").write_text(yaml.safe_dump(lock))
+    assert card.main(["--check"]) == 1
+    assert "stale model card: outputs/" in capsys.readouterr().err
+
+
+def test_main_check_fails_without_dvc_lock(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert card.main(["--check"]) == 1
+    assert "stale model card: dvc.lock not found" in capsys.readouterr().err
+
+
+def test_main_names_a_missing_output(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "outputs/predictions.parquet").unlink()
+    assert card.main([]) == 1
+    assert "outputs/predictions.parquet: predictions not found" in capsys.readouterr().err
+
+
+def test_main_refuses_predictions_from_another_run(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "outputs/metrics/evaluate.json").write_text(json.dumps(EVALUATE | {"n": 999}))
+    assert card.main([]) == 1
+    assert "has 400 rows but evaluate.json reports n=999" in capsys.readouterr().err
+
+
+def test_main_rejects_a_bad_version(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert card.main(["--version", "1.2"]) == 1
+    assert "version '1.2' is not of the form vX.Y.Z" in capsys.readouterr().err
+    assert card.main(["--rev", "HEAD"]) == 1
+    assert "--rev and --commit go with --version" in capsys.readouterr().err
+
+
+def test_card_stage_writes_the_path_card_path_names(params: Any) -> None:
+    stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["card"]
+    (out,) = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+    resolved = out.replace("${paths.cards}", params.paths.cards.as_posix())
+    assert resolved == card.card_path(params).as_posix() == "model-cards/flight-delay.md"
+    assert card.card_path(params, "v1.0.0").as_posix() == "model-cards/flight-delay@v1.0.0.md"
