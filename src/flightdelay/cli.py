@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("flightdelay.gate", "the promotion rule: exit 0 to promote, 1 not, with reasons"),
     "compare": ("flightdelay.compare", "another ref's model on this evaluation set, paired CIs"),
     "card": ("flightdelay.card", "model card from the pipeline outputs; --check, --version"),
+    "monitor": ("flightdelay.monitor", "next upstream month vs prod model: drift, retrain branch"),
     "serve": ("flightdelay.serve", "serve the model over HTTP (FastAPI under uvicorn)"),
     "smoke": ("flightdelay.smoke", "check a running service: /health, /version, /predict"),
     "promote": ("flightdelay.promote", "after a merge: gate, gto register, assign staging"),

@@ -50,6 +50,7 @@ class Paths(_Section):
     report: Path
     gate: Path  # `flightdelay gate`: the promotion verdict as JSON (not a DVC stage)
     cards: Path  # generated model cards: <MODEL_NAME>.md (working tree), <MODEL_NAME>@vX.Y.Z.md
+    monitor: Path  # `flightdelay monitor` outputs (not a DVC stage)
 
 
 class DataParams(_Section):
@@ -120,6 +121,17 @@ class CardParams(_Section):
     top_features: int = Field(ge=1, le=50)  # permutation importances listed
 
 
+MonitorSignal = Literal["dataset", "label", "prediction", "performance"]
+
+
+class MonitorParams(_Section):
+    retrain_on: tuple[MonitorSignal, ...] = Field(min_length=1)  # signals that open a retrain PR
+    drift_share: float = Field(gt=0, le=1)  # dataset drift: share of drifted features >= this
+    performance_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"]
+    max_performance_drop: float = Field(ge=0, le=1)  # below the prod model's worst backtest month
+    min_labelled_rows: int = Field(ge=1)  # performance is assessed once this many labels arrived
+
+
 GateMetric = Literal["roc_auc", "pr_auc"]
 
 
@@ -146,6 +158,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     drift: DriftParams
     card: CardParams
+    monitor: MonitorParams
     gate: GateParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
