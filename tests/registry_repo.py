@@ -1,8 +1,9 @@
 """A tiny git + DVC + GTO repository for the promotion, release and rollback tests.
 
 It carries the real ``.gto``, ``params.yaml`` and the real ``artifacts:`` declaration of
-``dvc.yaml``, and a one-stage pipeline whose output is the model directory (``paths.model``):
-a small model.json whose content the test chooses, so each commit can record a different model.
+``dvc.yaml``, and a two-stage pipeline: ``train`` writes the model directory (``paths.model``, a
+small model.json whose content the test chooses, so each commit can record a different model)
+and ``evaluate`` its ``evaluate.json`` (git-tracked, like the real metrics).
 Real git, DVC (a local remote beside it) and GTO. Building one costs seconds, so tests build a
 module-wide one and work on cheap copies of it (:meth:`RegistryRepo.copy`).
 """
@@ -26,6 +27,13 @@ out.mkdir(parents=True, exist_ok=True)
 spec = json.loads(pathlib.Path("model_spec.json").read_text())
 (out / "model.json").write_text(json.dumps(spec, sort_keys=True))
 (out / "weights.bin").write_bytes(spec["name"].encode() * 10)
+"""
+EVALUATE = """\
+import json, pathlib, sys
+spec = json.loads((pathlib.Path(sys.argv[1]) / "model.json").read_text())
+out = pathlib.Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+(out / "evaluate.json").write_text(json.dumps({"roc_auc": spec.get("roc_auc", 0.8)}))
 """
 
 
@@ -61,11 +69,17 @@ class RegistryRepo:
                     "cmd": "python make_model.py ${paths.model}",
                     "deps": ["make_model.py", "model_spec.json"],
                     "outs": ["${paths.model}"],
-                }
+                },
+                "evaluate": {  # the gate reads its metrics
+                    "cmd": "python evaluate.py ${paths.model} ${paths.metrics}",
+                    "deps": ["evaluate.py", "${paths.model}"],
+                    "outs": [{"${paths.metrics}/evaluate.json": {"cache": False}}],
+                },
             },
         }
         (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
         (root / "make_model.py").write_text(MAKE_MODEL)
+        (root / "evaluate.py").write_text(EVALUATE)
         repo.dvc("init", "--quiet")
         repo.dvc("remote", "add", "--default", "--local", "store", str(remote))
         return repo

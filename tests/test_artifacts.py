@@ -100,3 +100,14 @@ def test_recorded_at_a_commit_without_dvc_lock_says_it_was_never_reproduced(
     head = repo.git("rev-parse", "HEAD").strip()
     with pytest.raises(ArtifactError, match=r"dvc\.lock records no hash for outputs/model"):
         artifacts.recorded(NAME, head)
+
+
+def test_pipeline_changes_of_a_reproduced_tree_is_empty(repo: RegistryRepo) -> None:
+    assert artifacts.pipeline_changes(["train"]) == {}
+
+
+def test_pipeline_changes_names_the_stage_and_the_changed_dependency(repo: RegistryRepo) -> None:
+    (repo.root / "model_spec.json").write_text(json.dumps({"name": "edited"}))
+    assert artifacts.pipeline_changes(["train"]) == {
+        "train": ["changed deps: model_spec.json modified"]
+    }

@@ -8,6 +8,7 @@ The end-to-end test (tests/test_loop_e2e.py) runs the real gate.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -213,3 +214,27 @@ def test_main_conflicting_labels_fail_before_anything(
     assert promote.main(["--labels", "major,minor"]) == 1
     assert "keep exactly one of major, minor, patch" in capsys.readouterr().err
     assert gate["calls"] == []
+
+
+def test_main_with_code_changed_but_not_reproduced_names_the_stage(
+    repo: RegistryRepo, gate: dict, capsys
+) -> None:
+    script = repo.root / "make_model.py"
+    script.write_text(script.read_text() + "# a change nobody reproduced\n")
+    repo.git("commit", "--quiet", "--all", "--message", "code without dvc repro")
+    assert promote.main([]) == 1
+    err = capsys.readouterr().err
+    assert "does not hold the pipeline outputs HEAD's dvc.lock records" in err
+    assert "train: changed deps: make_model.py modified" in err
+    assert gate["calls"] == []
+    assert repo.tags() == set()
+
+
+def test_main_without_the_pulled_model_says_dvc_pull(
+    repo: RegistryRepo, gate: dict, capsys
+) -> None:
+    shutil.rmtree(repo.root / "outputs" / "model")
+    assert promote.main([]) == 1
+    err = capsys.readouterr().err
+    assert "outputs/model deleted" in err
+    assert "Run `dvc pull`" in err

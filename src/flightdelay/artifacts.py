@@ -95,3 +95,30 @@ def materialise(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
             f"{artifact.path} at {artifact.commit[:12]}; refusing to release other bytes"
         )
     return dest
+
+
+def pipeline_changes(targets: list[str], repo: Path = Path(".")) -> dict[str, list[str]]:
+    """``dvc status`` of ``targets`` and their upstream stages: {stage: what changed}, empty when
+    the work tree holds exactly the outputs dvc.lock records for the current code and params."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            status = dvc_repo.status(targets=targets, with_deps=True)
+    except DvcException as exc:
+        raise ArtifactError(f"`dvc status {' '.join(targets)}` failed: {exc}") from None
+    changes: dict[str, list[str]] = {}
+    for stage, entries in status.items():
+        for entry in entries:
+            if isinstance(entry, dict):
+                for kind, paths in entry.items():
+                    what = (
+                        ", ".join(f"{p} {s}" for p, s in paths.items())
+                        if isinstance(paths, dict)
+                        else str(paths)
+                    )
+                    changes.setdefault(stage.split(":")[-1], []).append(f"{kind}: {what}")
+            else:
+                changes.setdefault(stage.split(":")[-1], []).append(str(entry))
+    return changes

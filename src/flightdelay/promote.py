@@ -1,7 +1,8 @@
 """``flightdelay promote``: after a merge to main, register the model and put it in staging.
 
-Run from a work tree whose pipeline outputs match HEAD (``dvc repro --pull`` leaves ``dvc.lock``
-unchanged). In order:
+Run from a work tree whose pipeline outputs are the ones HEAD's ``dvc.lock`` records (after
+``dvc pull``); a stale ``dvc.lock`` (the pull request changed code or params without committing
+the reproduced lock file) or missing outputs are refused with the stages named. In order:
 
 1. The model HEAD records (``dvc.lock``) is compared with the latest registered version's: if it
    is the same model (a docs or CI change), nothing is registered.
@@ -34,6 +35,7 @@ BUMPS = ("major", "minor", "patch")
 DEFAULT_BUMP = "minor"
 STAGE = "staging"
 PIPELINE_FILES = ("dvc.lock", "dvc.yaml", "params.yaml")
+GATED_STAGE = "evaluate"  # what the gate reads, with every stage upstream of it
 
 
 class PromoteError(ValueError):
@@ -153,6 +155,14 @@ def promote(labels: Sequence[str], gate_file: Path) -> tuple[Decision, str, str 
         raise PromoteError(
             f"{', '.join(PIPELINE_FILES)} differ from HEAD: the merged commit does not record "
             "the pipeline it runs (run `dvc repro` and commit dvc.lock in the pull request)"
+        )
+    stale = artifacts.pipeline_changes([GATED_STAGE])
+    if stale:
+        detail = "; ".join(f"{stage}: {', '.join(what)}" for stage, what in stale.items())
+        raise PromoteError(
+            f"the work tree does not hold the pipeline outputs HEAD's dvc.lock records ({detail}). "
+            "Run `dvc pull`; if stages changed, the merged pull request did not commit the "
+            "dvc.lock of its own code and params (run `dvc repro`, commit dvc.lock, `dvc push`)"
         )
     head = gitops.commit_of("HEAD")
     head_md5 = artifacts.recorded(MODEL_NAME, head).md5
