@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("flightdelay.serve", "serve the model over HTTP (FastAPI under uvicorn)"),
     "smoke": ("flightdelay.smoke", "check a running service: /health, /version, /predict"),
     "promote": ("flightdelay.promote", "after a merge: gate, gto register, assign staging"),
+    "release": ("flightdelay.release", "resolve a stage tag: verified model, assets, notes"),
+    "deploy": ("flightdelay.deploy", "run the release for its stage (local or kubernetes)"),
+    "mlflow-alias": ("flightdelay.mlflow_alias", "mirror the released stage as an MLflow alias"),
     "rollback": ("flightdelay.rollback", "re-assign prod to the previous version (gto history)"),
 }
 

@@ -116,6 +116,22 @@ class DriftParams(_Section):
     max_performance_drop: float = Field(ge=0, le=1)  # newest month below the worst backtest month
 
 
+class DeployParams(_Section):
+    """Where `flightdelay deploy --target local` runs each stage's service (loopback only)."""
+
+    host: Literal["127.0.0.1", "::1", "localhost"]  # never reachable from other hosts
+    ports: dict[Literal["staging", "prod"], int]  # one service per GTO stage
+    ready_timeout_s: float = Field(gt=0, le=600)  # start-up (model load, warm-up) until /ready
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> DeployParams:
+        if len(set(self.ports.values())) != len(self.ports):
+            raise ValueError(f"each stage needs its own port, got {self.ports}")
+        if any(not 1024 <= port <= 65535 for port in self.ports.values()):
+            raise ValueError(f"ports must be in 1024..65535, got {self.ports}")
+        return self
+
+
 class CardParams(_Section):
     confidence: float = Field(gt=0.5, lt=1)  # level of the bootstrap intervals
     top_features: int = Field(ge=1, le=50)  # permutation importances listed
@@ -157,6 +173,7 @@ class Params(_Section):
     train: TrainParams
     evaluate: EvaluateParams
     drift: DriftParams
+    deploy: DeployParams
     card: CardParams
     monitor: MonitorParams
     gate: GateParams

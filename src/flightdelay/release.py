@@ -1,0 +1,279 @@
+"""``flightdelay release --ref TAG``: turn a GTO stage tag into a release bundle.
+
+Resolves the tag (``gto check-ref``), refuses one that is not a stage assignment or that a newer
+assignment of the same stage has superseded, materialises the exact model the tagged commit's
+``dvc.lock`` records (from the DVC cache or remote, hash verified), and gathers what the GitHub
+release attaches: model card, metrics, report and model metadata, as found at that commit.
+Writes into ``--out`` (default ``outputs/release``)::
+
+    release.json   artifact, version, stage, tags, commit, hashes: what deploy and MLflow read
+    model/         the verified model directory (what the image bakes in, what serve loads)
+    assets/        files for the GitHub release (only those that exist at the commit)
+    notes.md       the GitHub release notes
+
+In GitHub Actions it also writes the step outputs (version, stage, tag, version_tag, commit,
+environment) and a job summary. ``--resolve-only`` stops after the tag checks (no DVC, no files):
+the release workflow's first job uses it to pick the GitHub environment. Exit status 1 with a
+message naming the problem otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from flightdelay import MODEL_NAME, artifacts, gitops
+from flightdelay.io import DataFileError, read_json, write_json
+from flightdelay.params import ParamsError, load_params
+
+DEFAULT_OUT = Path("outputs/release")
+RELEASE_FILE = "release.json"
+HEADLINE_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "log_loss", "n")
+
+
+class ReleaseError(ValueError):
+    """The ref cannot be released; the message says why."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One stage assignment being released."""
+
+    artifact: str
+    version: str  # vX.Y.Z
+    stage: str  # staging | prod (also the GitHub environment)
+    tag: str  # the assignment tag, e.g. flight-delay#prod#4
+    version_tag: str  # the registration tag, e.g. flight-delay@v0.2.0
+    commit: str
+    model_path: str
+    model_md5: str
+    data_md5: str | None = None
+    mlflow_run_id: str | None = None
+
+    def outputs(self) -> dict[str, str]:
+        """Values for $GITHUB_OUTPUT."""
+        return step_outputs(asdict(self))
+
+
+def step_outputs(found: Mapping[str, Any]) -> dict[str, str]:
+    """$GITHUB_OUTPUT values of a resolved tag; the stage is also the GitHub environment."""
+    return {
+        "version": str(found["version"]),
+        "stage": str(found["stage"]),
+        "environment": str(found["stage"]),
+        "tag": str(found["tag"]),
+        "version_tag": f"{found['artifact']}@{found['version']}",
+        "commit": str(found["commit"]),
+    }
+
+
+def resolve(
+    found: Mapping[str, Any] | None,
+    ref: str,
+    current: Mapping[str, str | None],
+    name: str = MODEL_NAME,
+) -> dict[str, str]:
+    """Check what ``gto check-ref`` found for ``ref`` against the stages now assigned.
+
+    Returns artifact, version, stage, tag and commit of a current stage assignment of ``name``;
+    raises ReleaseError for anything else (not a GTO tag, a registration, another artifact,
+    an assignment a newer one has superseded).
+    """
+    if not found:
+        raise ReleaseError(
+            f"{ref!r} is not a GTO tag of this repository (expected {name}#<stage>#<n>, "
+            f"e.g. {name}#staging#1; is the tag fetched? `git fetch --tags`)"
+        )
+    if found.get("artifact") != name:
+        raise ReleaseError(f"{ref!r} is a tag of artifact {found.get('artifact')!r}, not {name!r}")
+    stage, version = found.get("stage"), found.get("version")
+    if found.get("event") != "assignment" or not stage:
+        raise ReleaseError(
+            f"{ref!r} registers {version} but assigns no stage: releases deploy stage tags; "
+            f"assign one with `gto assign {name} --version {version} --stage staging`"
+        )
+    now = current.get(str(stage))
+    if now != version:
+        raise ReleaseError(
+            f"{ref!r} assigned {version} to {stage}, but {stage} is now "
+            f"{now or 'unassigned'}: refusing to deploy a superseded assignment"
+        )
+    return {
+        "artifact": name,
+        "version": str(version),
+        "stage": str(stage),
+        "tag": str(found.get("tag") or ref),
+        "commit": str(found["commit_hexsha"]),
+    }
+
+
+def notes(
+    release: Release, metrics: Mapping[str, Any], assets: Sequence[str], missing: Sequence[str]
+) -> str:
+    """Markdown release notes: what is deployed where, its headline metrics, its provenance."""
+    lines = [
+        f"# {release.artifact} {release.version} → {release.stage}",
+        "",
+        f"`{release.tag}` assigns **{release.version}** (`{release.version_tag}`, commit "
+        f"`{release.commit[:12]}`) to **{release.stage}**.",
+        "",
+    ]
+    shown = [(k, metrics[k]) for k in HEADLINE_METRICS if isinstance(metrics.get(k), int | float)]
+    if shown:
+        month = metrics.get("eval_month")
+        lines += [
+            f"## Metrics{f' (evaluation month {month})' if month else ''}",
+            "",
+            "| metric | value |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v:,.0f} |" if k == "n" else f"| {k} | {v:.4f} |" for k, v in shown]
+        lines.append("")
+    lines += [
+        "## Provenance",
+        "",
+        f"- model: `{release.model_path}`, DVC hash `{release.model_md5}`",
+        f"- data: DVC hash `{release.data_md5 or 'unknown'}`",
+        f"- MLflow training run: `{release.mlflow_run_id or 'not logged'}`",
+        f"- reproduce: `git checkout {release.version_tag} && dvc pull {release.model_path}`",
+        "",
+    ]
+    if assets:
+        lines += ["## Attached", "", *[f"- `{a}`" for a in assets], ""]
+    if missing:
+        lines += [
+            "Not found at this commit, so not attached: " + ", ".join(f"`{m}`" for m in missing),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def asset_paths(
+    cards: Path, metrics: Path, report: Path, drift: Path, model_path: str
+) -> list[str]:
+    """Repository paths a release attaches when they exist at the commit."""
+    return [
+        cards.as_posix(),
+        f"{metrics.as_posix()}/evaluate.json",
+        f"{metrics.as_posix()}/backtest.json",
+        f"{metrics.as_posix()}/slices.json",
+        f"{drift.as_posix()}/drift.json",
+        f"{report.as_posix()}/report.md",
+        f"{report.as_posix()}/report.html",
+        f"{model_path}/model.json",
+    ]
+
+
+# ---------------------------------------------------------------- I/O edge
+
+
+def fetch_assets(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
+    """Copy each path (git- or DVC-tracked) as of ``commit`` into ``dest``, flattened by name.
+
+    Returns (attached file names, paths not found at the commit).
+    """
+    from dvc.repo import Repo
+
+    dest.mkdir(parents=True, exist_ok=True)
+    attached, missing = [], []
+    with Repo(".", rev=commit) as repo:
+        fs = repo.dvcfs
+        for path in paths:
+            if not fs.exists(path):
+                missing.append(path)
+                continue
+            files = [f for f in fs.find(path)] if fs.isdir(path) else [path]
+            for file in files:
+                name = Path(file).name
+                fs.get(file, str(dest / name))
+                attached.append(name)
+    return sorted(set(attached)), missing
+
+
+def build(ref: str, out: Path) -> Release:
+    """Resolve ``ref``, materialise its model and assets into ``out``; return the Release."""
+    params = load_params()
+    found = resolve(gitops.check_ref(ref), ref, gitops.stages(MODEL_NAME))
+    recorded = artifacts.recorded(MODEL_NAME, found["commit"])
+    if out.exists():
+        shutil.rmtree(out)
+    model_dir = artifacts.materialise(recorded, out / "model")
+    metadata = read_json(model_dir / "model.json", "model metadata")
+    release = Release(
+        **found,
+        version_tag=f"{MODEL_NAME}@{found['version']}",
+        model_path=recorded.path,
+        model_md5=recorded.md5,
+        data_md5=metadata.get("data_md5"),
+        mlflow_run_id=metadata.get("mlflow_run_id"),
+    )
+    paths = asset_paths(
+        params.paths.cards,
+        params.paths.metrics,
+        params.paths.report,
+        params.paths.drift,
+        recorded.path,
+    )
+    attached, missing = fetch_assets(release.commit, paths, out / "assets")
+    evaluate_json = out / "assets" / "evaluate.json"
+    metrics = read_json(evaluate_json, "metrics") if evaluate_json.is_file() else {}
+    write_json(out / RELEASE_FILE, asdict(release))
+    (out / "notes.md").write_text(notes(release, metrics, attached, missing), encoding="utf-8")
+    return release
+
+
+def load_release(out: Path = DEFAULT_OUT) -> Release:
+    """The Release that ``flightdelay release`` wrote into ``out``."""
+    raw = read_json(out / RELEASE_FILE, "release description")
+    try:
+        return Release(**raw)
+    except TypeError as exc:
+        raise DataFileError(f"{out / RELEASE_FILE}: not a release description: {exc}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="flightdelay release",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--ref", required=True, help=f"a stage tag, e.g. {MODEL_NAME}#prod#3")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--resolve-only",
+        action="store_true",
+        help="only check the tag and print/output its stage and version (no DVC, no files)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.resolve_only:
+            found = resolve(gitops.check_ref(args.ref), args.ref, gitops.stages(MODEL_NAME))
+            gitops.github_output(step_outputs(found))
+            print(
+                f"release: {found['tag']} assigns {found['version']} to {found['stage']} "
+                f"(commit {found['commit'][:12]})"
+            )
+            return 0
+        release = build(args.ref, args.out)
+    except (
+        ReleaseError,
+        artifacts.ArtifactError,
+        gitops.GitOpsError,
+        ParamsError,
+        DataFileError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        gitops.step_summary(f"### Release of `{args.ref}` refused\n\n{exc}\n")
+        return 1
+    gitops.github_output(release.outputs())
+    gitops.step_summary((args.out / "notes.md").read_text(encoding="utf-8"))
+    print(
+        f"release: {release.tag} = {release.artifact} {release.version} at "
+        f"{release.commit[:12]}, model {release.model_md5} verified -> {args.out}"
+    )
+    return 0

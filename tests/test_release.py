@@ -1,0 +1,179 @@
+"""release: a stage tag resolved into a verified model, assets and notes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flightdelay import release
+from flightdelay.release import Release, ReleaseError, notes, resolve
+from registry_repo import RegistryRepo
+
+COMMIT = "c" * 40
+ASSIGNED = {
+    "artifact": "flight-delay",
+    "event": "assignment",
+    "stage": "prod",
+    "version": "v0.2.0",
+    "tag": "flight-delay#prod#4",
+    "commit_hexsha": COMMIT,
+}
+
+
+def test_resolve_a_current_assignment() -> None:
+    assert resolve(ASSIGNED, "flight-delay#prod#4", {"prod": "v0.2.0", "staging": None}) == {
+        "artifact": "flight-delay",
+        "version": "v0.2.0",
+        "stage": "prod",
+        "tag": "flight-delay#prod#4",
+        "commit": COMMIT,
+    }
+
+
+def test_resolve_an_unknown_ref_says_what_is_expected() -> None:
+    with pytest.raises(ReleaseError, match=r"'v1' is not a GTO tag .*flight-delay#staging#1"):
+        resolve(None, "v1", {})
+
+
+def test_resolve_a_registration_says_to_assign_a_stage() -> None:
+    registration = {**ASSIGNED, "event": "registration", "stage": None}
+    with pytest.raises(ReleaseError, match=r"registers v0\.2\.0 but assigns no stage"):
+        resolve(registration, "flight-delay@v0.2.0", {"prod": "v0.2.0"})
+
+
+def test_resolve_another_artifact_is_refused() -> None:
+    with pytest.raises(ReleaseError, match=r"is a tag of artifact 'other', not 'flight-delay'"):
+        resolve({**ASSIGNED, "artifact": "other"}, "other#prod#1", {})
+
+
+def test_resolve_a_superseded_assignment_is_refused() -> None:
+    with pytest.raises(
+        ReleaseError, match=r"prod is now v0\.1\.0: refusing to deploy a superseded"
+    ):
+        resolve(ASSIGNED, "flight-delay#prod#4", {"prod": "v0.1.0"})
+
+
+def test_notes_show_metrics_provenance_and_what_is_missing() -> None:
+    rel = Release(
+        artifact="flight-delay",
+        version="v0.2.0",
+        stage="prod",
+        tag="flight-delay#prod#4",
+        version_tag="flight-delay@v0.2.0",
+        commit=COMMIT,
+        model_path="outputs/model",
+        model_md5="m" * 32 + ".dir",
+        data_md5="d" * 32 + ".dir",
+        mlflow_run_id="run1",
+    )
+    text = notes(
+        rel,
+        {"roc_auc": 0.81234, "n": 27574.0, "eval_month": "2013-09", "odd": "x"},
+        ["evaluate.json"],
+        ["outputs/report/report.md"],
+    )
+    assert text.startswith("# flight-delay v0.2.0 → prod\n")
+    assert "## Metrics (evaluation month 2013-09)" in text
+    assert "| roc_auc | 0.8123 |" in text
+    assert "| n | 27,574 |" in text
+    assert "git checkout flight-delay@v0.2.0 && dvc pull outputs/model" in text
+    assert "- `evaluate.json`" in text
+    assert "so not attached: `outputs/report/report.md`" in text
+
+
+# ---------------------------------------------------------------- the command
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> RegistryRepo:
+    """v0.1.0 (with a model card) in prod, then v0.2.0 (without) in staging."""
+    repo = RegistryRepo.create(
+        tmp_path_factory.mktemp("release") / "base",
+        tmp_path_factory.mktemp("release-remote"),
+        repo_root,
+    )
+    (repo.root / "model-cards").mkdir()
+    (repo.root / "model-cards/flight-delay.md").write_text("# card\n")
+    first = repo.commit_model("a", mlflow_run_id="run-a")
+    repo.git("rm", "--quiet", "-r", "model-cards")
+    second = repo.commit_model("b", roc_auc=0.85)
+    for version, commit, stage in (("v0.1.0", first, "prod"), ("v0.2.0", second, "staging")):
+        repo.gto("register", "flight-delay", commit, "--version", version)
+        repo.gto("assign", "flight-delay", "--version", version, "--stage", stage)
+    return repo
+
+
+@pytest.fixture
+def repo(base: RegistryRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RegistryRepo:
+    repo = base.copy(tmp_path / "repo")
+    shutil.rmtree(repo.root / ".dvc" / "cache")  # as on a fresh runner: only the remote has it
+    monkeypatch.chdir(repo.root)
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "GITHUB_OUTPUT"))
+    return repo
+
+
+def test_main_materialises_the_tagged_model_and_assets(repo: RegistryRepo, tmp_path: Path) -> None:
+    assert release.main(["--ref", "flight-delay#prod#1"]) == 0
+    out = repo.root / "outputs/release"
+    described = json.loads((out / "release.json").read_text())
+    assert (described["version"], described["stage"], described["mlflow_run_id"]) == (
+        "v0.1.0",
+        "prod",
+        "run-a",
+    )
+    assert described["commit"] == repo.git("rev-parse", "flight-delay@v0.1.0^{commit}").strip()
+    assert json.loads((out / "model/model.json").read_text())["name"] == "a"
+    assert sorted(p.name for p in (out / "assets").iterdir()) == [
+        "evaluate.json",
+        "flight-delay.md",
+        "model.json",
+    ]
+    assert "| roc_auc | 0.8000 |" in (out / "notes.md").read_text()
+    outputs = (tmp_path / "GITHUB_OUTPUT").read_text()
+    assert "version=v0.1.0\nstage=prod\nenvironment=prod\ntag=flight-delay#prod#1\n" in outputs
+    # the work tree still holds the newer model: the release never touched it
+    assert json.loads((repo.root / "outputs/model/model.json").read_text())["name"] == "b"
+
+
+def test_main_release_of_staging_loads_as_a_release(repo: RegistryRepo) -> None:
+    assert release.main(["--ref", "flight-delay#staging#2"]) == 0
+    notes = (repo.root / "outputs/release/notes.md").read_text()
+    assert "| roc_auc | 0.8500 |" in notes
+    assert "so not attached: `model-cards`" in notes
+    loaded = release.load_release(repo.root / "outputs/release")
+    assert (loaded.version, loaded.stage, loaded.version_tag) == (
+        "v0.2.0",
+        "staging",
+        "flight-delay@v0.2.0",
+    )
+
+
+def test_main_refuses_a_registration_tag(repo: RegistryRepo, capsys) -> None:
+    assert release.main(["--ref", "flight-delay@v0.2.0"]) == 1
+    assert "registers v0.2.0 but assigns no stage" in capsys.readouterr().err
+    assert not (repo.root / "outputs/release").exists()
+
+
+def test_load_release_of_a_foreign_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "release.json").write_text(json.dumps({"version": "v1"}))
+    with pytest.raises(release.DataFileError, match=r"release\.json: not a release description"):
+        release.load_release(tmp_path)
+
+
+def test_main_resolve_only_outputs_the_stage_without_fetching(
+    repo: RegistryRepo, tmp_path: Path, capsys
+) -> None:
+    assert release.main(["--ref", "flight-delay#staging#2", "--resolve-only"]) == 0
+    assert "flight-delay#staging#2 assigns v0.2.0 to staging" in capsys.readouterr().out
+    assert (
+        (tmp_path / "GITHUB_OUTPUT")
+        .read_text()
+        .startswith(
+            "version=v0.2.0\nstage=staging\nenvironment=staging\ntag=flight-delay#staging#2\n"
+            "version_tag=flight-delay@v0.2.0\n"
+        )
+    )
+    assert not (repo.root / "outputs/release").exists()
