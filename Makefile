@@ -83,6 +83,75 @@ gate: venv ## The promotion rule vs prod: exit 0 promote, 1 refuse (with reasons
 report-artifact-check: ## Check a downloaded report artifact is plain data: make report-artifact-check REPORT_DIR=dir
 	$(PYTHON) scripts/check_report_artifact.py "$$REPORT_DIR"
 
+# --- promotion, release, deployment ---------------------------------------------------------
+# Git tags are the model registry (GTO): flight-delay@vX.Y.Z registers a version, flight-delay#
+# <stage>#N assigns a stage. .github/workflows/{promote,release,rollback}.yml call these targets.
+# Values that may come from a tag or a PR reach the recipes as environment variables ("$$REF"),
+# never spliced into the command text by make.
+MODEL := flight-delay
+DEPLOY_TARGET ?= local
+REF ?=
+VERSION ?=
+STAGE ?=
+VERSION_TAG ?=
+PR_LABELS ?=
+DEPLOY_PORT ?=
+IMAGE_REPO ?= ghcr.io/$(shell printf '%s' '$(GITHUB_REPOSITORY)' | tr '[:upper:]' '[:lower:]')
+IMAGE ?= $(IMAGE_REPO):$(VERSION)
+export DEPLOY_TARGET REF VERSION STAGE VERSION_TAG PR_LABELS DEPLOY_PORT IMAGE
+RELEASE_DIR := outputs/release
+
+.PHONY: promote
+promote: venv ## After a merge: gate vs prod; if it passes, gto register (bump from PR_LABELS) + staging
+	flightdelay promote --labels "$$PR_LABELS"
+
+.PHONY: promote-prod
+promote-prod: venv ## Assign a registered version to prod: make promote-prod VERSION=vX.Y.Z
+	@[[ "$$VERSION" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "usage: make promote-prod VERSION=vX.Y.Z" >&2; exit 2; }
+	gto assign $(MODEL) --version "$$VERSION" --stage prod
+
+.PHONY: rollback
+rollback: venv ## Re-assign prod to the version it held before (from gto history)
+	flightdelay rollback
+
+.PHONY: release
+release: venv ## Resolve a stage tag into outputs/release (verified model, assets): make release REF=<tag>
+	@test -n "$$REF" || { echo "usage: make release REF=$(MODEL)#staging#N" >&2; exit 2; }
+	flightdelay release --ref "$$REF"
+
+.PHONY: image
+image: ## Build the serving image with outputs/release/model baked in, push it to IMAGE (GHCR)
+	@test -n "$$VERSION" -a -f $(RELEASE_DIR)/model/model.json || { echo "run make release first; make image VERSION=vX.Y.Z" >&2; exit 2; }
+	@if [ -n "$${REGISTRY_TOKEN:-}" ]; then printf '%s' "$$REGISTRY_TOKEN" | docker login "$${IMAGE%%/*}" --username "$${REGISTRY_USER:?set REGISTRY_USER}" --password-stdin; fi
+	docker build --build-arg MODEL_DIR=$(RELEASE_DIR)/model --build-arg MODEL_VERSION="$$VERSION" --tag "$$IMAGE" .
+	docker push "$$IMAGE"
+
+.PHONY: deploy
+deploy: venv ## Run outputs/release for its stage and smoke it: DEPLOY_TARGET=local (default) | kubernetes
+	flightdelay deploy --target "$$DEPLOY_TARGET" $${DEPLOY_PORT:+--port "$$DEPLOY_PORT"}
+
+.PHONY: undeploy
+undeploy: venv ## Stop a stage's local service: make undeploy STAGE=prod
+	@test -n "$$STAGE" || { echo "usage: make undeploy STAGE=staging|prod" >&2; exit 2; }
+	flightdelay deploy --stop "$$STAGE"
+
+.PHONY: mlflow-alias
+mlflow-alias: venv ## Point the MLflow registry alias of the released stage at its model version
+	flightdelay mlflow-alias
+
+.PHONY: github-release
+github-release: ## Publish outputs/release as the GitHub release of VERSION_TAG (gh; prerelease until prod)
+	@test -n "$$VERSION_TAG" -a -n "$$STAGE" || { echo "usage: make github-release VERSION_TAG=$(MODEL)@vX.Y.Z STAGE=staging|prod" >&2; exit 2; }
+	if gh release view "$$VERSION_TAG" >/dev/null 2>&1; then \
+	  gh release upload "$$VERSION_TAG" $(RELEASE_DIR)/assets/* --clobber; \
+	  gh release edit "$$VERSION_TAG" --notes-file $(RELEASE_DIR)/notes.md \
+	    $$([[ "$$STAGE" == prod ]] && echo --prerelease=false --latest); \
+	else \
+	  gh release create "$$VERSION_TAG" --verify-tag --title "$$VERSION_TAG" \
+	    --notes-file $(RELEASE_DIR)/notes.md \
+	    $$([[ "$$STAGE" == prod ]] && echo --latest || echo --prerelease) $(RELEASE_DIR)/assets/*; \
+	fi
+
 # --- model card and monitoring -------------------------------------------------------------
 # The card is the `card` stage (model-cards/flight-delay.md, committed); CI fails on a stale one.
 # `make monitor` = what .github/workflows/monitor.yml does, minus pushing the branch and opening
