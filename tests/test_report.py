@@ -287,6 +287,19 @@ def test_to_html_shows_the_plots_tables_and_collapsible_details(
     assert ">validation</td>" in page  # the markdown table inside <details> is rendered
 
 
+def test_render_model_card_changes_collapsed_and_unchanged_card_left_out(
+    params: Params, files: dict[str, Any]
+) -> None:
+    changed = "The model card changed in 1 section(s): Metrics.\n\n```diff\n-a\n+b\n```\n"
+
+    text = render(inputs(params, files, card_diff=changed))
+    same = render(inputs(params, files, card_diff="The model card is unchanged.\n"))
+
+    assert "<summary>Model card changes (vs main)</summary>" in text
+    assert "The model card changed in 1 section(s): Metrics." in text
+    assert "Model card changes" not in same
+
+
 def test_for_job_summary_turns_local_images_into_text() -> None:
     assert for_job_summary("a\n![roc](img/evaluation-roc.png)\n") == (
         "a\n_(plot `evaluation-roc.png`: in the `model-report` artifact)_\n"

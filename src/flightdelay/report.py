@@ -107,6 +107,7 @@ class ReportInputs:
     slices: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
     stats: Mapping[str, ModelStats] = field(default_factory=dict)  # "this", "base"
     images: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
+    card_diff: str | None = None  # flightdelay.card.card_diff of the base's card and this one
     commit: str = "unknown"
     data_md5: str | None = None
     mlflow_run_id: str | None = None
@@ -584,6 +585,12 @@ def _stats(r: ReportInputs) -> list[str]:
     ]
 
 
+def _card(r: ReportInputs) -> list[str]:
+    if not r.card_diff or r.card_diff.startswith("The model card is unchanged"):
+        return []
+    return _details(f"Model card changes (vs {r.base.name})", r.card_diff.strip().splitlines())
+
+
 def _plots(r: ReportInputs) -> list[str]:
     images = r.images.get("evaluation", ())
     return (
@@ -641,6 +648,7 @@ def render(r: ReportInputs) -> str:
             _slices(r),
             _stats(r),
             _plots(r),
+            _card(r),
         ]
     sections.append(_footer(r))
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
@@ -769,6 +777,18 @@ def _git_yaml(commit: str | None, path: str) -> Any:
         return None
     text = show(commit, path)
     return None if text is None else yaml.safe_load(text)
+
+
+def card_changes(params: Any, base_commit: str | None) -> str | None:
+    """The model card's diff against the base branch's (flightdelay.card), or None."""
+    from flightdelay.compare import show
+
+    card = params.paths.cards / f"{MODEL_NAME}.md"
+    if base_commit is None or not card.is_file():
+        return None
+    from flightdelay.card import card_diff
+
+    return card_diff(show(base_commit, card.as_posix()) or "", card.read_text(encoding="utf-8"))
 
 
 def base_ref(explicit: str | None) -> str:
@@ -920,6 +940,7 @@ def gather(
         else None,
         slices=gate_challenger.slices if skipped is None else None,
         stats=stats,
+        card_diff=card_changes(params, base_commit) if skipped is None else None,
         commit=head,
         data_md5=data_md5,
         mlflow_run_id=(meta or {}).get("mlflow_run_id"),
