@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# The serving image: `flightdelay serve` with one verified model baked in, run as a non-root
+# user. It holds the package and its core dependencies only (pyproject.toml [project]
+# dependencies, pinned by constraints.txt): no DVC, Great Expectations or MLflow.
+#
+#   docker build --build-arg MODEL_DIR=outputs/release/model --build-arg MODEL_VERSION=v1.2.0 \
+#     --tag flight-delay:v1.2.0 .
+#   docker run --rm -p 127.0.0.1:8000:8000 [-e FLIGHTDELAY_API_TOKEN=...] flight-delay:v1.2.0
+#
+# MODEL_DIR must lie inside the build context and be allowed by .dockerignore (outputs/model,
+# outputs/release/model). The service checks model.skops against model.json at start-up and
+# exits 1 if they differ. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serve`); the root
+# filesystem may be read-only (with several workers, metrics go to a directory under /tmp).
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY src ./src
+RUN /opt/venv/bin/pip install -c constraints.txt . \
+    && /opt/venv/bin/pip uninstall --yes pip
+
+FROM ${PYTHON_IMAGE}
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin flightdelay
+COPY --from=build /opt/venv /opt/venv
+ARG MODEL_DIR=outputs/model
+# Owned by root: the service reads the model, it can never rewrite it.
+COPY ${MODEL_DIR} /opt/model
+ARG MODEL_VERSION=dev
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    FLIGHTDELAY_MODEL_DIR=/opt/model \
+    FLIGHTDELAY_MODEL_VERSION=${MODEL_VERSION} \
+    FLIGHTDELAY_WORKERS=1
+USER 10001
+WORKDIR /tmp
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=2).status != 200)"]
+CMD ["flightdelay", "serve", "--host", "0.0.0.0", "--port", "8000"]
