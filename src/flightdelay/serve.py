@@ -58,6 +58,7 @@ import asyncio
 import hmac
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -100,6 +101,7 @@ DEFAULT_MODEL_DIR = Path("outputs/model")
 DEFAULT_MODEL_NAME = "flightdelay"
 INT_COLUMNS = ("year", "month", "day", "sched_dep_time", "sched_arr_time", "flight")
 FLOAT_COLUMNS = ("distance",)
+METRICS_DIR_PREFIX = "flightdelay-metrics-"
 MAX_ERRORS = 20  # error entries listed in one 4xx answer (the count of the rest is stated)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
@@ -988,7 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get(ENV_PREFIX + "WORKERS", "1") or 1),
+        default=os.environ.get(ENV_PREFIX + "WORKERS") or 1,
         help="processes (default $FLIGHTDELAY_WORKERS or 1)",
     )
     parser.add_argument(
@@ -1014,18 +1016,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     import uvicorn
 
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        factory=isinstance(app, str),
-        loop="uvloop",
-        http="httptools",
-        access_log=args.access_log,
-        log_level=args.log_level,
-        server_header=False,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            factory=isinstance(app, str),
+            loop="uvloop",
+            http="httptools",
+            access_log=args.access_log,
+            log_level=args.log_level,
+            server_header=False,
+        )
+    finally:
+        metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+        if Path(metrics_dir).name.startswith(METRICS_DIR_PREFIX):  # ours, not the caller's
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -1039,4 +1046,4 @@ def _export_for_workers(model_dir: Path, settings: ServeSettings) -> None:
                 value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             )
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flightdelay-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
