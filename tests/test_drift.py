@@ -195,6 +195,13 @@ def test_dataset_drift_refuses_an_override_for_an_unknown_feature() -> None:
         dataset_drift(frame, frame, {"x": "numeric"}, params)
 
 
+def test_dataset_drift_refuses_a_calendar_column_that_is_not_a_feature() -> None:
+    frame = pd.DataFrame({"x": _normal(20)})
+    params = _params(calendar_columns=["dayofweek"])
+    with pytest.raises(DriftError, match=r"drift.calendar_columns names \['dayofweek'\]"):
+        dataset_drift(frame, frame, {"x": "numeric"}, params)
+
+
 def test_drift_params_refuse_an_unknown_method() -> None:
     raw = {"drift": {"columns": {"x": {"method": "wassersten"}}}}
     with pytest.raises(ParamsError, match=r"drift.columns.x.method: Input should be"):

@@ -513,19 +513,18 @@ def dataset_drift(
         raise DriftError("the reference data has no rows: nothing to compare the batch with")
     if current.empty:
         raise DriftError("the current batch has no rows: nothing to compare")
-    unknown = sorted(set(params.columns) - set(kinds))
-    if unknown:
-        raise DriftError(
-            f"drift.columns names {unknown}, which are not features (features: {sorted(kinds)})"
-        )
+    for key, names in (("columns", params.columns), ("calendar_columns", params.calendar_columns)):
+        unknown = sorted(set(names) - set(kinds))
+        if unknown:
+            raise DriftError(
+                f"drift.{key} names {unknown}, which are not features (features: {sorted(kinds)})"
+            )
     both = sorted(set(params.columns) & set(params.calendar_columns))
     if both:
         raise DriftError(f"drift.columns overrides {both}, which drift.calendar_columns excludes")
-    excluded = {
-        c: "calendar column: differs between months by construction"
-        for c in params.calendar_columns
-        if c in kinds
-    }
+    excluded = dict.fromkeys(
+        params.calendar_columns, "calendar column: differs between months by construction"
+    )
     results = []
     for column, kind in kinds.items():
         if column in excluded:
