@@ -323,6 +323,9 @@ def test_main_after_failed_validation_writes_a_report_naming_it(
     summary = workdir / params.paths.validation / "summary.json"
     summary.parent.mkdir(parents=True)
     summary.write_text(json.dumps(FAILED_VALIDATION))
+    stale = workdir / params.paths.report / "img" / "evaluation-roc.png"  # an earlier run's
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"png")
 
     assert main([]) == 0
 
@@ -330,6 +333,7 @@ def test_main_after_failed_validation_writes_a_report_naming_it(
     assert "❌ **Would not be promoted if merged**: data validation failed" in text
     assert "expect_column_values_to_be_between" in text
     assert "model sections left out" in text
+    assert not (workdir / params.paths.report / "img").exists()
     assert "no baseline: `main` does not exist here" not in text  # no model: nothing compared
     assert (workdir / params.paths.report / "report.html").is_file()
     assert "would NOT be promoted" in capsys.readouterr().out

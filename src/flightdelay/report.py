@@ -603,7 +603,7 @@ def _plots(r: ReportInputs) -> list[str]:
 
 
 def _footer(r: ReportInputs) -> list[str]:
-    run = f"MLflow run `{r.mlflow_run_id}`" if r.mlflow_run_id else "MLflow run: not logged"
+    run = f"MLflow run `{r.mlflow_run_id}`" if r.mlflow_run_id else "no MLflow run"
     parts = [
         f"commit `{_short(r.commit)}`",
         f"data `{(r.data_md5 or '?')[:12]}`",
@@ -943,8 +943,8 @@ def gather(
         card_diff=card_changes(params, base_commit) if skipped is None else None,
         commit=head,
         data_md5=data_md5,
-        mlflow_run_id=(meta or {}).get("mlflow_run_id"),
-        model_sha256=(meta or {}).get("sha256"),
+        mlflow_run_id=(meta or {}).get("mlflow_run_id") if skipped is None else None,
+        model_sha256=(meta or {}).get("sha256") if skipped is None else None,
     )
 
 
@@ -1036,6 +1036,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure=not args.no_latency,
         )
         # Plots of a run that did not get that far would be stale: show none then.
+        shutil.rmtree(out / IMAGE_DIR, ignore_errors=True)
         images = copy_images(params, out) if inputs.skipped_models is None else {}
         path = write_report(inputs, out, images)
     except (ParamsError, DataFileError, OSError) as exc:

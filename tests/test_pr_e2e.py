@@ -1,0 +1,180 @@
+"""End to end, without GitHub: the pull-request job's commands on a clone of this repository.
+
+A clone of the committed state with a temporary DVC remote, HOME and MLflow store runs the whole
+pipeline on ``main`` and commits its dvc.lock (what merging a pipeline run does). Then, like the
+workflow (.github/workflows/pr-report.yml), each pull request runs ``make data``, ``make repro``,
+``make report`` when ``repro`` failed, and ``make report-summary``:
+
+- a branch that changes a training parameter gets a report with the parameter's diff and metric
+  deltas with their intervals against main;
+- a branch that adds a corrupt batch fails the pipeline at validation and gets a report that says
+  it would not be promoted and names the broken expectation.
+
+The clone runs its own committed code (PYTHONPATH=<clone>/src) with this venv's tools; ``make``
+is told the venv is up to date (``-o <stamp>``) so it never reinstalls into it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+VENV = Path(sys.executable).parent.parent
+
+
+class Clone:
+    def __init__(self, repo_root: Path, workspace: Path) -> None:
+        self.path = workspace / "clone"
+        home = workspace / "home"
+        home.mkdir()
+        self.summary = workspace / "step-summary.md"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "DVC_"))},
+            "HOME": str(home),
+            "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(self.path / "src"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}",
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "e2e",
+            "GIT_AUTHOR_EMAIL": "e2e@example.com",
+            "GIT_COMMITTER_NAME": "e2e",
+            "GIT_COMMITTER_EMAIL": "e2e@example.com",
+            "GITHUB_STEP_SUMMARY": str(self.summary),
+        }
+        self.run("git", "clone", "--quiet", str(repo_root), str(self.path), cwd=repo_root)
+        remote = self.run(sys.executable, "-m", "dvc", "config", "core.remote").stdout.strip()
+        self.run(
+            sys.executable,
+            "-m",
+            "dvc",
+            "remote",
+            "modify",
+            "--local",
+            remote,
+            "url",
+            str(workspace / "remote"),
+        )
+
+    def run(
+        self, *args: str, cwd: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            args, cwd=cwd or self.path, env=self.env, capture_output=True, text=True, check=False
+        )
+        if check:
+            assert done.returncode == 0, f"{' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def make(
+        self, target: str, *extra: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``make <target>`` as the workflow runs it, with this venv (never reinstalled)."""
+        return self.run(
+            "make",
+            "--no-print-directory",
+            f"VENV={VENV}",
+            "-o",
+            str(VENV / ".installed-dev"),
+            target,
+            *extra,
+            check=check,
+        )
+
+    def pr_job(self) -> subprocess.CompletedProcess[str]:
+        """The steps of pr-report.yml; returns `make repro`'s result."""
+        self.summary.write_text("")
+        self.make("remote-from-env")
+        self.make("data")
+        repro = self.make("repro", check=False)
+        if repro.returncode != 0:
+            self.make("report")
+        self.make("report-summary")
+        return repro
+
+    def report(self) -> str:
+        return (self.path / "outputs" / "report" / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def clone(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Clone:
+    """The clone after `make data repro` on main and a commit of its dvc.lock."""
+    c = Clone(repo_root, tmp_path_factory.mktemp("pr-e2e"))
+    c.make("data")
+    c.make("repro")
+    c.run("git", "add", "dvc.lock")
+    c.run("git", "commit", "--quiet", "-m", "pipeline run on main")
+    return c
+
+
+def test_pr_job_params_change_reports_the_diff_and_deltas_with_intervals(clone: Clone) -> None:
+    clone.run("git", "checkout", "--quiet", "-B", "pr-params", "main")
+    params = clone.path / "params.yaml"
+    text = params.read_text()
+    before = int(yaml.safe_load(text)["train"]["max_iter"])
+    after = max(before // 2, 20)  # fewer boosting rounds: a real change, and a faster branch
+    line = re.compile(rf"^(  max_iter: ){before}\b", re.MULTILINE)
+    assert len(line.findall(text)) == 1
+    params.write_text(line.sub(rf"\g<1>{after}", text))
+    clone.run("git", "commit", "--quiet", "-am", "fewer boosting rounds")
+
+    repro = clone.pr_job()
+
+    assert repro.returncode == 0, repro.stderr
+    assert "Running stage 'train'" in repro.stdout
+    assert "Stage 'validate' didn't change, skipping" in repro.stdout
+    report = clone.report()
+    assert report.startswith("## flight-delay report\n\n")
+    assert "### Parameters changed (vs main)" in report
+    assert f"| `train.max_iter` | `{before}` | `{after}` |" in report
+    assert "train.learning_rate" not in report  # only changed keys
+    roc = next(line for line in report.splitlines() if line.startswith("| ROC AUC ↑ |"))
+    cells = [c.strip() for c in roc.strip("|").split("|")]
+    assert cells[3].count("…") == 1, roc  # delta (low … high)
+    assert cells[4] in {"⚪ noise", "🟢 real, better", "🔴 real, worse"}, roc
+    assert "paired bootstrap" in report
+    assert "main's model: DVC cache or remote" in report or "main's model: cached" in report
+    assert clone.summary.read_text().startswith("## flight-delay report")
+    assert (clone.path / "outputs" / "report" / "report.html").is_file()
+    assert (clone.path / "outputs" / "report" / "img" / "evaluation-roc.png").is_file()
+
+
+def test_pr_job_corrupt_batch_fails_and_the_report_names_the_expectation(clone: Clone) -> None:
+    clone.run("git", "checkout", "--quiet", "-B", "pr-corrupt", "main")
+    clone.make("add-month", "MONTH=2013-10")
+    batch = clone.path / "data" / "flights" / "2013-10.csv"
+    lines = batch.read_text().splitlines(keepends=True)
+    corrupt = [ln.replace(",UA,", ",ZZ,", 1) if 0 < i <= 50 else ln for i, ln in enumerate(lines)]
+    assert corrupt != lines
+    batch.write_text("".join(corrupt))
+    # Record the corrupt batch as a pull request would (manifest + dvc add), then commit.
+    clone.run(
+        sys.executable,
+        "-c",
+        "from pathlib import Path; from flightdelay.data import "
+        "write_manifest; write_manifest(Path('data'))",
+    )
+    clone.run(sys.executable, "-m", "dvc", "add", "--quiet", "data")
+    clone.run("git", "add", "data.dvc")
+    clone.run("git", "commit", "--quiet", "-m", "add October (corrupt)")
+
+    repro = clone.pr_job()
+
+    assert repro.returncode != 0
+    assert "validation FAILED" in repro.stderr
+    report = clone.report()
+    verdict = report.splitlines()[2]
+    assert verdict.startswith("❌ **Would not be promoted if merged**: data validation failed")
+    assert "expect_column_values_to_be_in_set column=carrier in 2013-10" in verdict
+    assert "### Data validation ❌ FAILED" in report
+    assert "| `flights/2013-10.csv` | added |" in report
+    assert "### Metrics" not in report  # stale model outputs are not shown
+    assert "ZZ" in report  # the offending values
+    assert clone.summary.read_text().splitlines()[2] == verdict
