@@ -790,3 +790,19 @@ def test_flightdelay_serve_refuses_a_tampered_model_with_exit_1(
     assert done.returncode == 1
     assert "does not match" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_main_exits_1_for_a_model_built_by_other_feature_code(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    departures = copy / "context" / "departures.parquet"
+    pd.read_parquet(departures).drop(columns=["origin"]).to_parquet(departures)
+    assert serve.main(["--model-dir", str(copy)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {copy}: context table 'departures' lacks column(s) ['origin'] (the model does "
+        "not match this version of flightdelay.features: retrain it)\n"
+    )

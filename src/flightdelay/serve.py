@@ -80,10 +80,12 @@ from flightdelay.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, Unsuppo
 from flightdelay.features import (
     RAW_COLUMNS,
     Context,
+    FeatureError,
     build_features,
     days_from_civil,
     to_minutes,
 )
+from flightdelay.io import DataFileError
 from flightdelay.model_io import ModelBundle, ModelBundleError, load_model_bundle
 from flightdelay.schemas import (
     EXAMPLE_FLIGHT,
@@ -1011,8 +1013,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_model_bundle(args.model_dir)  # fail fast, before any worker starts
             _export_for_workers(args.model_dir, settings)
             app = "flightdelay.serve:app_from_env"
-    except (ServeError, ModelBundleError) as exc:
+    except (ServeError, DataFileError) as exc:  # ModelBundleError included
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FeatureError as exc:
+        print(
+            f"error: {args.model_dir}: {exc} (the model does not match this version of "
+            "flightdelay.features: retrain it)",
+            file=sys.stderr,
+        )
         return 1
     import uvicorn
 
