@@ -194,6 +194,23 @@ def test_tail_previous_delay_is_known_only_if_it_departed_before_prediction_time
     assert pending.iloc[0]["tail_prev_waiting_minutes"] == 30  # waiting since 10:30
 
 
+def test_tail_legs_of_the_day_and_schedule_slack_come_from_the_schedule() -> None:
+    # N1 flew 06:00 (1,000 miles) and 08:00 (500 miles, 45 min late) before its 12:00 flight;
+    # yesterday's 23:00 leg is not today's.
+    legs = [
+        flight(flight=7, day=4, sched_dep_time=2300, dep_time=2300, dep_delay=0.0),
+        flight(flight=8, sched_dep_time=600, dep_time=600, dep_delay=0.0, distance=1000),
+        flight(flight=9, sched_dep_time=800, dep_time=845, dep_delay=45.0, distance=500),
+    ]
+    features = build_features(pd.DataFrame([flight()]), context_of([*legs, flight()]), PARAMS)
+    row = features.iloc[0]
+    assert row["tail_leg_of_day"] == 2
+    assert row["tail_prev_distance"] == 500
+    slack = 240 - 2 * (500 / 7.5 + 30)
+    assert row["tail_prev_slack_minutes"] == pytest.approx(slack)
+    assert row["tail_prev_expected_late_minutes"] == pytest.approx(45 - slack)
+
+
 def test_longer_lead_time_sees_fewer_departures(synthetic) -> None:
     flights, context = synthetic
     near = build_features(flights, context, PARAMS)

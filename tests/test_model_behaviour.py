@@ -114,9 +114,18 @@ def test_a_backed_up_airport_raises_the_risk(real) -> None:
 def test_a_late_inbound_aircraft_raises_the_risk(real) -> None:
     pipeline, _, _, features, _ = real
     rows = features[features["tail_prev_dep_delay"].notna()].sample(PROBE_ROWS, random_state=4)
-    on_time = score(pipeline, rows.assign(tail_prev_dep_delay=0.0, tail_prev_waiting_minutes=0.0))
-    late = score(pipeline, rows.assign(tail_prev_dep_delay=180.0, tail_prev_waiting_minutes=0.0))
-    assert np.median(late - on_time) > 0.1
+
+    def previous_leg_left(delay: float) -> np.ndarray:
+        return score(
+            pipeline,
+            rows.assign(
+                tail_prev_dep_delay=delay,
+                tail_prev_waiting_minutes=0.0,
+                tail_prev_expected_late_minutes=delay - rows["tail_prev_slack_minutes"],
+            ),
+        )
+
+    assert np.median(previous_leg_left(180.0) - previous_leg_left(0.0)) > 0.1
 
 
 # ---------------------------------------------------------------- minimum functionality, slices

@@ -89,6 +89,10 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "tail_prev_gap_minutes",
     "tail_prev_dep_delay",
     "tail_prev_waiting_minutes",
+    "tail_prev_distance",
+    "tail_prev_slack_minutes",
+    "tail_prev_expected_late_minutes",
+    "tail_leg_of_day",
 )
 FEATURE_COLUMNS: tuple[str, ...] = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
 
@@ -101,6 +105,7 @@ DEPARTURE_COLUMNS: tuple[str, ...] = (
     "sched_dep_at",
     "dep_at",
     "dep_delay",
+    "distance",
 )
 WEATHER_COLUMNS: tuple[str, ...] = ("origin", "time_hour_local", *WEATHER_FEATURES)
 PLANE_COLUMNS: tuple[str, ...] = ("tailnum", "year", "type", "engines", "seats")
@@ -109,6 +114,10 @@ AIRPORT_COLUMNS: tuple[str, ...] = ("faa", "lat", "lon", "alt")
 LATE_DEPARTURE_MINUTES = 15  # the FAA's on-time definition
 WEATHER_MAX_AGE_HOURS = 3  # an observation older than this at the scheduled hour counts as missing
 TAIL_PREV_MAX_GAP_MINUTES = 24 * 60  # "the same aircraft's previous flight" means within a day
+# A nominal round trip of the previous leg: out and back at 450 mph plus 30 minutes of taxi and
+# turnaround per leg. Slack = scheduled gap minus that: how much delay the schedule can absorb.
+NOMINAL_MILES_PER_MINUTE = 7.5
+NOMINAL_GROUND_MINUTES = 30
 _MINUTES_PER_DAY = 24 * 60
 _SHIFT = 32  # composite key = group code << 32 | minutes since 1970 (fits: minutes < 2**32)
 
@@ -355,16 +364,18 @@ class Context:
         raise KeyError(name)
 
     @property
-    def tail_schedule(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Departures sorted by (tailnum, scheduled instant): keys, sched, dep, dep_delay."""
+    def tail_schedule(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Departures sorted by (tailnum, scheduled instant): keys, sched, dep, delay, distance."""
 
-        def build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        def build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             t = self.departure_times
             tail = _codes(self.vocab["tailnum"], self.departures["tailnum"])
             ok = (tail >= 0) & np.isfinite(t["sched"])
             keys = (tail[ok].astype(np.int64) << _SHIFT) | t["sched"][ok].astype(np.int64)
             order = np.argsort(keys, kind="stable")
-            return keys[order], t["sched"][ok][order], t["dep"][ok][order], t["delay"][ok][order]
+            distance = self.departures["distance"].to_numpy(dtype=np.float64)[ok][order]
+            picked = (t[k][ok][order] for k in ("sched", "dep", "delay"))
+            return (keys[order], *picked, distance)
 
         return self._get("tail", build)
 
@@ -415,6 +426,7 @@ def departures_log(flights: pd.DataFrame) -> pd.DataFrame:
             "sched_dep_at": as_ns(scheduled_departure(flights)).to_numpy(),
             "dep_at": as_ns(actual_departure(flights)).to_numpy(),
             "dep_delay": flights["dep_delay"].to_numpy(dtype=np.float64),
+            "distance": flights["distance"].to_numpy(dtype=np.float64),
         }
     )
 
@@ -588,26 +600,38 @@ def build_features(
 def _tail_features(
     flights: pd.DataFrame, context: Context, sched: np.ndarray, pred: np.ndarray
 ) -> dict[str, np.ndarray]:
-    keys, t_sched, t_dep, t_delay = context.tail_schedule
+    """The same aircraft's previous scheduled departure within a day, and its legs so far."""
+    keys, t_sched, t_dep, t_delay, t_distance = context.tail_schedule
+    n = len(flights)
     tail = _codes(context.vocab["tailnum"], flights["tailnum"].to_numpy(dtype=object))
-    q = (tail.astype(np.int64) << _SHIFT) | sched.astype(np.int64)
-    at = np.searchsorted(keys, q, side="left") - 1
-    at_c = at.clip(0, max(len(keys) - 1, 0))
+    base = tail.astype(np.int64) << _SHIFT
+    at = np.searchsorted(keys, base | sched.astype(np.int64), side="left")  # first leg >= sched
+    day_start = sched - sched % _MINUTES_PER_DAY
+    first_today = np.searchsorted(keys, base | day_start.astype(np.int64), side="left")
+    prev = (at - 1).clip(0, max(len(keys) - 1, 0))
     if len(keys):
-        prev_sched, prev_dep, prev_delay = t_sched[at_c], t_dep[at_c], t_delay[at_c]
-        has = (tail >= 0) & (at >= 0) & ((keys[at_c] >> _SHIFT) == tail)
+        prev_sched, prev_dep = t_sched[prev], t_dep[prev]
+        prev_delay, prev_distance = t_delay[prev], t_distance[prev]
+        has = (tail >= 0) & (at >= 1) & ((keys[prev] >> _SHIFT) == tail)
         has &= sched - prev_sched <= TAIL_PREV_MAX_GAP_MINUTES
     else:
-        prev_sched = prev_dep = prev_delay = np.full(len(flights), np.nan)
-        has = np.zeros(len(flights), dtype=bool)
+        prev_sched = prev_dep = prev_delay = prev_distance = np.full(n, np.nan)
+        has = np.zeros(n, dtype=bool)
     departed = has & (prev_dep < pred)  # NaN (never left) compares False
     waiting = has & ~departed & (prev_sched < pred)
+    round_trip = 2 * (prev_distance / NOMINAL_MILES_PER_MINUTE + NOMINAL_GROUND_MINUTES)
+    slack = np.where(has, sched - prev_sched - round_trip, np.nan)
+    known_delay = np.where(departed, prev_delay, np.nan)
     return {
         "tail_prev_gap_minutes": np.where(has, sched - prev_sched, np.nan),
-        "tail_prev_dep_delay": np.where(departed, prev_delay, np.nan),
+        "tail_prev_dep_delay": known_delay,
         "tail_prev_waiting_minutes": np.where(
             waiting, pred - prev_sched, np.where(has, 0.0, np.nan)
         ),
+        "tail_prev_distance": np.where(has, prev_distance, np.nan),
+        "tail_prev_slack_minutes": slack,
+        "tail_prev_expected_late_minutes": known_delay - slack,
+        "tail_leg_of_day": np.where(tail >= 0, at - first_today, np.nan).astype(np.float64),
     }
 
 
