@@ -345,16 +345,27 @@ def to_columns(rows: Sequence[Mapping[str, Any]]) -> Columns:
 
 
 def to_frame(columns: Columns) -> pd.DataFrame:
-    """The raw flight frame build_features takes, with the dtypes the training CSVs have."""
-    data: dict[str, np.ndarray] = {}
-    for c in RAW_COLUMNS:
-        if c in INT_COLUMNS:
-            data[c] = np.asarray(columns[c], dtype=np.int64)
-        elif c in FLOAT_COLUMNS:
-            data[c] = np.asarray(columns[c], dtype=np.float64)
-        else:
-            data[c] = np.asarray(columns[c], dtype=object)
-    return pd.DataFrame(data)
+    """The raw flight frame build_features takes: integer, float and text columns as in the
+    training CSVs (text as Python strings, None for a null tailnum)."""
+    arrays = [
+        np.asarray(
+            columns[c],
+            dtype=np.int64 if c in INT_COLUMNS else np.float64 if c in FLOAT_COLUMNS else object,
+        )
+        for c in RAW_COLUMNS
+    ]
+    n = len(arrays[0])
+    # DataFrame._from_arrays skips the dtype inference and checks of the public constructor
+    # (0.05 ms instead of 0.2-0.3 ms for one row); the columns are already exactly right.
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
+    if from_arrays is not None:
+        return from_arrays(
+            arrays, columns=_RAW_INDEX, index=pd.RangeIndex(n), verify_integrity=False
+        )
+    return pd.DataFrame(dict(zip(RAW_COLUMNS, arrays, strict=True)))
+
+
+_RAW_INDEX = pd.Index(RAW_COLUMNS)
 
 
 def concat_columns(parts: Sequence[Columns]) -> Columns:
