@@ -111,6 +111,28 @@ ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1000, 5000, 10_000)
 
 Columns = dict[str, list[Any]]
 
+API_DESCRIPTION = """
+`POST /predict` takes **one flight** (a JSON object) or **a batch** (a JSON array of them) with
+the raw fields a caller knows before departure, and answers one prediction per flight, in
+order: the probability of arriving 30+ minutes late, `late` (probability >= the model's
+threshold) and `warnings`. Features are built by the same code as in training.
+
+**Strict input.** Every field is required (`tailnum` may be `null`), strictly typed (no strings
+for numbers, no `2013.0` for an integer, no NaN or infinity) and no other field is allowed;
+the date must exist, HHMM minutes must be below 60 and the origin must be one the model was
+trained on. A violation answers **422** naming every offending field (`body[3].carrier: Field
+required`); a body that is not JSON **400**, a non-JSON content type **415**, a body over the
+byte limit **413**, an empty batch or one over the row limit **422**.
+
+**Unknown values are accepted and reported**: a carrier or destination unseen in training, an
+aircraft absent from the model's context (or `null`), a date outside the schedule the model
+knows. The model treats them as missing values, exactly as in training; each one adds a line
+to the flight's `warnings`.
+
+**Authentication** (when the service has `FLIGHTDELAY_API_TOKEN`): `Authorization: Bearer
+<token>` on `/predict`, `/version` and `/metrics`; `/health` and `/ready` stay open.
+"""
+
 
 class ServeError(ValueError):
     """The service cannot start: bad settings or an unusable model directory."""
@@ -710,7 +732,7 @@ def create_app(
         version=version,
         lifespan=lifespan,
         summary="Probability that a scheduled NYC departure arrives 30+ minutes late.",
-        description=(__doc__ or "").split("\n\n", 2)[-1].replace("\n    ", "\n"),
+        description=API_DESCRIPTION,
     )
     app.state.service, app.state.settings, app.state.metrics = service, settings, metrics
     app.state.batcher = batcher
