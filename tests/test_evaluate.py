@@ -10,6 +10,7 @@ import pytest
 from flightdelay import featurize as featurize_stage
 from flightdelay import train as train_stage
 from flightdelay.evaluate import (
+    backtest_document,
     classification_metrics,
     evaluate,
     main,
@@ -70,6 +71,14 @@ def test_predictions_have_keys_scores_and_features(evaluation) -> None:
     assert list(p.columns[:5]) == ["month", "flight_id", "y_true", "score", "predicted"]
     assert set(FEATURE_COLUMNS) <= set(p.columns)
     assert ((p["score"] >= result.threshold) == (p["predicted"] == 1)).all()
+
+
+def test_backtest_document_keys_months_for_dvc_metrics(evaluation) -> None:
+    _, _, ev = evaluation
+    document = backtest_document(ev.backtest)
+    assert document["months"] == ev.backtest
+    assert document["by_month"]["2013-03"]["roc_auc"] == ev.backtest[0]["roc_auc"]
+    assert "train_months" not in document["by_month"]["2013-03"]
 
 
 def test_slices_cover_every_carrier_and_origin_with_counts(evaluation) -> None:

@@ -289,6 +289,13 @@ def write_plots(evaluation: Evaluation, directory: Path) -> None:
     plt.close(fig)
 
 
+def backtest_document(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``months``: the list code reads (drift, card); ``by_month``: the same numbers keyed by
+    month, because `dvc metrics show/diff` flattens mappings but skips lists."""
+    by_month = {r["month"]: {k: v for k, v in r.items() if isinstance(v, float)} for r in rows}
+    return {"months": rows, "by_month": by_month}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flightdelay evaluate", description=__doc__)
     parser.add_argument("--params", default="params.yaml")
@@ -308,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     write_json(paths.metrics / "evaluate.json", evaluation.metrics)
-    write_json(paths.metrics / "backtest.json", {"months": evaluation.backtest})
+    write_json(paths.metrics / "backtest.json", backtest_document(evaluation.backtest))
     write_json(paths.metrics / "slices.json", evaluation.slices)
     write_json(paths.metrics / "importance.json", {"features": evaluation.importance})
     write_plots(evaluation, paths.plots)
