@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,9 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent
 TARGET_SECONDS = 90.0
+STAGE_TIME = re.compile(r"\(\d+(?:\.\d+)?\s?s\)$")
 STEPS = ("remote-from-env", "data", "repro", "report", "report-summary")
 
 
@@ -95,6 +99,9 @@ def prepare_main(workspace: Path) -> Path:
     """The ``main`` every pull request starts from: pipeline run, committed and pushed."""
     main = workspace / "main"
     env = environment(main, workspace)
+    if (main / "dvc.lock").is_file():  # --keep DIR of an earlier run: its main is ready
+        print(f"setup: reusing {main}")
+        return main
     clone(REPO, main, workspace / "remote", env)
     started = time.perf_counter()
     make("data", main, env)
@@ -115,9 +122,10 @@ def pull_request(workspace: Path, main: Path, name: str, warm: bool) -> dict[str
     clone(main, pr, workspace / "remote", env)
     run(["git", "checkout", "--quiet", "-b", "pr"], pr, env)
     params = pr / "params.yaml"
-    params.write_text(
-        params.read_text().replace("\n  learning_rate: 0.1\n", "\n  learning_rate: 0.15\n")
-    )
+    text = params.read_text()
+    rate = float(yaml.safe_load(text)["train"]["learning_rate"])
+    line = re.compile(rf"^(  learning_rate: ){re.escape(str(rate))}\b", re.MULTILINE)
+    params.write_text(line.sub(rf"\g<1>{round(rate * 0.75, 4)}", text, count=1))
     run(["git", "commit", "--quiet", "-am", "a training parameter"], pr, env)
     if warm:  # actions/cache restores main's DVC cache
         shutil.copytree(main / ".dvc" / "cache", pr / ".dvc" / "cache", dirs_exist_ok=True)
@@ -130,6 +138,14 @@ def pull_request(workspace: Path, main: Path, name: str, warm: bool) -> dict[str
         done = make(step, pr, env, check=step != "repro")
         times[step] = time.perf_counter() - started
         failed = failed or done.returncode != 0
+        if step == "repro":  # each stage prints its own wall time last: "(12.3s)"
+            for line in (done.stdout + done.stderr).splitlines():
+                if STAGE_TIME.search(line) or "didn't change, skipping" in line:
+                    print(
+                        f"    {line[:60]}{' … ' if len(line) > 75 else ''}{line[-15:]}"
+                        if len(line) > 75
+                        else f"    {line}"
+                    )
     verdict = next(
         (
             line

@@ -178,3 +178,41 @@ def test_pr_job_corrupt_batch_fails_and_the_report_names_the_expectation(clone: 
     assert "### Metrics" not in report  # stale model outputs are not shown
     assert "ZZ" in report  # the offending values
     assert clone.summary.read_text().splitlines()[2] == verdict
+
+
+def test_compare_without_main_model_in_cache_or_remote_reproduces_it_in_a_worktree(
+    clone: Clone, tmp_path: Path
+) -> None:
+    """A fork's job has no DVC cache of main and no remote with main's outputs: the baseline is
+    reproduced at main's commit in a temporary git worktree, leaving the work tree alone."""
+    other = Clone(clone.path, tmp_path)  # a fresh clone of the e2e repository: an empty cache
+    remote = clone.run(sys.executable, "-m", "dvc", "config", "core.remote").stdout.strip()
+    data_remote = clone.run(sys.executable, "-m", "dvc", "config", f"remote.{remote}.url")
+    other.run(
+        sys.executable,
+        "-m",
+        "dvc",
+        "remote",
+        "modify",
+        "--local",
+        remote,
+        "url",
+        data_remote.stdout.strip(),
+    )  # holds the data, not main's pipeline outputs
+    other.run("git", "checkout", "--quiet", "main")
+    other.make("data")
+    status_before = other.run("git", "status", "--porcelain").stdout
+
+    done = other.run(
+        sys.executable,
+        "-c",
+        "from flightdelay.compare import materialise, resolve; "
+        "print(materialise(resolve('main')).source)",
+    )
+
+    assert done.stdout.strip() == "reproduced in a git worktree"
+    main_commit = other.run("git", "rev-parse", "main").stdout.strip()
+    baseline = other.path / ".dvc" / "tmp" / "flightdelay" / "baselines" / main_commit
+    assert (baseline / "model" / "model.json").is_file()
+    assert other.run("git", "status", "--porcelain").stdout == status_before
+    assert len(other.run("git", "worktree", "list").stdout.splitlines()) == 1

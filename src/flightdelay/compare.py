@@ -60,7 +60,7 @@ LABELS: dict[str, str] = {
     "brier": "Brier score",
     "f1": "F1",
 }
-CHUNK = 50  # resamples per block: memory is a few CHUNK x rows x 8-byte arrays
+CHUNK = 20  # resamples per block: memory is a few CHUNK x rows x 8-byte arrays
 BASELINE_CACHE = Path(".dvc/tmp/flightdelay/baselines")
 PROD_STAGE = "prod"
 
