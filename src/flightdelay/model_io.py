@@ -13,6 +13,8 @@ with an explicit allow-list of types.
 
 from __future__ import annotations
 
+import re
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,6 +36,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 )
+
+
+# An object id in a skops schema: ``"__id__": 1396...`` or an array file ``"1396....npy"``.
+_SKOPS_ID = re.compile(r'("__id__": )(\d+)()|(")(\d+)(\.npy")')
 
 
 class ModelBundleError(DataFileError):
@@ -62,11 +68,42 @@ def dump_pipeline(pipeline: Pipeline, model_dir: Path) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / MODEL_FILE
     sio.dump(pipeline, path)
+    _make_reproducible(path)
     untrusted = sorted(set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
     if untrusted:
         path.unlink()
         raise ModelBundleError(f"{path}: pipeline holds types not in TRUSTED_TYPES: {untrusted}")
     return path
+
+
+def _make_reproducible(path: Path) -> None:
+    """Rewrite a skops zip so the same pipeline always gives the same bytes.
+
+    skops identifies objects (``"__id__"`` and the array file names) by their ``id()`` in memory
+    and stamps every zip entry with the current time, so two identical fits would differ in
+    sha256 and a release could not verify a model it reproduced. Each id is renumbered in order of
+    first appearance in schema.json (a consistent renaming, so shared references stay shared) and
+    every entry gets a fixed timestamp; nothing else changes.
+    """
+    with zipfile.ZipFile(path) as archive:
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+    schema = entries.pop("schema.json").decode()
+    ids: dict[str, str] = {}
+
+    def renumber(match: re.Match[str]) -> str:
+        before, old, after = (g for g in match.groups() if g is not None)
+        return f"{before}{ids.setdefault(old, str(len(ids) + 1))}{after}"
+
+    schema = _SKOPS_ID.sub(renumber, schema)
+    files = {}
+    for name, content in entries.items():
+        stem, suffix = name.split(".", 1)
+        if stem not in ids:
+            raise ModelBundleError(f"{path}: {name} is not referenced by schema.json")
+        files[f"{ids[stem]}.{suffix}"] = content
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, content in [("schema.json", schema.encode()), *sorted(files.items())]:
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
 
 
 def write_metadata(model_dir: Path, metadata: dict[str, Any]) -> None:
