@@ -227,9 +227,10 @@ def test_render_card_of_a_version_names_version_and_commit() -> None:
     assert "| Registered commit | `c0ffee` |" in markdown
 
 
-def test_render_card_warns_when_trained_from_a_dirty_tree() -> None:
+def test_render_card_says_what_a_dirty_training_commit_means() -> None:
     dirty = MODEL | {"git_commit": "abc123-dirty"}
-    assert "uncommitted changes" in card.render_card(inputs(model=dirty), spec())
+    details = section(card.render_card(inputs(model=dirty), spec()), "Model details")
+    assert "| Trained at commit | `abc123` plus uncommitted changes (the change that" in details
     assert "uncommitted changes" not in card.render_card(inputs(), spec())
 
 

@@ -306,7 +306,7 @@ def _model_details(inputs: CardInputs, spec: CardSpec) -> list[str]:
             "Prediction time",
             f"scheduled departure - {featurize.get('lead_minutes', 'n/a')} minutes",
         ],
-        ["Trained at commit", f"`{commit}`"],
+        ["Trained at commit", _trained_at(commit)],
         ["Data version (data.dvc)", f"`{_get(m, 'data_md5', 'model.json')}`"],
         ["MLflow run", f"`{m['mlflow_run_id']}`" if m.get("mlflow_run_id") else "not logged"],
         [
@@ -328,14 +328,18 @@ def _model_details(inputs: CardInputs, spec: CardSpec) -> list[str]:
         ["Model file", f"model.skops, sha256 {_short(m.get('sha256'), 16)}"],
         ["Paper", "Mitchell et al., Model Cards for Model Reporting, FAT* 2019 (this format)"],
     ]
-    lines = ["## Model details", "", *_table(["", ""], rows), ""]
+    return ["## Model details", "", *_table(["", ""], rows), ""]
+
+
+def _trained_at(commit: str) -> str:
+    """The commit model.json records; ``-dirty`` (the usual case: the pipeline runs before its
+    result is committed) means that commit plus the change that records this model."""
     if commit.endswith("-dirty"):
-        lines += [
-            "> The model was trained from a working tree with uncommitted changes "
-            f"(`{commit}`): the commit alone does not reproduce it; `dvc.lock` does.",
-            "",
-        ]
-    return lines
+        return (
+            f"`{commit.removesuffix('-dirty')}` plus uncommitted changes (the change that "
+            "records this model; `dvc.lock` pins its exact inputs)"
+        )
+    return f"`{commit}`"
 
 
 def _origins(inputs: CardInputs) -> str:
@@ -677,7 +681,7 @@ def render_card(inputs: CardInputs, spec: CardSpec) -> str:
 def _sections(markdown: str) -> dict[str, list[str]]:
     """Lines of each ``## `` section (the title and the fingerprint comment are left out)."""
     out: dict[str, list[str]] = {}
-    current = "(top)"
+    current = "Summary"
     for line in markdown.splitlines():
         if line.startswith("## "):
             current = line[3:].strip()
