@@ -362,9 +362,10 @@ def _ok(cwd: Path, env: dict[str, str], *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def october(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str]:
-    """A fresh clone (its own DVC remote, HOME and MLflow store) after `make monitor MONTH=2013-10`;
-    returns (clone, env, the output of make)."""
+def october(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str, str]:
+    """A fresh clone (its own DVC remote, HOME and MLflow store) whose main has a committed
+    pipeline run, after `make monitor MONTH=2013-10`; returns (clone, env, make's output, the
+    commit main was at)."""
     work = tmp_path_factory.mktemp("monitor-e2e")
     venv = Path(sys.executable).parent.parent
     env = {
@@ -397,17 +398,24 @@ def october(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
         str(work / "remote"),
     )
     # The shared venv stands in for the clone's own: never let make (re)install it.
-    stamp = venv / ".installed-dev"
-    done = _run(clone, env, "make", f"VENV={venv}", "-o", str(stamp), "monitor", "MONTH=2013-10")
+    make = ("make", f"VENV={venv}", "-o", str(venv / ".installed-dev"))
+    # Main as after a merged pipeline run: its dvc.lock, outputs and card committed.
+    _ok(clone, env, *make, "data", "repro")
+    _ok(clone, env, "git", "add", "--all")
+    _ok(clone, env, "git", "commit", "--quiet", "--allow-empty", "-m", "pipeline run on main")
+    base = _ok(clone, env, "git", "rev-parse", "HEAD").strip()
+    done = _run(clone, env, *make, "monitor", "MONTH=2013-10")
     assert done.returncode == 0, (
         f"make monitor failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     )
-    return clone, env, done.stdout
+    return clone, env, done.stdout, base
 
 
 @pytest.mark.slow
-def test_make_monitor_writes_the_drift_summary(october: tuple[Path, dict[str, str], str]) -> None:
-    clone, _, stdout = october
+def test_make_monitor_writes_the_drift_summary(
+    october: tuple[Path, dict[str, str], str, str],
+) -> None:
+    clone, _, stdout, _ = october
     out = clone / "outputs" / "monitor"
     record = json.loads((out / monitor.MONITOR_JSON).read_text())
     assert (record["month"], record["status"], record["retrain"]) == ("2013-10", "checked", True)
@@ -420,10 +428,9 @@ def test_make_monitor_writes_the_drift_summary(october: tuple[Path, dict[str, st
 
 @pytest.mark.slow
 def test_make_monitor_commits_exactly_the_retraining_change(
-    october: tuple[Path, dict[str, str], str],
+    october: tuple[Path, dict[str, str], str, str],
 ) -> None:
-    clone, env, _ = october
-    base = "origin/HEAD"  # the commit the clone started from
+    clone, env, _, base = october
     assert _ok(clone, env, "git", "branch", "--show-current").strip() == "retrain/2013-10"
     assert _ok(clone, env, "git", "rev-list", "--count", f"{base}..HEAD").strip() == "1"
     changed = set(_ok(clone, env, "git", "diff", "--name-only", base, "HEAD").split())
@@ -444,9 +451,9 @@ def test_make_monitor_commits_exactly_the_retraining_change(
 
 @pytest.mark.slow
 def test_card_check_on_the_retraining_branch_passes_then_fails_on_a_changed_lock(
-    october: tuple[Path, dict[str, str], str],
+    october: tuple[Path, dict[str, str], str, str],
 ) -> None:
-    clone, env, _ = october
+    clone, env, _, _ = october
     check = (sys.executable, "-m", "flightdelay", "card", "--check")
     assert _run(clone, env, *check).returncode == 0
     lock_path = clone / "dvc.lock"
