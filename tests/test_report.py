@@ -300,6 +300,36 @@ def test_render_model_card_changes_collapsed_and_unchanged_card_left_out(
     assert "Model card changes" not in same
 
 
+@pytest.mark.parametrize(
+    "excluded",
+    [{"day_of_week": "calendar"}, [{"column": "day_of_week", "reason": "calendar"}]],
+)
+def test_render_drift_summary_lines(params: Params, files: dict[str, Any], excluded: Any) -> None:
+    drift = {
+        **files["drift.json"],
+        "dataset": {**files["drift.json"]["dataset"], "drifted": True, "excluded": excluded},
+    }
+
+    text = render(inputs(params, files, drift=drift))
+
+    assert (
+        "- Dataset drift: **yes**: 17 of 35 features drifted (49 %, threshold 50 %): `temp`" in text
+    )
+    assert "- Excluded (calendar columns differ by construction): `day_of_week`" in text
+    assert "- Label drift: no: late rate 20.5 % → 10.7 %" in text
+
+
+def test_render_model_size_within_half_a_percent_is_the_same(
+    params: Params, files: dict[str, Any]
+) -> None:
+    stats = {"this": ModelStats(1_560_000, 7.3, 11.8), "base": ModelStats(1_559_000, 7.4, 12.1)}
+
+    text = render(inputs(params, files, stats=stats))
+
+    assert "| model file (`model.skops`) | 1.56 MB (same) | 1.56 MB |" in text
+    assert "| predict 1 row | 7.3 ms (−1 %) | 7.4 ms |" in text
+
+
 def test_for_job_summary_turns_local_images_into_text() -> None:
     assert for_job_summary("a\n![roc](img/evaluation-roc.png)\n") == (
         "a\n_(plot `evaluation-roc.png`: in the `model-report` artifact)_\n"

@@ -405,6 +405,13 @@ def _validation(r: ReportInputs) -> list[str]:
     return [*lines, "", *_details("Checks per expectation group", per_group)]
 
 
+def excluded_columns(excluded: Any) -> list[str]:
+    """Column names of drift.json's ``excluded`` (a mapping, or a list of {column, reason})."""
+    if isinstance(excluded, Mapping):
+        return [str(c) for c in excluded]
+    return [str(e.get("column", e)) if isinstance(e, Mapping) else str(e) for e in excluded]
+
+
 def _drift(r: ReportInputs) -> list[str]:
     d = r.drift
     if d is None:
@@ -422,7 +429,7 @@ def _drift(r: ReportInputs) -> list[str]:
     if ds:
         drifted = ds.get("drifted_features") or []
         lines.append(
-            f"- **Dataset drift: {yes(ds.get('drifted'))}**: {ds.get('n_drifted')} of "
+            f"- Dataset drift: {yes(ds.get('drifted'))}: {ds.get('n_drifted')} of "
             f"{ds.get('n_features')} features drifted ({100 * ds.get('share_drifted', 0):.0f} %, "
             f"threshold {100 * ds.get('drift_share_threshold', 0):.0f} %)"
             + (
@@ -434,7 +441,7 @@ def _drift(r: ReportInputs) -> list[str]:
         if ds.get("excluded"):
             lines.append(
                 f"- Excluded (calendar columns differ by construction): "
-                f"{', '.join(f'`{c}`' for c in ds['excluded'])}"
+                f"{', '.join(f'`{c}`' for c in excluded_columns(ds['excluded']))}"
             )
     if label:
         lines.append(
@@ -553,7 +560,8 @@ def _stats(r: ReportInputs) -> list[str]:
             return "–"
         if b is None or b == 0:
             return text(a)
-        return f"{text(a)} ({100 * (a - b) / b:+.0f} %)"
+        change = 100 * (a - b) / b
+        return f"{text(a)} (same)" if abs(change) < 0.5 else f"{text(a)} ({_signed(change, 0)} %)"
 
     def ms(x: float) -> str:
         return f"{x:.1f} ms"
@@ -586,7 +594,7 @@ def _stats(r: ReportInputs) -> list[str]:
 
 
 def _card(r: ReportInputs) -> list[str]:
-    if not r.card_diff or r.card_diff.startswith("The model card is unchanged"):
+    if not r.card_diff or r.card_diff.startswith(("The model card is unchanged", "New model card")):
         return []
     return _details(f"Model card changes (vs {r.base.name})", r.card_diff.strip().splitlines())
 
