@@ -139,7 +139,7 @@ def test_paired_bootstrap_1000_resamples_of_27k_rows_takes_seconds() -> None:
     started = time.perf_counter()
     paired_bootstrap(y, s, b, (0.3, 0.3), 1000, 0.95, seed=0)
 
-    # About 1 s on an idle 2-core machine; the bound leaves room for a busy CI runner.
+    # About 1.7 s of CPU; the bound leaves room for a busy CI runner.
     assert time.perf_counter() - started < 10
 
 

@@ -11,7 +11,8 @@ interval excludes 0, otherwise it is **noise**.
 The resampling is vectorised: a block of resamples is a (k, n) array of row indices. ROC AUC
 and average precision come from one ``bincount`` of (resample, rank of the score, label) per
 model (the Mann-Whitney statistic, ties counting one half); log loss, Brier score and F1 are
-sums over the resampled rows. 1,000 resamples of 27,000 rows take about a second.
+sums over the resampled rows. 1,000 paired resamples of 27,574 rows, five metrics for each of the
+two models, take 1.7 s of CPU (one core).
 
 I/O edge: :func:`materialise` gets the model directory (``paths.model``) of another commit without
 touching the work tree: from the DVC cache or remote at that revision (``DVCFileSystem``), else by
@@ -79,7 +80,7 @@ class Scored:
     y: np.ndarray  # 0/1
     scores: np.ndarray
     threshold: float
-    group_code: np.ndarray  # 2 * (rank of the row's score among distinct scores) + y
+    group_code: np.ndarray  # rank of the row's score among distinct scores, + groups if y = 1
     groups: int  # number of distinct scores
     losses: dict[str, np.ndarray]  # per-row log loss and squared error
     outcome: np.ndarray  # 2 * predicted + y at the threshold (0 TN, 1 FN, 2 FP, 3 TP)
@@ -95,7 +96,7 @@ class Scored:
             y=y,
             scores=scores,
             threshold=threshold,
-            group_code=2 * rank + y,
+            group_code=rank + len(distinct) * y,
             groups=len(distinct),
             losses={
                 "log_loss": -(y * np.log(p) + (1 - y) * np.log1p(-p)),
@@ -109,7 +110,7 @@ def _counts(codes: np.ndarray, size: int) -> np.ndarray:
     """Per resample (row of ``codes``), how many times each code 0..size-1 occurs: (k, size)."""
     k = codes.shape[0]
     keyed = codes + (np.arange(k, dtype=np.int64) * size)[:, None]
-    return np.bincount(keyed.ravel(), minlength=k * size).reshape(k, size).astype(np.float64)
+    return np.bincount(keyed.ravel(), minlength=k * size).reshape(k, size)
 
 
 def resampled_metrics(
@@ -124,20 +125,19 @@ def resampled_metrics(
     """
     out: dict[str, np.ndarray] = {}
     if {"roc_auc", "pr_auc"} & set(metrics):
-        by_score = _counts(model.group_code[drawn], 2 * model.groups).reshape(
-            len(drawn), model.groups, 2
-        )
-        neg, pos = by_score[..., 0], by_score[..., 1]
-        n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+        # Integer counts per (resample, label, distinct score ascending): exact sums below.
+        by_score = _counts(model.group_code[drawn], 2 * model.groups)
+        neg, pos = by_score[:, : model.groups], by_score[:, model.groups :]
+        neg_upto, pos_upto = np.cumsum(neg, axis=1), np.cumsum(pos, axis=1)
+        n_neg, n_pos = neg_upto[:, -1], pos_upto[:, -1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            if "roc_auc" in metrics:
-                below = np.cumsum(neg, axis=1) - neg
-                out["roc_auc"] = (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
-            if "pr_auc" in metrics:
-                tps = np.cumsum(pos[:, ::-1], axis=1)
-                fps = np.cumsum(neg[:, ::-1], axis=1)
-                precision = np.where(tps + fps > 0, tps / np.maximum(tps + fps, 1), 0.0)
-                out["pr_auc"] = (pos[:, ::-1] * precision).sum(axis=1) / n_pos
+            if "roc_auc" in metrics:  # negatives below, plus half the tied ones, per positive
+                twice = (pos * (2 * neg_upto - neg)).sum(axis=1)
+                out["roc_auc"] = twice / (2.0 * n_pos * n_neg)
+            if "pr_auc" in metrics:  # at each threshold: flagged = scores at or above it
+                tps = n_pos[:, None] - pos_upto + pos
+                flagged = tps + (n_neg[:, None] - neg_upto + neg)
+                out["pr_auc"] = (pos * (tps / np.maximum(flagged, 1))).sum(axis=1) / n_pos
     for name, loss in model.losses.items():
         if name in metrics:
             out[name] = loss[drawn].mean(axis=1)
