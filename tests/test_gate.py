@@ -107,6 +107,16 @@ def test_decide_without_evaluation_refuses(gate: GateParams) -> None:
     ]
 
 
+def test_decide_failed_validation_without_evaluation_says_where_it_stopped(
+    gate: GateParams,
+) -> None:
+    verdict = decide(challenger(validation=FAILED, metrics=None, slices=None), None, gate)
+
+    assert verdict.reasons[1] == (
+        "no ROC AUC on the evaluation month: the pipeline stopped at the failed validation"
+    )
+
+
 def test_decide_below_the_floor_refuses(gate: GateParams) -> None:
     verdict = decide(challenger(metrics={**METRICS, "roc_auc": 0.74}), None, gate)
 

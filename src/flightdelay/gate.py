@@ -207,11 +207,12 @@ def decide(challenger: Challenger, champion: Comparison | None, params: GatePara
     name = _metric_name(params.metric)
     value = metrics.get(params.metric)
     if value is None:
+        stopped = "at the failed validation" if not checks[0].passed else "before `evaluate`"
         checks.append(
             Check(
                 "evaluated",
                 False,
-                f"no {name} on the evaluation month: the pipeline stopped before `evaluate`",
+                f"no {name} on the evaluation month: the pipeline stopped {stopped}",
             )
         )
     else:
