@@ -471,3 +471,31 @@ def test_card_check_on_the_retraining_branch_passes_then_fails_on_a_changed_lock
         )
     finally:
         lock_path.write_text(original)
+
+
+@pytest.mark.slow
+def test_card_of_a_version_read_from_a_revision_matches_the_working_tree_card(
+    october: tuple[Path, dict[str, str], str, str],
+) -> None:
+    clone, env, _, _ = october
+    _ok(
+        clone,
+        env,
+        sys.executable,
+        "-m",
+        "flightdelay",
+        "card",
+        "--version",
+        "v9.9.9",
+        "--rev",
+        "HEAD",
+    )
+    version = (clone / "model-cards" / "flight-delay@v9.9.9.md").read_text().splitlines()
+    tree = (clone / "model-cards" / "flight-delay.md").read_text().splitlines()
+    differ = [(a, b) for a, b in zip(tree, version, strict=False) if a != b]
+    assert [b for _, b in differ][:2] == [
+        "# Model card: flight-delay@v9.9.9",
+        "| Version | v9.9.9 (git tag `flight-delay@v9.9.9`) |",
+    ]
+    assert len(version) == len(tree) + 1  # the registered commit's row
+    (clone / "model-cards" / "flight-delay@v9.9.9.md").unlink()

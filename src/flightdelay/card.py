@@ -827,7 +827,10 @@ class _Reader:
         except FileNotFoundError:
             raise DataFileError(f"{path}: {what} not found at {self.rev}") from None
         except Exception as exc:  # not in the DVC cache nor on the remote
-            raise DataFileError(f"{path} at {self.rev}: {what} cannot be read: {exc}") from None
+            raise DataFileError(
+                f"{path} at {self.rev}: {what} cannot be read ({exc}); it is in neither the DVC "
+                f"cache nor the remote: `dvc fetch --rev {self.rev}` where it was built"
+            ) from None
 
     def json(self, path: Path, what: str) -> Any:
         try:
