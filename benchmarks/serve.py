@@ -11,8 +11,9 @@
 3. For each: checks that both return the same probabilities for the same flights, warms up,
    then runs ``wrk`` (installed with ``apt-get install -y wrk``) for ``--duration`` seconds per
    case: one flight per request at 1 and 8 connections, and 1,000 flights per request at 1.
-4. Prints req/s, p50, p99 and rows/s side by side, with the load average of the machine
-   (other work on it competes for the same cores).
+4. Prints req/s, p50, p99, rows/s and the servers' CPU time per request side by side, with the
+   load average of the machine (other work on it competes for the same cores: latency and
+   throughput depend on it, CPU time per request much less).
 
 Not the same work: MLflow's pyfunc takes the *feature* frame, so it is sent the 37 feature
 columns the pipeline takes, already built; ``flightdelay serve`` is sent the raw flight
@@ -87,6 +88,7 @@ class Result:
     p99_ms: float
     max_ms: float
     rows_per_s: float
+    cpu_ms_per_request: float  # server processes' CPU time / requests: little affected by load
     load_before: float
     load_after: float
 
@@ -214,14 +216,29 @@ def wrk(url: str, body: Any, connections: int, duration: float, work: Path) -> d
     return dict(result)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by every live process of a process group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # after the command: state, ppid, pgrp, ..., utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def measure(
-    server: str, url: str, bodies: dict[int, Any], duration: float, work: Path
+    server: str, url: str, bodies: dict[int, Any], duration: float, work: Path, pgid: int
 ) -> list[Result]:
     wrk(url, bodies[1], 8, min(3.0, duration), work)  # warm-up, not recorded
     results = []
     for case in CASES:
-        before = os.getloadavg()[0]
+        before, cpu = os.getloadavg()[0], group_cpu_seconds(pgid)
         r = wrk(url, bodies[case.rows], case.connections, duration, work)
+        cpu_ms = (group_cpu_seconds(pgid) - cpu) * 1000 / max(r["requests"], 1)
         rps = r["requests"] / (r["duration_us"] / 1e6)
         results.append(
             Result(
@@ -234,13 +251,15 @@ def measure(
                 round(r["p99_us"] / 1000, 2),
                 round(r["max_us"] / 1000, 2),
                 round(rps * case.rows, 0),
+                round(cpu_ms, 3),
                 round(before, 2),
                 round(os.getloadavg()[0], 2),
             )
         )
         print(
-            f"  {server:<7} {case.name:<34} {rps:9.1f} req/s  p50 {r['p50_us'] / 1000:7.2f} ms"
-            f"  p99 {r['p99_us'] / 1000:7.2f} ms  (load {before:.2f})",
+            f"  {server:<7} {case.name:<35} {rps:8.1f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms"
+            f"  p99 {r['p99_us'] / 1000:6.2f} ms  CPU {cpu_ms:6.2f} ms/request"
+            f"  (load {before:.2f})",
             flush=True,
         )
     return results
@@ -326,7 +345,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             "--workers",
             str(args.workers),
         ]
-        with running(command, url + "/ready", work / "ours.log", env):
+        with running(command, url + "/ready", work / "ours.log", env) as process:
             got = [
                 p["probability"] for p in post(url + "/predict", ours[BATCH_ROWS])["predictions"]
             ]
@@ -335,7 +354,7 @@ def run(args: argparse.Namespace) -> list[Result]:
                     "flightdelay serve's scores differ from build_features + pipeline.predict_proba"
                 )
             print("  ours    scores equal build_features + pipeline.predict_proba: yes")
-            results += measure("ours", url + "/predict", ours, args.duration, work)
+            results += measure("ours", url + "/predict", ours, args.duration, work, process.pid)
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -384,39 +403,39 @@ def run_mlflow(
     mlflow_env = dict(env)
     if args.mlflow_omp_threads:
         mlflow_env["OMP_NUM_THREADS"] = str(args.mlflow_omp_threads)
-    with running(command, url + "/ping", work / "mlflow.log", mlflow_env):
+    with running(command, url + "/ping", work / "mlflow.log", mlflow_env) as process:
         got = np.array(post(url + "/invocations", bodies[BATCH_ROWS])["predictions"])[:, 1]
         if not np.array_equal(got, expected):
             raise BenchError("mlflow's scores differ from pipeline.predict_proba")
         print("  mlflow  scores equal pipeline.predict_proba on the same features: yes")
-        return measure("mlflow", url + "/invocations", bodies, args.duration, work)
+        return measure("mlflow", url + "/invocations", bodies, args.duration, work, process.pid)
 
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
     by = {(r.server, r.case): r for r in results}
-    print(f"\n{'case':<34} | {'mlflow models serve':^38} | {'flightdelay serve':^38} | speed-up")
-    print(
-        f"{'':<34} | {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>12} "
-        f"| {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>12} |"
-    )
+    head = f"{'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>10} {'CPU ms':>7}"
+    print(f"\n{'case':<35} | {'mlflow models serve':^44} | {'flightdelay serve':^44} | speed-up")
+    print(f"{'':<35} | {head} | {head} |")
     for case in CASES:
         cells = []
         for server in ("mlflow", "ours"):
             r = by.get((server, case.name))
             cells.append(
-                f"{r.requests_per_s:8.1f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.rows_per_s:12,.0f}"
+                f"{r.requests_per_s:8.1f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.rows_per_s:10,.0f} "
+                f"{r.cpu_ms_per_request:7.2f}"
                 if r
-                else f"{'-':>38}"
+                else f"{'-':>44}"
             )
         m, o = by.get(("mlflow", case.name)), by.get(("ours", case.name))
         ratio = f"{o.requests_per_s / m.requests_per_s:6.1f}x" if m and o else "   -"
-        print(f"{case.name:<34} | {cells[0]} | {cells[1]} | {ratio}")
+        print(f"{case.name:<35} | {cells[0]} | {cells[1]} | {ratio}")
     loads = [r.load_before for r in results] + [r.load_after for r in results]
     print(
         f"\nload average (1 min) during the runs: {min(loads):.2f}..{max(loads):.2f} on "
-        f"{os.cpu_count()} CPUs; {args.workers} worker(s) per server; mlflow is sent the "
-        "37 built features, flightdelay serve the 11 raw fields (it validates and builds "
-        "the features itself)."
+        f"{os.cpu_count()} CPUs; {args.workers} worker(s) per server. mlflow is sent the "
+        "37 built features, flightdelay serve the 11 raw fields (it validates them and builds "
+        "the features itself). CPU ms: the server processes' CPU time (user + system, all "
+        "workers) per request, which the machine's other load inflates much less than latency."
     )
 
 
