@@ -176,6 +176,7 @@ def stop(service: LocalService) -> bool:
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
     """Poll ``url``/ready until it answers 200; raise DeployError if the process dies first."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -184,7 +185,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float, log
                 f"was ready; last lines of {log}:\n{tail(log)}"
             )
         try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
+            with opener.open(f"{url}/ready", timeout=2) as answer:
                 if answer.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
