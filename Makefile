@@ -101,6 +101,10 @@ IMAGE ?= $(IMAGE_REPO):$(VERSION)
 export DEPLOY_TARGET REF VERSION STAGE VERSION_TAG PR_LABELS DEPLOY_PORT IMAGE
 RELEASE_DIR := outputs/release
 
+.PHONY: pull
+pull: venv ## dvc pull every output HEAD's dvc.lock records (fails if the remote lacks one)
+	dvc pull
+
 .PHONY: promote
 promote: venv ## After a merge: gate vs prod; if it passes, gto register (bump from PR_LABELS) + staging
 	flightdelay promote --labels "$$PR_LABELS"
@@ -118,6 +122,11 @@ rollback: venv ## Re-assign prod to the version it held before (from gto history
 release: venv ## Resolve a stage tag into outputs/release (verified model, assets): make release REF=<tag>
 	@test -n "$$REF" || { echo "usage: make release REF=$(MODEL)#staging#N" >&2; exit 2; }
 	flightdelay release --ref "$$REF"
+
+.PHONY: release-check
+release-check: venv ## Check REF is the current assignment of its stage; print stage and version
+	@test -n "$$REF" || { echo "usage: make release-check REF=$(MODEL)#staging#N" >&2; exit 2; }
+	flightdelay release --ref "$$REF" --resolve-only
 
 .PHONY: image
 image: ## Build the serving image with outputs/release/model baked in, push it to IMAGE (GHCR)

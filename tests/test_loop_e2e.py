@@ -171,9 +171,9 @@ class Work:
     def promote_job(
         self, labels: str = "", ok: bool = True
     ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-        """promote.yml: dvc pull, make promote, push the new tags; returns (result, new tags)."""
+        """promote.yml: make pull, make promote, push the new tags; returns (result, new tags)."""
         before = self.tags()
-        self.dvc("pull", "--quiet")
+        self.make("pull")
         done = self.make("promote", ok=ok, PR_LABELS=labels)
         new = self.tags() - before
         if new:
