@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,109 @@ def test_main_resolve_only_outputs_the_stage_without_fetching(
         )
     )
     assert not (repo.root / "outputs/release").exists()
+
+
+# ---------------------------------------------------------------- make image, make github-release
+
+
+def fake(bin_dir: Path, name: str, script: str) -> None:
+    """A stand-in command that appends its arguments to calls.log (docker and gh need GitHub)."""
+    path = bin_dir / name
+    path.write_text(f'#!/bin/sh\necho "{name} $*" >> "{bin_dir}/calls.log"\n{script}\n')
+    path.chmod(0o755)
+
+
+def run_make(repo_root: Path, bin_dir: Path, *args: str, **env: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(repo_root), *args],
+        env={**clean, "PATH": f"{bin_dir}{os.pathsep}{clean['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = bin_dir / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture
+def release_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "release"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "model.json").write_text("{}")
+    (out / "assets").mkdir()
+    for name in ("evaluate.json", "flight-delay.md"):
+        (out / "assets" / name).write_text("x")
+    (out / "notes.md").write_text("# notes\n")
+    return out
+
+
+def test_make_image_logs_in_builds_with_the_model_and_pushes(
+    repo_root: Path, tmp_path: Path, release_dir: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake(bin_dir, "docker", "cat > /dev/null")
+    calls = run_make(
+        repo_root,
+        bin_dir,
+        f"RELEASE_DIR={release_dir}",
+        "image",
+        VERSION="v0.2.0",
+        GITHUB_REPOSITORY="Owner/Flight-Delay",
+        REGISTRY_USER="bot",
+        REGISTRY_TOKEN="t0ken",
+    )
+    image = "ghcr.io/owner/flight-delay:v0.2.0"  # GHCR wants lower case
+    assert calls == [
+        "docker login ghcr.io --username bot --password-stdin",
+        f"docker build --build-arg MODEL_DIR={release_dir}/model --build-arg MODEL_VERSION=v0.2.0"
+        f" --tag {image} .",
+        f"docker push {image}",
+    ]
+
+
+def test_make_github_release_creates_a_prerelease_for_staging(
+    repo_root: Path, tmp_path: Path, release_dir: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake(bin_dir, "gh", 'case "$1 $2" in "release view") exit 1;; esac')
+    calls = run_make(
+        repo_root,
+        bin_dir,
+        f"RELEASE_DIR={release_dir}",
+        "github-release",
+        VERSION_TAG="flight-delay@v0.2.0",
+        STAGE="staging",
+    )
+    assets = f"{release_dir}/assets/evaluate.json {release_dir}/assets/flight-delay.md"
+    assert calls == [
+        "gh release view flight-delay@v0.2.0",
+        "gh release create flight-delay@v0.2.0 --verify-tag --title flight-delay@v0.2.0 "
+        f"--notes-file {release_dir}/notes.md --prerelease {assets}",
+    ]
+
+
+def test_make_github_release_for_prod_updates_and_marks_latest(
+    repo_root: Path, tmp_path: Path, release_dir: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake(bin_dir, "gh", "exit 0")
+    calls = run_make(
+        repo_root,
+        bin_dir,
+        f"RELEASE_DIR={release_dir}",
+        "github-release",
+        VERSION_TAG="flight-delay@v0.2.0",
+        STAGE="prod",
+    )
+    assets = f"{release_dir}/assets/evaluate.json {release_dir}/assets/flight-delay.md"
+    assert calls == [
+        "gh release view flight-delay@v0.2.0",
+        f"gh release upload flight-delay@v0.2.0 {assets} --clobber",
+        f"gh release edit flight-delay@v0.2.0 --notes-file {release_dir}/notes.md "
+        "--prerelease=false --latest",
+    ]
