@@ -129,7 +129,7 @@ def test_predict_answers_label_at_threshold_model_and_version(
     threshold = json.loads((model_dir / METADATA_FILE).read_text())["threshold"]
     assert body["threshold"] == threshold
     assert body["model_version"] == "v1.2.3"
-    assert body["model"] == "flightdelay"
+    assert body["model"] == "flight-delay"
     for p in body["predictions"]:
         assert 0.0 <= p["probability"] <= 1.0
         assert p["late"] is (p["probability"] >= threshold)
@@ -533,7 +533,7 @@ def test_version_reports_model_json_provenance_and_release_tag(
 ) -> None:
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
     body = client.get("/version").json()
-    assert body["model"] == "flightdelay"
+    assert body["model"] == "flight-delay"
     assert body["version"] == "v1.2.3"
     assert body["git_commit"] == metadata["git_commit"]
     assert body["data_md5"] == DATA_MD5

@@ -32,7 +32,7 @@ context or null, a date outside the schedule in the context (operational feature
 
 Settings come from the environment (command-line options win):
     FLIGHTDELAY_MODEL_VERSION   release tag shown by /version and in responses (default "dev")
-    FLIGHTDELAY_MODEL_NAME      model name (default: model.json "name", else "flightdelay")
+    FLIGHTDELAY_MODEL_NAME      model name (default: model.json "name", else "flight-delay")
     FLIGHTDELAY_API_TOKEN       if set, /predict, /version and /metrics require the header
                                 ``Authorization: Bearer <token>`` (401 otherwise); /health,
                                 /ready and /docs stay open for probes. Off by default (loopback);
@@ -76,6 +76,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
+from flightdelay import MODEL_NAME
 from flightdelay.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, UnsupportedPipelineError
 from flightdelay.features import (
     RAW_COLUMNS,
@@ -100,7 +101,7 @@ log = logging.getLogger("flightdelay.serve")
 
 ENV_PREFIX = "FLIGHTDELAY_"
 DEFAULT_MODEL_DIR = Path("outputs/model")
-DEFAULT_MODEL_NAME = "flightdelay"
+DEFAULT_MODEL_NAME = MODEL_NAME  # the GTO artifact name
 INT_COLUMNS = ("year", "month", "day", "sched_dep_time", "sched_arr_time", "flight")
 FLOAT_COLUMNS = ("distance",)
 METRICS_DIR_PREFIX = "flightdelay-metrics-"
