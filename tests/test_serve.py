@@ -806,3 +806,21 @@ def test_main_exits_1_for_a_model_built_by_other_feature_code(
         f"error: {copy}: context table 'departures' lacks column(s) ['origin'] (the model does "
         "not match this version of flightdelay.features: retrain it)\n"
     )
+
+
+def test_service_falls_back_to_the_pipeline_if_the_fast_path_breaks(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flightdelay.fast_predict import FastPredictor
+
+    def broken(self: Any, features: Any) -> Any:
+        raise AttributeError("'HistGradientBoostingClassifier' object has no attribute '_loss'")
+
+    monkeypatch.setattr(FastPredictor, "predict_proba", broken)
+    service = serve.ModelService(load_model_bundle(model_dir))
+    assert service.predictor == "pipeline"
+    assert "fast path failed: AttributeError" in caplog.text
+    frame = raw_flights(month=4).head(3)
+    np.testing.assert_array_equal(
+        service.predict(serve.to_columns(records(frame))), direct_scores(model_dir, frame)
+    )

@@ -233,10 +233,12 @@ class ModelService:
         self.predictor_note = ""
         try:
             fast = FastPredictor.compile(self.pipeline, n_threads=n_threads)
+            mismatch = self._compare(fast)
         except UnsupportedPipelineError as exc:
             self.predictor_note = f"fast path unavailable: {exc}"
+        except Exception as exc:  # scikit-learn internals it reads moved: the pipeline still works
+            self.predictor_note = f"fast path failed: {type(exc).__name__}: {exc}"
         else:
-            mismatch = self._compare(fast)
             if mismatch:
                 self.predictor_note = f"fast path refused: {mismatch}"
             else:
