@@ -109,10 +109,11 @@ pull: venv ## dvc pull every output HEAD's dvc.lock records (fails if the remote
 promote: venv ## After a merge: gate vs prod; if it passes, gto register (bump from PR_LABELS) + staging
 	flightdelay promote --labels "$$PR_LABELS"
 
+# --force: GTO refuses, without it, a version that was in prod before (after a rollback, say).
 .PHONY: promote-prod
 promote-prod: venv ## Assign a registered version to prod: make promote-prod VERSION=vX.Y.Z
 	@[[ "$$VERSION" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "usage: make promote-prod VERSION=vX.Y.Z" >&2; exit 2; }
-	gto assign $(MODEL) --version "$$VERSION" --stage prod
+	gto assign $(MODEL) --version "$$VERSION" --stage prod --force
 
 .PHONY: rollback
 rollback: venv ## Re-assign prod to the version it held before (from gto history)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,32 @@ def test_main_reassigns_prod_to_the_previous_version(repo: RegistryRepo, capsys)
 def test_main_without_a_previous_version_fails_with_the_reason(repo: RegistryRepo, capsys) -> None:
     assert rollback.main(["--stage", "staging"]) == 1
     assert "staging has never been assigned: nothing to roll back" in capsys.readouterr().err
+
+
+def make_in(repo: RegistryRepo, repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    venv = Path(sys.executable).parent.parent
+    return repo.run(
+        "make",
+        "--no-print-directory",
+        "-f",
+        str(repo_root / "Makefile"),
+        f"VENV={venv}",
+        "-o",
+        f"{venv}/.installed-dev",
+        *args,
+        check=False,
+    )
+
+
+def test_make_promote_prod_puts_back_a_version_that_was_in_prod(
+    repo: RegistryRepo, repo_root: Path
+) -> None:
+    done = make_in(repo, repo_root, "promote-prod", "VERSION=v0.1.0")
+    assert done.returncode == 0, done.stderr
+    assert repo.show()["stage"]["prod"] == "v0.1.0"
+
+
+def test_make_promote_prod_without_a_semver_says_how(repo: RegistryRepo, repo_root: Path) -> None:
+    done = make_in(repo, repo_root, "promote-prod", "VERSION=latest")
+    assert done.returncode == 2
+    assert "usage: make promote-prod VERSION=vX.Y.Z" in done.stderr
