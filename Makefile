@@ -98,7 +98,7 @@ PR_LABELS ?=
 DEPLOY_PORT ?=
 IMAGE_REPO ?= ghcr.io/$(shell printf '%s' '$(GITHUB_REPOSITORY)' | tr '[:upper:]' '[:lower:]')
 IMAGE ?= $(IMAGE_REPO):$(VERSION)
-export DEPLOY_TARGET REF VERSION STAGE VERSION_TAG PR_LABELS DEPLOY_PORT IMAGE
+export DEPLOY_TARGET REF VERSION STAGE VERSION_TAG PR_LABELS DEPLOY_PORT
 RELEASE_DIR := outputs/release
 
 .PHONY: pull
@@ -132,13 +132,13 @@ release-check: venv ## Check REF is the current assignment of its stage; print s
 .PHONY: image
 image: ## Build the serving image with outputs/release/model baked in, push it to IMAGE (GHCR)
 	@test -n "$$VERSION" -a -f $(RELEASE_DIR)/model/model.json || { echo "run make release first; make image VERSION=vX.Y.Z" >&2; exit 2; }
-	@if [ -n "$${REGISTRY_TOKEN:-}" ]; then printf '%s' "$$REGISTRY_TOKEN" | docker login "$${IMAGE%%/*}" --username "$${REGISTRY_USER:?set REGISTRY_USER}" --password-stdin; fi
-	docker build --build-arg MODEL_DIR=$(RELEASE_DIR)/model --build-arg MODEL_VERSION="$$VERSION" --tag "$$IMAGE" .
-	docker push "$$IMAGE"
+	@if [ -n "$${REGISTRY_TOKEN:-}" ]; then printf '%s' "$$REGISTRY_TOKEN" | docker login "$(firstword $(subst /, ,$(IMAGE)))" --username "$${REGISTRY_USER:?set REGISTRY_USER}" --password-stdin; fi
+	docker build --build-arg MODEL_DIR=$(RELEASE_DIR)/model --build-arg MODEL_VERSION="$$VERSION" --tag "$(IMAGE)" .
+	docker push "$(IMAGE)"
 
 .PHONY: deploy
 deploy: venv ## Run outputs/release for its stage and smoke it: DEPLOY_TARGET=local (default) | kubernetes
-	flightdelay deploy --target "$$DEPLOY_TARGET" $${DEPLOY_PORT:+--port "$$DEPLOY_PORT"}
+	flightdelay deploy --target "$$DEPLOY_TARGET" --image "$(IMAGE)" $${DEPLOY_PORT:+--port "$$DEPLOY_PORT"}
 
 .PHONY: undeploy
 undeploy: venv ## Stop a stage's local service: make undeploy STAGE=prod
