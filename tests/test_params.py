@@ -173,7 +173,8 @@ def test_parse_params_misspelt_featurize_key_suggests_the_right_one(raw: dict[st
     with pytest.raises(ParamsError) as exc:
         parse_params(raw)
     assert "featurize.lead_minute: unknown key (did you mean 'featurize.lead_minutes'?)" in str(
-        exc.value)
+        exc.value
+    )
     assert "featurize.lead_minutes: required key is missing" in str(exc.value)
 
 
