@@ -3,8 +3,10 @@
 Resolves the tag (``gto check-ref``), refuses one that is not a stage assignment or that a newer
 assignment of the same stage has superseded, materialises the exact model the tagged commit's
 ``dvc.lock`` records (from the DVC cache or remote, hash verified), and gathers what the GitHub
-release attaches: model card, metrics, report and model metadata, as found at that commit.
-Writes into ``--out`` (default ``outputs/release``)::
+release attaches: model card, metrics, report and model metadata, as found at that commit, plus
+the version's own card (``<model>@vX.Y.Z.md``: :mod:`flightdelay.card` rendered from that commit's
+outputs with the version, its tag and the commit filled in). Writes into ``--out`` (default
+``outputs/release``)::
 
     release.json   artifact, version, stage, tags, commit, hashes: what deploy and MLflow read
     model/         the verified model directory (what the image bakes in, what serve loads)
@@ -27,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flightdelay import MODEL_NAME, artifacts, gitops
+from flightdelay import MODEL_NAME, artifacts, card, gitops
 from flightdelay.io import DataFileError, read_json, write_json
 from flightdelay.params import ParamsError, load_params
 
@@ -113,9 +115,16 @@ def resolve(
 
 
 def notes(
-    release: Release, metrics: Mapping[str, Any], assets: Sequence[str], missing: Sequence[str]
+    release: Release,
+    metrics: Mapping[str, Any],
+    assets: Sequence[str],
+    missing: Sequence[str],
+    card_problem: str | None = None,
 ) -> str:
-    """Markdown release notes: what is deployed where, its headline metrics, its provenance."""
+    """Markdown release notes: what is deployed where, its headline metrics, its provenance.
+
+    ``card_problem`` says why the version's own card could not be made (None: it is attached).
+    """
     lines = [
         f"# {release.artifact} {release.version} → {release.stage}",
         "",
@@ -150,7 +159,23 @@ def notes(
             "Not found at this commit, so not attached: " + ", ".join(f"`{m}`" for m in missing),
             "",
         ]
+    if card_problem:
+        lines += [f"No model card of {release.version_tag}: {card_problem}", ""]
     return "\n".join(lines)
+
+
+def card_spec(params: Any, version: str, commit: str) -> card.CardSpec:
+    """The card of registered ``version`` at ``commit``, made as `flightdelay card --version`."""
+    return card.CardSpec(
+        name=MODEL_NAME,
+        version=version,
+        registered_commit=commit,
+        confidence=params.card.confidence,
+        bootstrap_samples=params.evaluate.bootstrap_samples,
+        seed=params.train.seed,
+        min_slice_rows=params.evaluate.min_slice_rows,
+        top_features=params.card.top_features,
+    )
 
 
 def asset_paths(
@@ -170,6 +195,25 @@ def asset_paths(
 
 
 # ---------------------------------------------------------------- I/O edge
+
+
+def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str | None, str | None]:
+    """Render the card of ``release.version`` from its commit's outputs (via DVC) into ``dest``.
+
+    Returns (file name, None), or (None, why) when that commit's outputs cannot make a card (e.g.
+    a version older than the card stage): the release still deploys, its notes say why.
+    """
+    try:
+        reader = card._Reader(release.commit)
+        lock = reader.yaml(Path("dvc.lock"), "dvc.lock")
+        inputs = card.load_inputs(params, reader, lock if isinstance(lock, dict) else {})
+        markdown = card.render_card(inputs, card_spec(params, release.version, release.commit))
+    except (card.CardError, DataFileError) as exc:
+        return None, str(exc)
+    path = dest / card.card_path(params, release.version).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown, encoding="utf-8")
+    return path.name, None
 
 
 def fetch_assets(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
@@ -220,10 +264,18 @@ def build(ref: str, out: Path) -> Release:
         recorded.path,
     )
     attached, missing = fetch_assets(release.commit, paths, out / "assets")
+    # After the fetch: the version card made now wins over a same-named one committed earlier.
+    version_card, card_problem = write_version_card(params, release, out / "assets")
+    if version_card is None:
+        print(f"warning: no model card of {release.version_tag}: {card_problem}", file=sys.stderr)
+    else:
+        attached = sorted({*attached, version_card})
     evaluate_json = out / "assets" / "evaluate.json"
     metrics = read_json(evaluate_json, "metrics") if evaluate_json.is_file() else {}
     write_json(out / RELEASE_FILE, asdict(release))
-    (out / "notes.md").write_text(notes(release, metrics, attached, missing), encoding="utf-8")
+    (out / "notes.md").write_text(
+        notes(release, metrics, attached, missing, card_problem), encoding="utf-8"
+    )
     return release
 
 
