@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -477,6 +478,10 @@ def stage(tmp_path: Path, params: Params, monkeypatch: pytest.MonkeyPatch) -> Pa
     current = features[features["month"] == MONTHS[-1]]
     scores = _Pipeline().predict_proba(current)[:, 1]
     current.assign(score=scores).to_parquet(out / "predictions.parquet")
+    august = features[features["month"] == "2013-08"]
+    august.assign(score=_Pipeline().predict_proba(august)[:, 1])[["month", "score"]].to_parquet(
+        out / "backtest_predictions.parquet"
+    )
     write_json(out / "metrics" / "backtest.json", {"months": [
         {"month": "2013-08", "roc_auc": 0.80}, {"month": "2013-09", "roc_auc": 0.79},
     ]})  # fmt: skip
@@ -502,6 +507,8 @@ def test_main_writes_metrics_table_plot_data_and_figures(
     assert excluded == ["day_of_week", "days_to_holiday"]
     assert summary["label"]["current_late_rate"] > summary["label"]["reference_late_rate"]
     assert summary["prediction"]["drifted"] is True
+    assert summary["prediction"]["reference_source"] == "backtest"
+    assert summary["prediction"]["reference_score_months"] == ["2013-08"]
     assert summary["performance"]["available"] is True
     assert summary["performance"]["drifted"] is False
     table = json.loads((out / "features.json").read_text())
@@ -512,7 +519,9 @@ def test_main_writes_metrics_table_plot_data_and_figures(
         assert len(pd.read_csv(out / "plots" / f"{name}.csv")) > 0
     for name in ("distributions", "drift_scores", "late_rate", "performance", "scores"):
         assert (out / "png" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert capsys.readouterr().out.startswith("drift 2013-09 vs 2013-07..2013-08: ")
+    out_text = capsys.readouterr().out
+    assert out_text.startswith("drift 2013-09 vs 2013-07..2013-08: ")
+    assert "(backtest reference)" in out_text
 
 
 def test_main_reports_missing_features_file(
@@ -555,3 +564,116 @@ def test_main_reports_missing_backtest(stage: Path, capsys: pytest.CaptureFixtur
     assert "backtest.json: backtest metrics (run `dvc repro evaluate`) not found" in (
         capsys.readouterr().err
     )
+
+
+def test_main_reports_missing_backtest_predictions(
+    stage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (stage / "outputs" / "backtest_predictions.parquet").unlink()
+    assert drift.main(["--params", str(stage / "params.yaml")]) == 1
+    assert (
+        "backtest_predictions.parquet: backtest predictions (run `dvc repro evaluate`) not found"
+        in capsys.readouterr().err
+    )
+
+
+def test_main_refuses_backtest_predictions_of_another_run(
+    stage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = stage / "outputs" / "backtest_predictions.parquet"
+    pd.read_parquet(path).assign(month="2013-07").to_parquet(path)
+    assert drift.main(["--params", str(stage / "params.yaml")]) == 1
+    assert (
+        "the backtest predictions are for ['2013-07'] but backtest.json has ['2013-08'] before "
+        "2013-09: re-run `dvc repro evaluate`" in capsys.readouterr().err
+    )
+
+
+# ---------------------------------------------------------------- prediction-drift reference
+
+
+def _scores(features: pd.DataFrame, month: str, shift: float = 0.0) -> pd.DataFrame:
+    rows = features[features["month"] == month]
+    return pd.DataFrame({"month": month, "score": _Pipeline().predict_proba(rows)[:, 1] + shift})
+
+
+def _drift_of_scores(
+    backtest_scores: pd.DataFrame | None,
+    score_reference: Callable[[pd.DataFrame], np.ndarray] | None = None,
+) -> drift.DriftReport:
+    features = _feature_table(shift=1.0)
+    return drift.drift(
+        features,
+        _scores(features, "2013-09"),
+        [],
+        reference_months=MONTHS[:-1],
+        current_month="2013-09",
+        kinds=drift.declared_kinds(),
+        params=_params(),
+        score_reference=score_reference,
+        backtest_scores=backtest_scores,
+    )
+
+
+def _in_sample(rows: pd.DataFrame) -> np.ndarray:
+    return np.asarray(_Pipeline().predict_proba(rows)[:, 1])
+
+
+def test_drift_compares_scores_with_the_earlier_backtest_months() -> None:
+    features = _feature_table(shift=1.0)
+    earlier = pd.concat([_scores(features, "2013-07", 0.01), _scores(features, "2013-08", 0.02)])
+    later = _scores(features, "2013-09", 0.5)  # the current month: never its own reference
+
+    def refuse(rows: pd.DataFrame) -> np.ndarray:
+        raise AssertionError("in-sample scores used although backtest scores exist")
+
+    report = _drift_of_scores(pd.concat([earlier, later]), score_reference=refuse)
+    expected = column_drift(
+        earlier["score"].reset_index(drop=True),
+        _scores(features, "2013-09")["score"],
+        "score",
+        "numeric",
+    )
+    prediction = report.to_json()["prediction"]
+    assert prediction["score"] == expected.score
+    assert prediction["reference_source"] == "backtest"
+    assert prediction["reference_score_months"] == ["2013-07", "2013-08"]
+    assert prediction["n_reference_scores"] == len(earlier)
+    assert prediction["reference"].startswith("out-of-sample backtest scores of 2013-07, 2013-08")
+    assert prediction["reference_mean_score"] == pytest.approx(earlier["score"].mean())
+
+
+def test_drift_falls_back_to_in_sample_scores_without_an_earlier_backtest_month() -> None:
+    features = _feature_table(shift=1.0)
+    report = _drift_of_scores(_scores(features, "2013-09"), score_reference=_in_sample)
+    reference = features[features["month"].isin(MONTHS[:-1])]
+    expected = column_drift(
+        pd.Series(_in_sample(reference)), _scores(features, "2013-09")["score"], "score", "numeric"
+    )
+    prediction = report.to_json()["prediction"]
+    assert prediction["score"] == expected.score
+    assert prediction["reference_source"] == "in_sample"
+    assert prediction["reference_score_months"] == ["2013-07", "2013-08"]
+    assert prediction["reference"] == (
+        "the model's scores on its training rows (in-sample): no out-of-sample backtest month "
+        "before 2013-09 (evaluate.backtest_months >= 2 gives one)"
+    )
+
+
+def test_drift_without_backtest_scores_says_its_reference_is_in_sample() -> None:
+    prediction = _drift_of_scores(None, score_reference=_in_sample).to_json()["prediction"]
+    assert prediction["reference_source"] == "in_sample"
+    assert prediction["reference"] == "the model's scores on its training rows (in-sample)"
+
+
+def test_drift_without_any_score_reference_skips_prediction_drift() -> None:
+    features = _feature_table()
+    prediction = _drift_of_scores(_scores(features, "2013-09").iloc[:0]).to_json()["prediction"]
+    assert prediction == {"available": False, "drifted": False}
+
+
+def test_drift_refuses_backtest_scores_without_a_score_column() -> None:
+    with pytest.raises(
+        DriftError, match=r"the backtest predictions lack the column\(s\) \['score'\]"
+    ):
+        _drift_of_scores(pd.DataFrame({"month": ["2013-08"]}), score_reference=_in_sample)

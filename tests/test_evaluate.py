@@ -10,6 +10,7 @@ import pytest
 from flightdelay import featurize as featurize_stage
 from flightdelay import train as train_stage
 from flightdelay.evaluate import (
+    BACKTEST_PREDICTION_COLUMNS,
     backtest_document,
     classification_metrics,
     evaluate,
@@ -19,7 +20,7 @@ from flightdelay.evaluate import (
 )
 from flightdelay.features import FEATURE_COLUMNS
 from flightdelay.params import EvaluateParams, TrainParams
-from flightdelay.train import train
+from flightdelay.train import fit, score, train
 from synthetic import TRAIN, feature_table, work_tree
 
 TRAIN_PARAMS = TrainParams(**TRAIN)
@@ -71,6 +72,39 @@ def test_predictions_have_keys_scores_and_features(evaluation) -> None:
     assert list(p.columns[:5]) == ["month", "flight_id", "y_true", "score", "predicted"]
     assert set(FEATURE_COLUMNS) <= set(p.columns)
     assert ((p["score"] >= result.threshold) == (p["predicted"] == 1)).all()
+
+
+def test_backtest_predictions_hold_the_earlier_backtest_months_only(evaluation) -> None:
+    features, _, ev = evaluation
+    p = ev.backtest_predictions
+    assert tuple(p.columns) == BACKTEST_PREDICTION_COLUMNS
+    assert set(p["month"]) == {"2013-03"}  # backtest 2013-03, 2013-04; 2013-04 is evaluated
+    march = features[features["month"] == "2013-03"]
+    assert p["flight_id"].tolist() == march["flight_id"].tolist()
+    assert p["y_true"].tolist() == march["late"].tolist()
+
+
+def test_backtest_predictions_are_scores_of_a_fit_on_the_earlier_months(evaluation) -> None:
+    features, result, ev = evaluation
+    march = features[features["month"] == "2013-03"]
+    past = fit(features[features["month"] < "2013-03"], TRAIN_PARAMS)
+    np.testing.assert_array_equal(ev.backtest_predictions["score"], score(past, march))
+    # Not the final model's scores: that one trained on March (in-sample).
+    assert not np.allclose(ev.backtest_predictions["score"], score(result.pipeline, march))
+
+
+def test_backtest_predictions_are_empty_without_an_earlier_backtest_month(evaluation) -> None:
+    features, result, _ = evaluation
+    ev = evaluate(
+        features,
+        result.pipeline,
+        result.threshold,
+        TRAIN_PARAMS,
+        PARAMS.model_copy(update={"backtest_months": 1}),
+    )
+    assert [b["month"] for b in ev.backtest] == ["2013-04"]
+    assert ev.backtest_predictions.empty
+    assert tuple(ev.backtest_predictions.columns) == BACKTEST_PREDICTION_COLUMNS
 
 
 def test_backtest_document_keys_months_for_dvc_metrics(evaluation) -> None:
@@ -143,6 +177,13 @@ def test_main_writes_metrics_plots_and_predictions(
         assert Path("outputs/plots", f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     predictions = pd.read_parquet("outputs/predictions.parquet")
     assert len(predictions) == metrics["n"]
+    # backtest_months 3 of 2013-01..03: 2013-01 has no past, 2013-03 is the evaluation month.
+    backtest = pd.read_parquet("outputs/backtest_predictions.parquet")
+    assert set(backtest["month"]) == {"2013-02"}
+    assert (
+        len(backtest)
+        == json.loads(Path("outputs/metrics/backtest.json").read_text())["by_month"]["2013-02"]["n"]
+    )
 
 
 def test_main_refuses_a_tampered_model(

@@ -17,8 +17,11 @@ PSI is reported beside every column (Evidently's binning). Columns whose distrib
 between months by construction (calendar columns) are excluded and listed as such.
 
 Dataset drift: share of drifted features >= ``drift.drift_share``. Prediction drift compares
-score distributions, label drift the late rate, performance drift the metric of the newest month
-against the backtest months.
+score distributions: the current month's against the out-of-sample scores of the backtest months
+before it (each scored by a model trained on the months before that month), or, when no backtest
+month is earlier, against the model's in-sample scores of its training rows (more spread out, so
+drift is more readily flagged; drift.json says which). Label drift compares the late rate,
+performance drift the metric of the newest month against the backtest months.
 """
 
 from __future__ import annotations
@@ -677,6 +680,38 @@ def distribution(reference: pd.Series, current: pd.Series, kind: Kind) -> pd.Dat
     return table
 
 
+ScoreSource = Literal["backtest", "in_sample"]
+
+
+@dataclass(frozen=True)
+class ScoreReference:
+    """The scores prediction drift compares the current month's with: out-of-sample backtest
+    scores of earlier months, or the model's in-sample scores of its training rows."""
+
+    source: ScoreSource
+    months: tuple[str, ...]
+    n: int
+    why_in_sample: str = ""  # set when backtest scores were offered but none was earlier
+
+    def describe(self) -> str:
+        span = ", ".join(self.months)
+        if self.source == "backtest":
+            return (
+                f"out-of-sample backtest scores of {span} (each month scored by a model trained "
+                "on the months before it)"
+            )
+        text = "the model's scores on its training rows (in-sample)"
+        return f"{text}: {self.why_in_sample}" if self.why_in_sample else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.describe(),
+            "reference_source": self.source,
+            "reference_score_months": list(self.months),
+            "n_reference_scores": self.n,
+        }
+
+
 @dataclass(frozen=True)
 class DriftReport:
     """Everything the drift stage reports; ``to_json`` is drift.json."""
@@ -692,6 +727,7 @@ class DriftReport:
     late_rates: pd.DataFrame = field(repr=False)
     distributions: Mapping[str, pd.DataFrame] = field(repr=False)  # most-drifted features
     score_distribution: pd.DataFrame | None = field(repr=False, default=None)
+    score_reference: ScoreReference | None = None  # what the current scores were compared with
 
     def to_json(self) -> dict[str, Any]:
         def drift_of(c: ColumnDrift | None) -> dict[str, Any]:
@@ -712,8 +748,9 @@ class DriftReport:
             prediction |= {
                 "reference_mean_score": self.score_means[0],
                 "current_mean_score": self.score_means[1],
-                "reference": "the model's scores on its training rows (in-sample)",
             }
+        if self.score_reference is not None:
+            prediction |= self.score_reference.to_json()
         return {
             "current_month": self.current_month,
             "reference_months": list(self.reference_months),
@@ -780,11 +817,14 @@ def drift(
     kinds: Mapping[str, Kind],
     params: DriftParams,
     score_reference: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    backtest_scores: pd.DataFrame | None = None,
 ) -> DriftReport:
     """The drift stage's core: the current month against the training months.
 
-    ``predictions`` holds the current month's scores (column ``score``); ``score_reference``
-    (rows -> scores) scores the reference rows for prediction drift, skipped when None.
+    ``predictions`` holds the current month's scores (column ``score``). Prediction drift compares
+    them with ``backtest_scores`` (columns ``month``, ``score``: out-of-sample scores) of the
+    months before the current one; without such rows, with the reference rows scored by
+    ``score_reference`` (rows -> scores, in-sample); it is skipped when neither is given.
     """
     for column in (MONTH, LABEL):
         if column not in features.columns:
@@ -805,7 +845,9 @@ def drift(
     rates = (float(reference[LABEL].mean()), float(current[LABEL].mean()))
 
     prediction = score_means = score_table = None
-    if score_reference is not None:
+    score_ref: ScoreReference | None = None
+    earlier = _earlier_scores(backtest_scores, current_month)
+    if (earlier is not None and not earlier.empty) or score_reference is not None:
         if SCORE not in predictions.columns:
             raise DriftError(f"the predictions lack the column {SCORE!r}")
         if MONTH in predictions.columns and set(predictions[MONTH].unique()) != {current_month}:
@@ -813,7 +855,21 @@ def drift(
                 f"the predictions are for {sorted(predictions[MONTH].unique())}, not the "
                 f"current batch {current_month}: re-run `dvc repro evaluate`"
             )
-        ref_scores = pd.Series(np.asarray(score_reference(reference), dtype="float64"))
+        if earlier is not None and not earlier.empty:
+            ref_scores = earlier[SCORE].astype("float64").reset_index(drop=True)
+            score_ref = ScoreReference(
+                "backtest", tuple(sorted(map(str, earlier[MONTH].unique()))), len(ref_scores)
+            )
+        else:
+            assert score_reference is not None  # no earlier backtest scores: see the `if` above
+            ref_scores = pd.Series(np.asarray(score_reference(reference), dtype="float64"))
+            why = (
+                f"no out-of-sample backtest month before {current_month} "
+                "(evaluate.backtest_months >= 2 gives one)"
+                if earlier is not None
+                else ""
+            )
+            score_ref = ScoreReference("in_sample", tuple(reference_months), len(ref_scores), why)
         cur_scores = predictions[SCORE].astype("float64").reset_index(drop=True)
         prediction = column_drift(ref_scores, cur_scores, SCORE, "numeric")
         score_means = (float(ref_scores.mean()), float(cur_scores.mean()))
@@ -836,7 +892,20 @@ def drift(
         late_rates=late_rate_by_month(features, reference_months, current_month),
         distributions=distributions,
         score_distribution=score_table,
+        score_reference=score_ref,
     )
+
+
+def _earlier_scores(
+    backtest_scores: pd.DataFrame | None, current_month: str
+) -> pd.DataFrame | None:
+    """The rows of ``backtest_scores`` for months before ``current_month`` (None if not given)."""
+    if backtest_scores is None:
+        return None
+    missing = [c for c in (MONTH, SCORE) if c not in backtest_scores.columns]
+    if missing:
+        raise DriftError(f"the backtest predictions lack the column(s) {missing}")
+    return backtest_scores[backtest_scores[MONTH].astype(str) < current_month]
 
 
 # ---------------------------------------------------------------- I/O edge
@@ -899,9 +968,9 @@ def write_figures(report: DriftReport, directory: Path) -> list[Path]:
         plt.close(fig)
         written.append(directory / name)
 
-    def overlay(ax: Any, frame: pd.DataFrame, title: str) -> None:
+    def overlay(ax: Any, frame: pd.DataFrame, title: str, reference: str = ref_label) -> None:
         x = np.arange(len(frame))
-        ax.bar(x - 0.2, frame["reference"], width=0.4, label=ref_label, color="tab:blue")
+        ax.bar(x - 0.2, frame["reference"], width=0.4, label=reference, color="tab:blue")
         ax.bar(x + 0.2, frame["current"], width=0.4, label=cur_label, color="tab:orange")
         step = max(1, len(frame) // 8)
         ax.set_xticks(x[::step], frame["bin"].iloc[::step], rotation=45, ha="right", fontsize=7)
@@ -973,11 +1042,15 @@ def write_figures(report: DriftReport, directory: Path) -> list[Path]:
 
     if report.score_distribution is not None and report.prediction is not None:
         fig, ax = plt.subplots(figsize=(6, 3.2))
-        p = report.prediction
+        p, r = report.prediction, report.score_reference
         overlay(
             ax,
             report.score_distribution,
             f"predicted late probability: {p.method} {p.score:.3g}{' DRIFT' if p.drifted else ''}",
+            ref_label
+            if r is None
+            else f"{'backtest' if r.source == 'backtest' else 'in-sample'} "
+            f"{r.months[0]}..{r.months[-1]}",
         )
         ax.legend(fontsize=7)
         save(fig, "scores.png")
@@ -1008,6 +1081,22 @@ def read_parquet(path: Path, what: str) -> pd.DataFrame:
         raise DataFileError(f"{path}: {what} is not a readable parquet file: {exc}") from None
 
 
+def check_backtest_scores(
+    scores: pd.DataFrame, backtest: Sequence[Mapping[str, Any]], current_month: str
+) -> None:
+    """The backtest predictions must hold exactly backtest.json's months before the current one
+    (files from different runs of evaluate would compare unrelated scores)."""
+    if MONTH not in scores.columns:
+        raise DriftError(f"the backtest predictions lack the column {MONTH!r}")
+    have = sorted(map(str, scores[MONTH].unique()))
+    expected = sorted(str(m["month"]) for m in backtest if str(m.get("month")) < current_month)
+    if have != expected:
+        raise DriftError(
+            f"the backtest predictions are for {have} but backtest.json has {expected} before "
+            f"{current_month}: re-run `dvc repro evaluate`"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from flightdelay.io import DataFileError, read_json
     from flightdelay.params import ParamsError, load_params
@@ -1028,6 +1117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bundle = load_model_bundle(paths.model)
         features = read_parquet(paths.features, "feature table (run `dvc repro featurize`)")
         predictions = read_parquet(paths.predictions, "predictions (run `dvc repro evaluate`)")
+        backtest_scores = read_parquet(
+            paths.backtest_predictions, "backtest predictions (run `dvc repro evaluate`)"
+        )
         backtest = read_json(
             paths.metrics / "backtest.json", "backtest metrics (run `dvc repro evaluate`)"
         )
@@ -1040,6 +1132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"the model was evaluated on {current_month} but the newest batch is "
                 f"{months[-1]}: re-run `dvc repro train evaluate`"
             )
+        check_backtest_scores(backtest_scores, backtest["months"], current_month)
         report = drift(
             features,
             predictions,
@@ -1049,6 +1142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kinds=declared_kinds(),
             params=params.drift,
             score_reference=lambda rows: score(bundle.pipeline, rows),
+            backtest_scores=backtest_scores,
         )
     except (ParamsError, DataFileError, DriftError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -1063,7 +1157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{report.label_rates[0]:.3f} -> {report.label_rates[1]:.3f}"
         + (
             f", mean score {report.score_means[0]:.3f} -> {report.score_means[1]:.3f}"
-            if report.score_means
+            f" ({report.score_reference.source} reference)"
+            if report.score_means and report.score_reference
             else ""
         )
         + (

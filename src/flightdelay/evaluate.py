@@ -4,8 +4,11 @@ Writes under ``${paths.metrics}``: evaluate.json (headline metrics), backtest.js
 last ``backtest_months`` months: a model trained on all earlier months, tested on that month),
 slices.json (per carrier and per origin), importance.json (permutation importance, ROC AUC drop);
 under ``${paths.plots}``: roc.csv, pr.csv, calibration.csv, confusion.csv for ``dvc plots`` and a
-PNG of each for the pull-request comment; and ``${paths.predictions}`` (one row per evaluation
-flight: month, flight_id, y_true, score, predicted, then the feature columns).
+PNG of each for the pull-request comment; ``${paths.predictions}`` (one row per evaluation
+flight: month, flight_id, y_true, score, predicted, then the feature columns); and
+``${paths.backtest_predictions}`` (one row per flight of each backtest month before the evaluation
+month: month, flight_id, y_true, score, scored out of sample by the model trained on the months
+before it; the drift stage's prediction-drift reference).
 
 Threshold metrics (accuracy, precision, recall, F1) use the threshold chosen by ``train`` on the
 training months only (see :mod:`flightdelay.train`).
@@ -57,6 +60,7 @@ class Evaluation:
     importance: list[dict[str, Any]]
     curves: dict[str, pd.DataFrame]
     predictions: pd.DataFrame
+    backtest_predictions: pd.DataFrame  # out-of-sample scores of the earlier backtest months
 
 
 def classification_metrics(
@@ -82,14 +86,21 @@ def classification_metrics(
     return out
 
 
+BACKTEST_PREDICTION_COLUMNS: tuple[str, ...] = ("month", "flight_id", "y_true", "score")
+
+
 def backtest(
     features: pd.DataFrame,
     months: Sequence[str],
     params: TrainParams,
     known: dict[str, Pipeline] | None = None,
-) -> list[dict[str, Any]]:
-    """For each month: fit on every earlier month, score that month (``known`` reuses fits)."""
-    rows = []
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """For each month: fit on every earlier month, score that month (``known`` reuses fits).
+
+    Returns the metrics per month and the scores themselves (``BACKTEST_PREDICTION_COLUMNS``,
+    one row per flight of the months tested), all out of sample.
+    """
+    rows, scored = [], []
     for month in months:
         history = features[features["month"] < month]
         if history.empty:
@@ -97,14 +108,33 @@ def backtest(
         pipeline = (known or {}).get(month) or fit(history, params)
         test = features[features["month"] == month]
         y = test[TARGET].to_numpy()
+        scores = score(pipeline, test)
         rows.append(
             {
                 "month": month,
                 "train_months": sorted(history["month"].unique()),
-                **classification_metrics(y, score(pipeline, test)),
+                **classification_metrics(y, scores),
             }
         )
-    return rows
+        scored.append(
+            pd.DataFrame(
+                {
+                    "month": test["month"].to_numpy(),
+                    "flight_id": test["flight_id"].to_numpy(),
+                    "y_true": y.astype(np.int8),
+                    "score": scores,
+                }
+            )
+        )
+    empty = pd.DataFrame(
+        {
+            "month": pd.Series(dtype=features["month"].dtype),
+            "flight_id": pd.Series(dtype=features["flight_id"].dtype),
+            "y_true": pd.Series(dtype=np.int8),
+            "score": pd.Series(dtype="float64"),
+        }
+    )
+    return rows, pd.concat(scored, ignore_index=True) if scored else empty
 
 
 def slice_metrics(
@@ -210,9 +240,12 @@ def evaluate(
         if params.backtest_months
         else []
     )
+    backtest_rows, backtest_scores = backtest(
+        features, months, train_params, known={eval_month: pipeline}
+    )
     return Evaluation(
         metrics=metrics,
-        backtest=backtest(features, months, train_params, known={eval_month: pipeline}),
+        backtest=backtest_rows,
         slices={
             c: slice_metrics(predictions, c, threshold, params.min_slice_rows)
             for c in SLICE_COLUMNS
@@ -220,6 +253,11 @@ def evaluate(
         importance=importance(pipeline, test, params, train_params.seed),
         curves=curves(y, scores, threshold),
         predictions=predictions,
+        # The evaluation month's scores are ``predictions``: only the earlier months, the
+        # out-of-sample reference of prediction drift.
+        backtest_predictions=backtest_scores[backtest_scores["month"] < eval_month].reset_index(
+            drop=True
+        ),
     )
 
 
@@ -321,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_plots(evaluation, paths.plots)
     paths.predictions.parent.mkdir(parents=True, exist_ok=True)
     evaluation.predictions.to_parquet(paths.predictions, index=False)
+    paths.backtest_predictions.parent.mkdir(parents=True, exist_ok=True)
+    evaluation.backtest_predictions.to_parquet(paths.backtest_predictions, index=False)
     m = evaluation.metrics
     print(
         f"evaluate {m['eval_month']}: ROC AUC {m['roc_auc']:.4f}, PR AUC {m['pr_auc']:.4f}, "

@@ -46,6 +46,7 @@ class Paths(_Section):
     metrics: Path
     plots: Path
     predictions: Path
+    backtest_predictions: Path  # out-of-sample scores of the earlier backtest months
     drift: Path
     report: Path
     gate: Path  # `flightdelay gate`: the promotion verdict as JSON (not a DVC stage)
