@@ -1050,7 +1050,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.version and commit is None:
             commit = (
                 subprocess.run(
-                    ["git", "rev-parse", args.rev or "HEAD"],
+                    # ^{commit}: a GTO tag is annotated; its own hash is not the commit's.
+                    ["git", "rev-parse", "--verify", "--quiet", f"{args.rev or 'HEAD'}^{{commit}}"],
                     capture_output=True,
                     text=True,
                     check=False,
