@@ -558,3 +558,11 @@ def test_card_stage_writes_the_path_card_path_names(params: Any) -> None:
     resolved = out.replace("${paths.cards}", params.paths.cards.as_posix())
     assert resolved == card.card_path(params).as_posix() == "model-cards/flight-delay.md"
     assert card.card_path(params, "v1.0.0").as_posix() == "model-cards/flight-delay@v1.0.0.md"
+
+
+def test_committed_card_is_fresh_against_dvc_lock(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `make check-card` does in CI, so `.ci/run` catches a stale card too."""
+    monkeypatch.chdir(REPO_ROOT)
+    assert card.main(["--check"]) == 0, capsys.readouterr().err
