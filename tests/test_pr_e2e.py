@@ -109,13 +109,15 @@ def clone(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Clone:
     c = Clone(repo_root, tmp_path_factory.mktemp("pr-e2e"))
     c.make("data")
     c.make("repro")
-    c.run("git", "add", "dvc.lock")
+    # Everything the run changed that git tracks: dvc.lock, the model card, metrics and plots.
+    c.run("git", "add", "--all")
     c.run("git", "commit", "--quiet", "-m", "pipeline run on main")
     return c
 
 
 def test_pr_job_params_change_reports_the_diff_and_deltas_with_intervals(clone: Clone) -> None:
-    clone.run("git", "checkout", "--quiet", "-B", "pr-params", "main")
+    # --force: a CI job starts from a clean checkout, whatever the previous test left behind.
+    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-params", "main")
     params = clone.path / "params.yaml"
     text = params.read_text()
     before = int(yaml.safe_load(text)["train"]["max_iter"])
@@ -147,7 +149,8 @@ def test_pr_job_params_change_reports_the_diff_and_deltas_with_intervals(clone: 
 
 
 def test_pr_job_corrupt_batch_fails_and_the_report_names_the_expectation(clone: Clone) -> None:
-    clone.run("git", "checkout", "--quiet", "-B", "pr-corrupt", "main")
+    # --force: a CI job starts from a clean checkout, whatever the previous test left behind.
+    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-corrupt", "main")
     clone.make("add-month", "MONTH=2013-10")
     batch = clone.path / "data" / "flights" / "2013-10.csv"
     lines = batch.read_text().splitlines(keepends=True)
