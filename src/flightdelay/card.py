@@ -1048,16 +1048,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = load_inputs(params, reader, lock)
         commit = args.commit
         if args.version and commit is None:
-            commit = (
-                subprocess.run(
-                    # ^{commit}: a GTO tag is annotated; its own hash is not the commit's.
-                    ["git", "rev-parse", "--verify", "--quiet", f"{args.rev or 'HEAD'}^{{commit}}"],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                ).stdout.strip()
-                or None
-            )
+            from flightdelay.gitops import GitOpsError, commit_of
+
+            try:  # the commit, not an annotated GTO tag's own hash
+                commit = commit_of(args.rev or "HEAD")
+            except GitOpsError:
+                commit = None
         spec = CardSpec(
             name=MODEL_NAME,
             version=args.version,
