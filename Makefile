@@ -57,8 +57,8 @@ validate: venv ## Validate every batch with Great Expectations
 # --- the pull-request report -----------------------------------------------------------------
 # .github/workflows/pr-report.yml runs data, repro, report, report-summary; `report` also runs after
 # a failed `repro` and reads whatever outputs exist. .github/workflows/pr-comment.yml (trusted: it
-# never runs the pull request's code) checks the downloaded artifact with report-artifact-check
-# (standard-library Python, no venv) before `cml comment update` posts it.
+# never runs the pull request's code) posts the downloaded artifact with report-artifact-check and
+# report-comment (below).
 REPORT_DIR ?= outputs/report
 export REPORT_DIR
 
@@ -79,9 +79,21 @@ report-summary: venv ## Append the written report.md to the GitHub Actions job s
 gate: venv ## The promotion rule vs prod: exit 0 promote, 1 refuse (with reasons), 2 cannot decide
 	flightdelay gate
 
+# scripts/report_comment.py: standard-library Python run with the runner's python3 (no venv, none
+# of the pull request's code). CML never reads the artifact's markdown: the script validates the
+# PNGs itself, publishes copies (`cml asset publish`), composes the comment with those URLs and
+# everything else as text, and posts it with `cml comment update --no-publish`.
+PR_NUMBER ?=
+export PR_NUMBER
+
 .PHONY: report-artifact-check
-report-artifact-check: ## Check a downloaded report artifact is plain data: make report-artifact-check REPORT_DIR=dir
-	$(PYTHON) scripts/check_report_artifact.py "$$REPORT_DIR"
+report-artifact-check: ## Check a downloaded report artifact can be posted (runs no cml): make report-artifact-check REPORT_DIR=dir
+	$(PYTHON) scripts/report_comment.py --check "$$REPORT_DIR"
+
+.PHONY: report-comment
+report-comment: ## Publish an artifact's own plots and post its report to a PR: make report-comment REPORT_DIR=dir PR_NUMBER=N
+	@[[ "$$PR_NUMBER" =~ ^[0-9]+$$ ]] || { echo "usage: make report-comment REPORT_DIR=dir PR_NUMBER=N" >&2; exit 2; }
+	$(PYTHON) scripts/report_comment.py --target "pr/$$PR_NUMBER" "$$REPORT_DIR"
 
 # --- promotion, release, deployment ---------------------------------------------------------
 # Git tags are the model registry (GTO): flight-delay@vX.Y.Z registers a version, flight-delay#
