@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ from flightdelay.cli import COMMANDS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = REPO_ROOT / ".github" / "workflows"
+ACTION_PINS = REPO_ROOT / ".github" / "action-pins.tsv"
+# The offline source trees the pins were verified against (../shared/actions beside the clone).
+SHARED_ACTIONS = Path(os.environ.get("SHARED_ACTIONS_DIR", REPO_ROOT.parent / "shared" / "actions"))
+# Actions that may stay on an older Node runtime than node24, each with the reason.
+OLDER_RUNTIME_ALLOWED = {
+    "iterative/setup-cml": "v2.0.1 (node16) is its newest release; GitHub runs it on a newer Node",
+}
 VENV_BIN = Path(sys.executable).parent
 
 # Programs a workflow step may run besides `make <target>` and `flightdelay <command>`: the
@@ -179,6 +187,71 @@ def hardening_problems(workflow: Mapping[str, Any], text: str) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class Pin:
+    repo: str
+    tag: str
+    commit: str
+    runs_using: str
+
+
+def load_pins(path: Path) -> list[Pin]:
+    """The verified tag -> commit pins of a PINS.tsv (header row and `#` comments skipped)."""
+    rows = [
+        line.split("\t")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    header, *body = rows
+    assert header[:4] == ["repo", "tag", "commit", "runs_using"], f"{path}: header {header}"
+    return [Pin(*row[:4]) for row in body]
+
+
+def version_key(tag: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", tag))
+
+
+def pinned_uses(text: str) -> Iterator[tuple[int, str, str, str]]:
+    """(line number, action repo, commit, comment) of every SHA-pinned `uses:` line."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = USES_LINE.match(line)
+        if match and SHA_PINNED.match(match["ref"]):
+            action, commit = match["ref"].split("@")
+            yield number, "/".join(action.split("/")[:2]), commit, match["note"] or ""
+
+
+def pin_problems(text: str, pins: Sequence[Pin]) -> list[str]:
+    """`uses:` lines pinned to a commit no verified release points at, or commented another tag."""
+    by_commit = {(p.repo, p.commit): p for p in pins}
+    problems = []
+    for number, repo, commit, note in pinned_uses(text):
+        pin = by_commit.get((repo, commit))
+        said = note.split()[0] if note.split() else ""
+        if pin is None:
+            problems.append(
+                f"line {number}: {repo}@{commit} is no verified release commit "
+                f"(.github/action-pins.tsv lists {repo}'s releases)"
+            )
+        elif said != pin.tag:
+            problems.append(
+                f"line {number}: {repo}@{commit} is {pin.tag}, but its comment says {said!r}"
+            )
+    return problems
+
+
+def outdated_pins(text: str, pins: Sequence[Pin]) -> list[str]:
+    """Pins to a release older than the newest verified one of the same action."""
+    newest: dict[str, Pin] = {}
+    for pin in pins:
+        if pin.repo not in newest or version_key(pin.tag) > version_key(newest[pin.repo].tag):
+            newest[pin.repo] = pin
+    return [
+        f"line {number}: {repo}@{commit} is not {repo}'s newest release {newest[repo].tag}"
+        for number, repo, commit, _ in pinned_uses(text)
+        if repo in newest and commit != newest[repo].commit
+    ]
+
+
 def hook_command(hook_id: str) -> list[str]:
     """The entry of a hook in .pre-commit-config.yaml, as an argv."""
     config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
@@ -278,6 +351,66 @@ def test_workflows_are_hardened() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_workflows_pin_only_verified_release_commits() -> None:
+    pins = load_pins(ACTION_PINS)
+    problems = [
+        f"{path.name}: {problem}"
+        for path in workflow_files()
+        for problem in pin_problems(path.read_text(encoding="utf-8"), pins)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_workflows_pin_the_newest_verified_release() -> None:
+    pins = load_pins(ACTION_PINS)
+    problems = [
+        f"{path.name}: {problem}"
+        for path in workflow_files()
+        for problem in outdated_pins(path.read_text(encoding="utf-8"), pins)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_pinned_actions_run_on_node24_unless_excused() -> None:
+    by_commit = {(p.repo, p.commit): p for p in load_pins(ACTION_PINS)}
+    older = {
+        f"{repo}@{commit} ({by_commit[repo, commit].runs_using})"
+        for path in workflow_files()
+        for _, repo, commit, _ in pinned_uses(path.read_text(encoding="utf-8"))
+        if (repo, commit) in by_commit
+        and by_commit[repo, commit].runs_using != "node24"
+        and repo not in OLDER_RUNTIME_ALLOWED
+    }
+    assert not older, f"move these to a node24 release or excuse them: {sorted(older)}"
+
+
+def test_action_pins_are_the_shared_verified_pins() -> None:
+    shared = SHARED_ACTIONS / "PINS.tsv"
+    if not shared.is_file():
+        pytest.skip(f"{shared} is absent (set SHARED_ACTIONS_DIR to the offline action trees)")
+    assert load_pins(ACTION_PINS) == load_pins(shared)
+    for pin in load_pins(ACTION_PINS):
+        tree = SHARED_ACTIONS / pin.repo.split("/")[0] / f"{pin.repo.split('/')[1]}@{pin.commit}"
+        action = yaml.safe_load((tree / "action.yml").read_text(encoding="utf-8"))
+        assert action["runs"]["using"] == pin.runs_using, f"{tree}: runs.using"
+
+
+def test_dependabot_updates_actions_and_pip_weekly_grouped() -> None:
+    path = REPO_ROOT / ".github" / "dependabot.yml"
+    done = subprocess.run(
+        [VENV_BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}"
+    updates = {u["package-ecosystem"]: u for u in yaml.safe_load(path.read_text())["updates"]}
+    assert set(updates) == {"github-actions", "pip"}
+    for update in updates.values():
+        assert update["schedule"]["interval"] == "weekly"
+        assert [g["patterns"] for g in update["groups"].values()] == [["*"]]
+
+
 def test_make_help_lists_every_phony_target() -> None:
     assert not undocumented_targets(REPO_ROOT), "give each a `## description` on its target line"
 
@@ -366,6 +499,32 @@ def test_hardening_problems_wants_a_version_comment_on_a_sha_pin() -> None:
     problems = hardening_problems(yaml.safe_load(text), text)
     assert problems == [
         f"line 6: actions/setup-python@{sha} needs its version in a comment (# vX.Y)"
+    ]
+
+
+IMPOSTOR = "070074fc64dc0523e54e075fa93f81f3017c8e97"  # setup-cml's refs/pull/97/head, no tag
+
+
+def test_pin_problems_flags_an_impostor_commit_and_a_wrong_tag() -> None:
+    pins = load_pins(ACTION_PINS)
+    text = (
+        f"      - uses: iterative/setup-cml@{IMPOSTOR} # v2.0.1\n"
+        "      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v5.0.0\n"
+        "      - uses: actions/cache/restore@27d5ce7f107fe9357f9df03efb73ab90386fccae # v5.0.5\n"
+    )
+    assert pin_problems(text, pins) == [
+        f"line 1: iterative/setup-cml@{IMPOSTOR} is no verified release commit "
+        "(.github/action-pins.tsv lists iterative/setup-cml's releases)",
+        "line 2: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 is v7.0.1, "
+        "but its comment says 'v5.0.0'",
+    ]
+
+
+def test_outdated_pins_names_an_older_release() -> None:
+    text = "- uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8 # v5.0.0\n"
+    assert outdated_pins(text, load_pins(ACTION_PINS)) == [
+        "line 1: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8 is not "
+        "actions/checkout's newest release v7.0.1"
     ]
 
 
