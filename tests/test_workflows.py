@@ -37,7 +37,7 @@ VENV_BIN = Path(sys.executable).parent
 
 # Programs a workflow step may run besides `make <target>` and `flightdelay <command>`: the
 # tools of the GitOps loop itself, whose commands are the interface (git tags, DVC, GTO, CML).
-ALLOWED_PROGRAMS = frozenset({"cml", "dvc", "docker", "gh", "git", "gto"})
+ALLOWED_PROGRAMS = frozenset({"dvc", "docker", "gh", "git", "gto"})
 CHAINING = frozenset({"|", "||", "&&", ";", "&", "(", ")", "|&", ";;"})
 REDIRECTS = frozenset({">", ">>", "<", ">&", "<&", ">|", "&>", "&>>"})
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -397,12 +397,7 @@ def test_action_pins_are_the_shared_verified_pins() -> None:
 
 def test_dependabot_updates_actions_and_pip_weekly_grouped() -> None:
     path = REPO_ROOT / ".github" / "dependabot.yml"
-    done = subprocess.run(
-        [VENV_BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_hook("check-dependabot", [path])
     assert done.returncode == 0, f"{done.stdout}{done.stderr}"
     updates = {u["package-ecosystem"]: u for u in yaml.safe_load(path.read_text())["updates"]}
     assert set(updates) == {"github-actions", "pip"}
@@ -503,6 +498,18 @@ def test_hardening_problems_wants_a_version_comment_on_a_sha_pin() -> None:
 
 
 IMPOSTOR = "070074fc64dc0523e54e075fa93f81f3017c8e97"  # setup-cml's refs/pull/97/head, no tag
+
+
+def test_check_dependabot_rejects_an_unknown_interval(tmp_path: Path) -> None:
+    path = tmp_path / "dependabot.yml"
+    path.write_text(
+        "version: 2\nupdates:\n  - package-ecosystem: pip\n    directory: /\n"
+        "    schedule:\n      interval: fortnightly\n",
+        encoding="utf-8",
+    )
+    done = run_hook("check-dependabot", [path])
+    assert done.returncode != 0
+    assert "fortnightly" in done.stdout
 
 
 def test_pin_problems_flags_an_impostor_commit_and_a_wrong_tag() -> None:
