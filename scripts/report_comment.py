@@ -35,11 +35,12 @@ import errno
 import os
 import re
 import stat
+import string
 import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,9 @@ LINK_TOKEN = re.compile(  # not after "!": a remote image is not a link the repo
 TAG_TOKEN = re.compile(r"</?(?:details|summary|code|sub|sup|b|strong|em|i)>|<br ?/?>")
 TOKENS = re.compile(f"{IMAGE_TOKEN.pattern}|{LINK_TOKEN.pattern}|{TAG_TOKEN.pattern}")
 CHARACTER_REFERENCES = {"[": "&#91;", "]": "&#93;", "<": "&lt;"}
+# A one-line code span (backtick runs of equal length, not escaped); multi-line ones stay text.
+CODE_SPAN = re.compile(r"(?<![`\\])(?P<ticks>`+)(?!`)(?P<code>[^\n]+?)(?<!`)(?P=ticks)(?!`)")
+PUNCTUATION = frozenset(string.punctuation)
 UNSAFE = re.compile("[][<]")
 # What `cml asset publish` may print for the comment to use (asset.cml.dev or a self-hosted one).
 PUBLISHED_URL = re.compile(r"https://[A-Za-z0-9][A-Za-z0-9._~:/?#@!$&*+,;=%-]*")
@@ -95,17 +99,39 @@ class Artifact:
 # ---------------------------------------------------------------- pure core
 
 
+def _segments(markdown: str) -> Iterator[tuple[bool, str]]:
+    """``markdown`` cut into (is a one-line code span, text) pieces, in order."""
+    position = 0
+    for match in CODE_SPAN.finditer(markdown):
+        yield False, markdown[position : match.start()]
+        yield True, match["code"]
+        position = match.end()
+    yield False, markdown[position:]
+
+
 def referenced_images(markdown: str) -> list[str]:
     """Names of the ``img/*.png`` the report shows with the exact image form, first use first."""
     names: dict[str, None] = {}
-    for match in IMAGE_TOKEN.finditer(markdown):
-        names.setdefault(match["name"], None)
+    for is_code, text in _segments(markdown):
+        for match in () if is_code else IMAGE_TOKEN.finditer(text):
+            names.setdefault(match["name"], None)
     return list(names)
 
 
 def escape_text(text: str) -> str:
     """``text`` with every character that can open a link, image, definition or HTML escaped."""
     return UNSAFE.sub(lambda m: CHARACTER_REFERENCES[m.group()], text)
+
+
+def code_html(code: str) -> str:
+    """A code span as ``<code>`` whose every ASCII punctuation is a character reference.
+
+    Inside a code span brackets are literal, so escaping them would show ``&#91;``; as raw HTML
+    with references the text renders as written, and no character of it is markup.
+    """
+    if code.startswith(" ") and code.endswith(" ") and code.strip():
+        code = code[1:-1]  # CommonMark strips one space from each side
+    return "<code>" + "".join(f"&#{ord(c)};" if c in PUNCTUATION else c for c in code) + "</code>"
 
 
 def compose(markdown: str, urls: Mapping[str, str]) -> str:
@@ -115,21 +141,25 @@ def compose(markdown: str, urls: Mapping[str, str]) -> str:
     or an https link the report wrote in the exact form; no other reference survives.
     """
     out: list[str] = []
-    position = 0
-    for match in TOKENS.finditer(markdown):
-        out.append(escape_text(markdown[position : match.start()]))
-        position = match.end()
-        name = match["name"]
-        if name is not None:
-            url = urls.get(name)
-            out.append(
-                f"![{match['alt']}]({url})"
-                if url is not None
-                else f"_(plot `{name}`: in the `model-report` artifact)_"
-            )
-        else:
-            out.append(match.group())  # an https link or an attribute-less tag: safe as written
-    out.append(escape_text(markdown[position:]))
+    for is_code, text in _segments(markdown):
+        if is_code:
+            out.append(code_html(text))
+            continue
+        position = 0
+        for match in TOKENS.finditer(text):
+            out.append(escape_text(text[position : match.start()]))
+            position = match.end()
+            name = match["name"]
+            if name is not None:
+                url = urls.get(name)
+                out.append(
+                    f"![{match['alt']}]({url})"
+                    if url is not None
+                    else f"_(plot {code_html(name)}: in the {code_html('model-report')} artifact)_"
+                )
+            else:
+                out.append(match.group())  # an https link or an attribute-less tag: as written
+        out.append(escape_text(text[position:]))
     return "".join(out)
 
 

@@ -455,6 +455,10 @@ def test_report_comment_stops_when_cml_prints_no_url(job: Job, tmp_path: Path) -
 REALISTIC = """\
 ## flight-delay report
 
+| parameter | main | this PR |
+|:--|:--|:--|
+| `evaluate.slice_columns` | `[carrier, origin]` | `[carrier]` |
+
 **Would be promoted**: ROC AUC 0.7213 ≥ 0.70; Δ vs prod +0.0012 (95% CI [−0.0010, +0.0034])
 
 <details>
@@ -494,7 +498,17 @@ def test_compose_keeps_a_clean_report_as_it_renders() -> None:
 
 def test_compose_names_a_plot_it_has_no_url_for_as_text() -> None:
     assert rc.compose("![roc](img/evaluation-roc.png)", {}) == (
-        "_(plot `evaluation-roc.png`: in the `model-report` artifact)_"
+        "_(plot <code>evaluation&#45;roc&#46;png</code>: in the "
+        "<code>model&#45;report</code> artifact)_"
+    )
+
+
+def test_compose_keeps_brackets_in_code_spans_literal_and_inert() -> None:
+    posted = rc.compose("`[a](/etc/passwd)` and `` `<img src=/x>` ``", {})
+
+    assert references(posted) == []
+    assert MarkdownIt("commonmark").render(posted) == (
+        "<p><code>[a](/etc/passwd)</code> and <code>`&lt;img src=/x&gt;`</code></p>\n"
     )
 
 
