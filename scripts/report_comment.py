@@ -73,7 +73,7 @@ UNSAFE = re.compile("[][<]")
 # What `cml asset publish` may print for the comment to use (asset.cml.dev or a self-hosted one).
 PUBLISHED_URL = re.compile(r"https://[A-Za-z0-9][A-Za-z0-9._~:/?#@!$&*+,;=%-]*")
 
-Runner = Callable[[Sequence[str], str | None], str]
+Runner = Callable[[Sequence[str]], str]  # runs `cml ARGV`, returns its stdout
 
 
 class RefusedArtifact(Exception):  # noqa: N818 -- reads as the outcome it reports
@@ -295,7 +295,7 @@ def check(directory: Path) -> Artifact:
 # ---------------------------------------------------------------- edges: CML
 
 
-def run_cml(argv: Sequence[str], _: str | None = None) -> str:
+def run_cml(argv: Sequence[str]) -> str:
     """Run `cml` with ``argv`` (no shell); its stdout, or CmlFailed naming the command."""
     try:
         done = subprocess.run(
@@ -319,7 +319,7 @@ def post(directory: Path, target: str, watermark_title: str, cml: Runner = run_c
             copy = Path(staging, name)
             copy.write_bytes(data)
             urls[name] = published_url(
-                cml(["asset", "publish", "--mime-type", "image/png", str(copy)], None)
+                cml(["asset", "publish", "--mime-type", "image/png", str(copy)])
             )
         body = compose(artifact.report, urls)
         comment = Path(staging, "comment.md")
@@ -332,8 +332,7 @@ def post(directory: Path, target: str, watermark_title: str, cml: Runner = run_c
                 f"--watermark-title={watermark_title}",
                 "--no-publish",
                 str(comment),
-            ],
-            None,
+            ]
         )
     return body
 
