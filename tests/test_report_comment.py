@@ -27,6 +27,7 @@ from typing import Any
 
 import markdown as python_markdown
 import pytest
+import yaml
 from markdown_it import MarkdownIt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -560,3 +561,23 @@ def test_stand_in_cml_refuses_a_subcommand_it_does_not_know(tmp_path: Path) -> N
     )
     assert done.returncode == 2
     assert "cml (stand-in): runner launch is not supported" in done.stderr
+
+
+def test_pr_comment_workflow_posts_only_through_the_make_targets() -> None:
+    """The trusted job: download, check, find the PR, install CML, `make report-comment`."""
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "pr-comment.yml").read_text())
+    steps = workflow["jobs"]["comment"]["steps"]
+    kinds = [s.get("uses", "").split("@")[0] or s["run"].split(" ", 2)[:2] for s in steps]
+    assert kinds == [
+        "actions/checkout",
+        "actions/download-artifact",
+        ["make", "report-artifact-check"],
+        ["gh", "pr"],
+        "iterative/setup-cml",
+        ["make", "report-comment"],
+    ]
+    download = steps[1]["with"]["path"]
+    assert steps[2]["env"]["REPORT_DIR"] == download
+    assert steps[5]["env"]["REPORT_DIR"] == download
+    assert steps[5]["env"]["PR_NUMBER"] == "${{ steps.pr.outputs.number }}"
+    assert "ref" not in steps[0].get("with", {}), "the trusted job checks out the default branch"
