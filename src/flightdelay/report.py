@@ -22,15 +22,12 @@ The report is also written when the pipeline failed (``make report`` runs after 
 ``dvc repro``): it reads whatever outputs exist. When validation failed it names the broken
 expectation and leaves out the model sections, whose outputs would be stale.
 
-Posting (``.github/workflows/pr-comment.yml``)::
-
-    cml comment update --watermark-title="flight-delay report" --publish report.md
-
-``--publish`` uploads the PNGs the markdown references to CML's asset service
-(https://asset.cml.dev) so the comment can show them. A private repository whose plots must not
-leave it passes ``--publish-url https://<your CML publish endpoint>`` (a self-hosted instance of
-the service) or drops ``--publish``: the comment then shows the text and tables, and the plots stay
-in the workflow's ``model-report`` artifact.
+Posting (``.github/workflows/pr-comment.yml``, ``make report-comment``): the trusted job treats
+the artifact as data. ``scripts/report_comment.py`` publishes the ``img/*.png`` this report shows
+as ``![alt](img/NAME.png)`` (that exact form; validated PNGs, its own copies) to CML's asset
+service, keeps ``[text](https://...)`` links and attribute-less ``<details>``/``<summary>``/
+``<code>``/``<sub>`` tags, escapes every other bracket, and posts with ``cml comment update
+--no-publish``. Anything else this report writes as a link or HTML reaches the comment as text.
 
 ``flightdelay report --job-summary`` appends report.md to ``$GITHUB_STEP_SUMMARY`` (plots as text:
 a job summary cannot show local images).
