@@ -23,12 +23,15 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import markdown as python_markdown
 import pytest
 import yaml
 from markdown_it import MarkdownIt
+
+from flightdelay import report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAND_INS = REPO_ROOT / "tests" / "stand_ins"
@@ -581,3 +584,21 @@ def test_pr_comment_workflow_posts_only_through_the_make_targets() -> None:
     assert steps[5]["env"]["REPORT_DIR"] == download
     assert steps[5]["env"]["PR_NUMBER"] == "${{ steps.pr.outputs.number }}"
     assert "ref" not in steps[0].get("with", {}), "the trusted job checks out the default branch"
+
+
+def test_every_plot_the_report_writes_is_one_the_comment_publishes(tmp_path: Path) -> None:
+    """flightdelay.report's plot lines use the exact form compose() re-points at a URL."""
+    paths = SimpleNamespace(drift=tmp_path / "drift", plots=tmp_path / "plots")
+    (paths.drift / "png").mkdir(parents=True)
+    paths.plots.mkdir()
+    for name in ("drift_scores", "performance", "late_rate", "scores", "distributions"):
+        (paths.drift / "png" / f"{name}.png").write_bytes(OWN_PNG)
+    for name in ("roc", "pr", "calibration", "confusion"):
+        (paths.plots / f"{name}.png").write_bytes(OWN_PNG)
+    found = report.copy_images(SimpleNamespace(paths=paths), tmp_path / "out")
+    lines = report._images([pair for pairs in found.values() for pair in pairs])
+
+    assert len(lines) == 9
+    names = rc.referenced_images("\n".join(lines))
+    assert names == [Path(line.split("(")[1].rstrip(")")).name for line in lines]
+    assert "](img/" not in rc.compose("\n".join(lines), {n: "https://x/" + n for n in names})
