@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import pytest
 import yaml
 
 from flightdelay.compare import Comparison, Delta, SliceDelta
-from flightdelay.gate import Challenger, decide, main
-from flightdelay.params import GateParams, Params
+from flightdelay.gate import Challenger, decide, judged_by, main, parse_rule
+from flightdelay.params import GateParams, Params, ParamsError
 
 PASSED = {"success": True, "failures": []}
 FAILED = {
@@ -219,3 +220,119 @@ def test_main_unknown_champion_ref_cannot_decide_exit_2(
     result = json.loads((workdir / params.paths.gate).read_text())
     assert result["promote"] is False
     assert result["reasons"][0].startswith("cannot decide, so do not promote")
+
+
+# ---------------------------------------------------------------- the rule: from the base side
+
+
+def raw_params(repo_root: Path, **gate: Any) -> dict[str, Any]:
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    raw["gate"] = {**raw["gate"], **gate}
+    return raw
+
+
+def test_parse_rule_takes_the_base_s_thresholds_and_lists_the_candidate_s_changes(
+    repo_root: Path, params: Params
+) -> None:
+    base = raw_params(repo_root)
+    loosened = raw_params(repo_root, max_drop=1.0, slice_max_drop=1.0)
+
+    rule = parse_rule(base, loosened, "main", params)
+
+    assert rule.gate == params.gate  # main's, not the candidate's 1.0
+    assert rule.changes == (
+        ("gate.max_drop", 0.005, 1.0),
+        ("gate.slice_max_drop", 0.03, 1.0),
+    )
+    assert rule.note() == (
+        "changes the rule it is judged by (`gate.max_drop`, `gate.slice_max_drop`): judged by "
+        "main's rule; the new rule applies from the next PR"
+    )
+    assert rule.diff().splitlines() == [
+        "- gate.max_drop: 0.005",
+        "+ gate.max_drop: 1.0",
+        "- gate.slice_max_drop: 0.03",
+        "+ gate.slice_max_drop: 1.0",
+    ]
+
+
+def test_parse_rule_counts_the_bootstrap_samples_as_part_of_the_rule(
+    repo_root: Path, params: Params
+) -> None:
+    base = raw_params(repo_root)
+    fewer = raw_params(repo_root)
+    fewer["evaluate"] = {**fewer["evaluate"], "bootstrap_samples": 10}
+    candidate = params.model_copy(
+        update={"evaluate": params.evaluate.model_copy(update={"bootstrap_samples": 10})}
+    )
+
+    rule = parse_rule(base, fewer, "main", candidate)
+
+    assert rule.changes == (("evaluate.bootstrap_samples", 200, 10),)
+    judged = rule.apply(candidate)
+    assert judged.evaluate.bootstrap_samples == 200
+    assert judged.evaluate.backtest_months == candidate.evaluate.backtest_months
+
+
+def test_parse_rule_of_a_base_that_does_not_load_names_the_key(
+    repo_root: Path, params: Params
+) -> None:
+    base = raw_params(repo_root)
+    del base["gate"]["max_drop"]
+
+    with pytest.raises(ParamsError, match=r"the rule of main .* \(max_drop: Field required\)"):
+        parse_rule(base, raw_params(repo_root), "main", params)
+
+
+def test_judged_by_puts_the_rule_change_first_and_keeps_the_decision(
+    repo_root: Path, params: Params, gate: GateParams
+) -> None:
+    rule = parse_rule(raw_params(repo_root), raw_params(repo_root, min_metric=0.5), "main", params)
+    verdict = decide(challenger(metrics={**METRICS, "roc_auc": 0.6}), None, rule.gate)
+
+    judged = judged_by(verdict, rule)
+
+    assert not judged.promote
+    assert judged.checks[0].name == "rule"
+    assert "judged by main's rule" in judged.checks[0].detail
+    assert judged.reasons == verdict.reasons
+
+
+def git_repo(path: Path, *commits: dict[str, Any]) -> None:
+    """A git repository whose commits hold the given params.yaml documents, on main."""
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    for i, raw in enumerate(commits):
+        (path / "params.yaml").write_text(yaml.safe_dump(raw))
+        subprocess.run(["git", "-C", str(path), "add", "params.yaml"], check=True)
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(path),
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+                "commit",
+                "-qm",
+                f"c{i}",
+            ],
+            check=True,
+        )
+
+
+def test_main_applies_main_s_rule_to_a_branch_that_loosens_it(
+    workdir: Path, repo_root: Path, params: Params, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git_repo(workdir, raw_params(repo_root))
+    subprocess.run(["git", "-C", str(workdir), "checkout", "-qb", "loosen"], check=True)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params(repo_root, min_metric=0.5)))
+    write(workdir / params.paths.validation / "summary.json", PASSED)
+    write(workdir / params.paths.metrics / "evaluate.json", {**METRICS, "roc_auc": 0.6})
+    write(workdir / params.paths.metrics / "slices.json", SLICES)
+
+    assert main(["--base", "main"]) == 1
+
+    err = capsys.readouterr().err
+    assert "ROC AUC 0.6000 on 2013-09 < floor 0.75" in err
+    assert "changes the rule it is judged by (`gate.min_metric`)" in err

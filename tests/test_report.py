@@ -5,6 +5,7 @@ directory where the pipeline stopped at validation."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -393,3 +394,32 @@ def test_main_job_summary_appends_the_report(
         "earlier step\n## flight-delay report\n_(plot "
         "`evaluation-roc.png`: in the `model-report` artifact)_\n"
     )
+
+
+def test_render_a_change_to_the_rule_says_so_under_the_verdict_with_the_diff(
+    params: Params, files: dict[str, Any], repo_root: Path
+) -> None:
+    from flightdelay.gate import judged_by, parse_rule
+
+    base = yaml.safe_load((repo_root / "params.yaml").read_text())
+    loosened = {**base, "gate": {**base["gate"], "max_drop": 1.0}}
+    rule = parse_rule(base, loosened, "main", params)
+    r = inputs(params, files)
+
+    lines = render(replace(r, rule=rule, verdict=judged_by(r.verdict, rule))).splitlines()
+
+    at = lines.index(
+        "⚠️ **This change changes the rule it is judged by (`gate.max_drop`): judged by main's "
+        "rule; the new rule applies from the next PR.**"
+    )
+    assert at < lines.index("<details>")  # right under the verdict, before the gate's checks
+    assert lines[at + 2 : at + 6] == [
+        "```diff",
+        "- gate.max_drop: 0.005",
+        "+ gate.max_drop: 1.0",
+        "```",
+    ]
+
+
+def test_render_an_unchanged_rule_adds_nothing(params: Params, files: dict[str, Any]) -> None:
+    assert "changes the rule" not in render(inputs(params, files))

@@ -22,7 +22,14 @@ The challenger is promoted when every check passes:
 Without a champion (no version was ever assigned ``prod``) checks 5 and 6 say so and pass: the
 first model is judged by the absolute floors alone.
 
-``flightdelay gate [--champion-ref REF]`` decides for the pipeline outputs in the work tree,
+**The rule comes from the protected side.** What decides (``gate:`` and
+``evaluate.bootstrap_samples``) is read from params.yaml at the *base* commit, never from the
+candidate's own params.yaml: for a pull request its merge target, on promotion the first parent of
+the merge on main (:func:`rule_at`). A change to the rule is reported ("changes the rule it is
+judged by") and applies from the next pull request on.
+
+``flightdelay gate [--base REF] [--champion-ref REF]`` decides for the pipeline outputs in the
+work tree by the rule of REF (default ``$GITHUB_BASE_REF``, else ``main``),
 writes ``${paths.gate}`` (JSON: promote, reasons, checks, champion) and exits 0 when the model
 would be promoted, 1 when not (printing the reasons), 2 when it cannot decide (missing outputs,
 bad params, champion not materialisable): any non-zero exit means *do not promote*.
@@ -38,7 +45,11 @@ from pathlib import Path
 from typing import Any
 
 from flightdelay.compare import LABELS, Comparison
-from flightdelay.params import GateParams
+from flightdelay.params import EvaluateParams, GateParams, ParamsError
+
+#: The keys of params.yaml that decide a promotion (read from the base commit).
+RULE_SECTION = "gate"
+RULE_EXTRA = (("evaluate", "bootstrap_samples"),)  # resamples of every interval the gate judges
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,99 @@ class Verdict:
         """One line: the decision and its first reason."""
         mark = "would be promoted" if self.promote else "would NOT be promoted"
         return f"{mark}: {self.reasons[0]}" if self.reasons else mark
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The rule a candidate is judged by, as the protected side (the base commit) records it."""
+
+    gate: GateParams
+    bootstrap_samples: int
+    source: str  # where it was read: "main (1a2b3c4d5e6f)"
+    changes: tuple[tuple[str, Any, Any], ...] = ()  # (key, base, candidate): what the change alters
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    def note(self) -> str:
+        """The verdict line of a change that alters its own rule ("" when it does not)."""
+        if not self.changes:
+            return ""
+        keys = ", ".join(f"`{key}`" for key, _, _ in self.changes)
+        return (
+            f"changes the rule it is judged by ({keys}): judged by {self.source}'s rule; "
+            "the new rule applies from the next PR"
+        )
+
+    def diff(self) -> str:
+        """The rule's change as diff lines (``- key: base`` / ``+ key: candidate``)."""
+        lines = []
+        for key, old, new in self.changes:
+            lines += [f"- {key}: {_yaml_value(old)}", f"+ {key}: {_yaml_value(new)}"]
+        return "\n".join(lines)
+
+    def apply(self, params: Any) -> Any:
+        """``params`` (the candidate's) with every deciding key replaced by this rule's."""
+        evaluate = params.evaluate.model_copy(update={"bootstrap_samples": self.bootstrap_samples})
+        return params.model_copy(update={"gate": self.gate, "evaluate": evaluate})
+
+
+def _yaml_value(value: Any) -> str:
+    return "(absent)" if value is None else str(list(value) if isinstance(value, tuple) else value)
+
+
+def rule_keys(raw: Any) -> dict[str, Any]:
+    """The deciding keys of a parsed params.yaml, flat (``gate.max_drop``): what a diff compares."""
+    raw = raw if isinstance(raw, Mapping) else {}
+    section = raw.get(RULE_SECTION)
+    section = section if isinstance(section, Mapping) else {}
+    keys = {f"{RULE_SECTION}.{k}": v for k, v in section.items()}
+    for parent, key in RULE_EXTRA:
+        parent_section = raw.get(parent)
+        if isinstance(parent_section, Mapping) and key in parent_section:
+            keys[f"{parent}.{key}"] = parent_section[key]
+    return keys
+
+
+def rule_changes(base_raw: Any, candidate_raw: Any) -> list[tuple[str, Any, Any]]:
+    """(key, base value, candidate value) of every deciding key the candidate changes."""
+    a, b = rule_keys(base_raw), rule_keys(candidate_raw)
+    return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+
+
+def parse_rule(base_raw: Any, candidate_raw: Any, source: str, candidate: Any) -> Rule:
+    """The rule of the base's parsed params.yaml, validated by the typed models of this code.
+
+    ``candidate`` is the candidate's loaded Params (its evaluate section supplies the fields that
+    do not decide). Raises ParamsError naming the base when its rule does not load.
+    """
+    from pydantic import ValidationError
+
+    raw = base_raw if isinstance(base_raw, Mapping) else {}
+    try:
+        gate = GateParams.model_validate(raw.get(RULE_SECTION))
+        samples = (raw.get("evaluate") or {}).get("bootstrap_samples")
+        evaluate = EvaluateParams.model_validate(
+            {**candidate.evaluate.model_dump(), "bootstrap_samples": samples}
+        )
+    except (ValidationError, AttributeError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else {"msg": str(exc)}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ParamsError(
+            f"the rule of {source} (params.yaml `gate:`, `evaluate.bootstrap_samples`) does not "
+            f"load with this code ({where + ': ' if where else ''}{first['msg']}); a new rule "
+            "key needs a default so that the base's rule still loads: nothing can be promoted"
+        ) from None
+    return Rule(gate, evaluate.bootstrap_samples, source, tuple(rule_changes(raw, candidate_raw)))
+
+
+def judged_by(verdict: Verdict, rule: Rule) -> Verdict:
+    """The verdict, saying so first when the change alters the rule it was judged by."""
+    if not rule.changed:
+        return verdict
+    check = Check("rule", True, rule.note())
+    return Verdict(verdict.promote, verdict.reasons, [check, *verdict.checks], verdict.champion)
 
 
 _LEAD = ("vs champion", "slice regressions", "floor", "slice floors", "evaluated", "validation")
@@ -251,6 +355,46 @@ def decide(challenger: Challenger, champion: Comparison | None, params: GatePara
 # ---------------------------------------------------------------- I/O edge
 
 
+def rule_at(commit: str | None, label: str, candidate: Any, params_file: Path | str) -> Rule:
+    """The rule params.yaml records at ``commit`` (the protected side, named ``label``), through
+    the git edge; the candidate's own rule only when there is no base commit at all (the first
+    commit of a repository)."""
+    import yaml
+
+    from flightdelay import gitops
+
+    params_file = Path(params_file)
+    try:
+        candidate_raw = yaml.safe_load(params_file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParamsError(f"{params_file}: cannot be read: {exc}") from None
+    if commit is None:
+        return Rule(
+            candidate.gate,
+            candidate.evaluate.bootstrap_samples,
+            f"this change (no {label} commit to read a rule from)",
+        )
+    where = params_file.as_posix() if not params_file.is_absolute() else "params.yaml"
+    text = gitops.file_at(commit, where)
+    if text is None:
+        raise ParamsError(
+            f"{label} ({commit[:12]}) has no {where}: the rule it protects cannot be read, so "
+            "nothing can be promoted"
+        )
+    try:
+        base_raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{where} at {label} ({commit[:12]}) is not valid YAML: {exc}") from None
+    return parse_rule(base_raw, candidate_raw, label, candidate)
+
+
+def base_ref(explicit: str | None) -> str:
+    """The base branch: explicit, else the pull request's base in GitHub Actions, else main."""
+    import os
+
+    return explicit or os.environ.get("GITHUB_BASE_REF") or "main"
+
+
 def read_challenger(paths: Any) -> Challenger:
     """The challenger as the pipeline outputs describe it; missing outputs become None."""
     from flightdelay.io import read_json
@@ -265,7 +409,7 @@ def read_challenger(paths: Any) -> Challenger:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from flightdelay.compare import CompareError, champion_ref, compare_with
+    from flightdelay.compare import CompareError, champion_ref, compare_with, resolve
     from flightdelay.compare import read_challenger as read_scores
     from flightdelay.io import DataFileError, write_json
     from flightdelay.params import ParamsError, load_params
@@ -277,6 +421,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument(
+        "--base",
+        help="the protected side whose params.yaml holds the rule "
+        "(default: $GITHUB_BASE_REF, else main)",
+    )
+    parser.add_argument(
         "--champion-ref",
         default="prod",
         metavar="REF",
@@ -287,18 +436,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = None
     try:
         params = load_params(args.params)
+        base = base_ref(args.base)
+        rule = rule_at(resolve(base), base, params, args.params)
+        judged = rule.apply(params)
         challenger = read_challenger(params.paths)
         champion = None
         found = champion_ref(args.champion_ref)
         if found is not None and challenger.metrics is not None:
-            champion = compare_with(found[0], found[1], params, read_scores(params))
+            champion = compare_with(found[0], found[1], judged, read_scores(params))
     except (ParamsError, DataFileError, CompareError) as exc:
         reason = f"cannot decide, so do not promote: {exc}"
         print(f"gate: {reason}", file=sys.stderr)
         if params is not None:
             write_json(params.paths.gate, Verdict(False, [reason], [], None).to_json())
         return 2
-    verdict = decide(challenger, champion, params.gate)
+    verdict = judged_by(decide(challenger, champion, rule.gate), rule)
     write_json(params.paths.gate, verdict.to_json())
     stream = sys.stdout if verdict.promote else sys.stderr
     print(f"gate: {verdict.headline()}", file=stream)

@@ -126,6 +126,30 @@ def commit_of(ref: str, cwd: Path | None = None) -> str:
         raise GitOpsError(f"{ref!r} is not a commit, branch or tag of this repository") from None
 
 
+def file_at(commit: str, path: str, cwd: Path | None = None) -> str | None:
+    """A file's text as ``commit`` records it, or None when that commit has no such file."""
+    done = subprocess.run(
+        [_program("git"), "show", f"{commit}:{path}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else None
+
+
+def first_parent(commit: str, cwd: Path | None = None) -> str | None:
+    """The first parent of ``commit`` (main before a merge), or None for a root commit."""
+    done = subprocess.run(
+        [_program("git"), "rev-parse", "--verify", "--quiet", f"{commit}^1^{{commit}}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
 def head_is_clean(paths: Sequence[str], cwd: Path | None = None) -> bool:
     """True when ``paths`` in the work tree are exactly what HEAD commits."""
     done = subprocess.run(

@@ -49,7 +49,7 @@ from typing import Any
 
 from flightdelay import MODEL_NAME
 from flightdelay.compare import LABELS, METRICS, Comparison, Delta
-from flightdelay.gate import Verdict
+from flightdelay.gate import Rule, Verdict
 from flightdelay.params import GateParams
 
 TITLE = "flight-delay report"  # also CML's --watermark-title: one comment, updated in place
@@ -109,6 +109,7 @@ class ReportInputs:
     data_md5: str | None = None
     mlflow_run_id: str | None = None
     model_sha256: str | None = None
+    rule: Rule | None = None  # the rule it was judged by (the base's); its changes, if any
 
 
 # ---------------------------------------------------------------- pure core: diffs
@@ -223,16 +224,25 @@ def _verdict(r: ReportInputs) -> list[str]:
     lines = [f"## {TITLE}", "", f"{head}: {v.reasons[0]}" if v.reasons else head]
     if not v.promote and len(v.reasons) > 1:
         lines += ["", *(f"- {reason}" for reason in v.reasons[1:])]
+    lines += _rule_change(r)
     against = f"against {v.champion}" if v.champion else "with no production model yet"
     rows = [("✅" if c.passed else "❌", c.name, c.detail) for c in v.checks]
     lines += [
         "",
         *_details(
-            f"Promotion gate ({against}; thresholds: <code>params.yaml</code> <code>gate:</code>)",
+            f"Promotion gate ({against}; thresholds: <code>params.yaml</code> <code>gate:</code>"
+            f"{' of ' + html.escape(r.rule.source) if r.rule else ''})",
             _table(["", "check", "detail"], rows, "cll"),
         ),
     ]
     return lines
+
+
+def _rule_change(r: ReportInputs) -> list[str]:
+    """A change that alters its own rule: said right under the verdict, with the rule's diff."""
+    if r.rule is None or not r.rule.changed:
+        return []
+    return ["", f"⚠️ **This change {r.rule.note()}.**", "", "```diff", r.rule.diff(), "```"]
 
 
 def same_model(a: Baseline, b: Baseline | None) -> bool:
@@ -809,7 +819,7 @@ def gather(
     import yaml
 
     from flightdelay import compare as cmp
-    from flightdelay.gate import decide, read_challenger
+    from flightdelay.gate import decide, judged_by, read_challenger, rule_at
     from flightdelay.io import DataFileError
     from flightdelay.model_io import load_model_bundle
 
@@ -831,6 +841,9 @@ def gather(
     except cmp.CompareError:
         head = "unknown"
     base_commit = cmp.resolve(base)
+    # The rule comes from the protected side: the base's params.yaml decides, never this change's.
+    rule = rule_at(base_commit, base, params, params_file)
+    judged = rule.apply(params)
     scores = None
     if skipped is None:
         try:
@@ -844,7 +857,7 @@ def gather(
         if scores is None:
             return Baseline(name, commit)
         try:
-            return Baseline(name, commit, cmp.compare_with(commit, name, params, scores))
+            return Baseline(name, commit, cmp.compare_with(commit, name, judged, scores))
         except cmp.CompareError as exc:
             return Baseline(name, commit, missing=f"no baseline: {exc}")
 
@@ -873,7 +886,7 @@ def gather(
         if skipped is None
         else type(gate_challenger)(None, None, gate_challenger.validation)
     )
-    verdict = decide(gate_view, champion_cmp, params.gate)
+    verdict = decide(gate_view, champion_cmp, rule.gate)
     if found is not None and champion_cmp is None and skipped is None:
         verdict = Verdict(
             False,
@@ -885,6 +898,7 @@ def gather(
             verdict.checks,
             verdict.champion,
         )
+    verdict = judged_by(verdict, rule)
 
     stats: dict[str, ModelStats] = {}
     if skipped is None and scores is not None:
@@ -921,7 +935,7 @@ def gather(
     here_params = yaml.safe_load(params_file.read_text())
     return ReportInputs(
         verdict=verdict,
-        gate=params.gate,
+        gate=rule.gate,
         base=base_side,
         prod=prod_side,
         validation=gate_challenger.validation,
@@ -950,6 +964,7 @@ def gather(
         data_md5=data_md5,
         mlflow_run_id=(meta or {}).get("mlflow_run_id") if skipped is None else None,
         model_sha256=(meta or {}).get("sha256") if skipped is None else None,
+        rule=rule,
     )
 
 
