@@ -35,7 +35,7 @@ lock: venv ## Re-pin constraints.txt from the current environment after editing 
 
 # --- the main job ---------------------------------------------------------------------------
 .PHONY: run
-run: venv data repro ## Main job: get the data, run the whole DVC pipeline, write the PR report
+run: venv data repro report ## Main job: get the data, run the whole DVC pipeline, write the PR report
 
 .PHONY: data
 data: venv ## Make data/ match data.dvc (verify, else dvc pull, else rebuild from upstream)
@@ -55,12 +55,27 @@ validate: venv ## Validate every batch with Great Expectations
 	dvc repro validate
 
 # --- the pull-request report -----------------------------------------------------------------
-# .github/workflows/pr-report.yml runs data, repro, report, report-summary; `report` also runs after
-# a failed `repro` and reads whatever outputs exist. .github/workflows/pr-comment.yml (trusted: it
-# never runs the pull request's code) posts the downloaded artifact with report-artifact-check and
-# report-comment (below).
+# The report is not a DVC stage: what it says about the base branch and prod is computed by
+# `make report` every time, from the refs as they are then, so no cache can serve an old verdict.
+# `make pr-job` is .github/workflows/pr-report.yml, step for step (PR_JOB, in order; a test holds
+# the workflow to it): `report` and `report-summary` run after a failed `repro` too, reading
+# whatever outputs exist, and the job then fails with repro's status.
+# .github/workflows/pr-comment.yml (trusted: it never runs the pull request's code) posts the
+# downloaded artifact with report-artifact-check and report-comment (below).
 REPORT_DIR ?= outputs/report
 export REPORT_DIR
+PR_JOB := venv remote-from-env data repro report report-summary
+
+.PHONY: pr-job
+# -o $(STAMP): the venv is built by the prerequisite; sub-makes never reinstall it (make does not
+# pass -o on to them by itself).
+pr-job: venv ## The pull-request job (pr-report.yml) on this checkout: data, repro, report, summary
+	@status=0; for step in $(PR_JOB); do \
+	  if [ "$$step" = repro ]; then $(MAKE) --no-print-directory -o $(STAMP) $$step || status=$$?; \
+	  else $(MAKE) --no-print-directory -o $(STAMP) $$step || exit $$?; fi; \
+	done; \
+	if [ "$$status" != 0 ]; then echo "pr-job: repro failed (exit $$status); the report says what broke" >&2; fi; \
+	exit $$status
 
 .PHONY: remote-from-env
 remote-from-env: venv ## CI: make DVC_REMOTE_URL (a secret) the default remote when it is set, else no-op
@@ -72,8 +87,9 @@ report: venv ## Write outputs/report/report.md (what CML posts) and report.html 
 	flightdelay report
 
 .PHONY: report-summary
-report-summary: venv ## Append the written report.md to the GitHub Actions job summary
-	flightdelay report --job-summary
+report-summary: venv ## Append the written report.md to the GitHub Actions job summary (no-op elsewhere)
+	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then flightdelay report --job-summary; \
+	  else echo "report-summary: GITHUB_STEP_SUMMARY is not set (not in GitHub Actions): nothing to append"; fi
 
 .PHONY: gate
 gate: venv ## The promotion rule vs prod: exit 0 promote, 1 refuse (with reasons), 2 cannot decide

@@ -9,9 +9,9 @@ Packages are cached (this venv, like setup-python's pip cache); everything else 
    main branch's runs leave behind);
 2. a fresh clone of that ``main`` on a branch that changes a training parameter
    (``train.learning_rate``), the typical model pull request;
-3. timed: the job's steps, each the make target the workflow runs: ``remote-from-env``, ``data``,
-   ``repro`` (``dvc repro --pull``, the report stage included), ``report`` (only when ``repro``
-   failed) and ``report-summary``.
+3. timed: the job's steps, each the make target the workflow runs (the Makefile's ``PR_JOB``):
+   ``remote-from-env``, ``data``, ``repro`` (``dvc repro --pull``), ``report`` (not a DVC stage:
+   the verdict is computed every time) and ``report-summary``.
 
 ``--cache warm`` first copies main's DVC cache into the fresh clone, as the workflow's
 actions/cache step restores it; ``cold`` starts with an empty cache, so the data and main's
@@ -132,8 +132,6 @@ def pull_request(workspace: Path, main: Path, name: str, warm: bool) -> dict[str
     times: dict[str, float] = {}
     failed = False
     for step in STEPS:
-        if step == "report" and not failed:
-            continue
         started = time.perf_counter()
         done = make(step, pr, env, check=step != "repro")
         times[step] = time.perf_counter() - started

@@ -3,7 +3,7 @@
 A bare "origin" repository cloned from this repository's committed state, a working clone, a DVC
 remote, an MLflow store and two loopback ports, all in tmp_path; real git, DVC, GTO, pipeline
 and prediction service. Each step runs the make target (or the git/dvc command) its workflow step
-runs; the pull-request job is pr-report.yml's (make data, make repro), the promotion job
+runs; the pull-request job is pr-report.yml's (make pr-job), the promotion job
 promote.yml's, the release job release.yml's (minus the image and the GitHub release, which need
 GitHub). The story:
 
@@ -154,9 +154,8 @@ class Work:
     # ------------------------------------------------ the workflows' jobs, step by step
 
     def pr_job(self) -> str:
-        """pr-report.yml: data, repro (report stage included); returns report.md."""
-        self.make("data")
-        self.make("repro")
+        """pr-report.yml (`make pr-job`: data, repro, report, report-summary); returns report.md."""
+        self.make("pr-job")
         return (self.path / "outputs/report/report.md").read_text()
 
     def merge(self, branch: str, message: str) -> None:

@@ -541,3 +541,78 @@ def test_undocumented_targets_names_a_target_without_description(tmp_path: Path)
         makefile + "\n.PHONY: secret\nsecret:\n\ttrue\n", encoding="utf-8"
     )
     assert undocumented_targets(tmp_path) == ["secret"]
+
+
+def make_variable(makefile_dir: Path, name: str) -> list[str]:
+    """A Makefile variable's words, from make's own database."""
+    done = subprocess.run(
+        ["make", "-pRrq", "-C", str(makefile_dir)], capture_output=True, text=True, check=False
+    )
+    found = [ln for ln in done.stdout.splitlines() if re.match(rf"^{name} :?= ", ln)]
+    assert found, f"the Makefile defines no {name}"
+    return found[-1].split("=", 1)[1].split()
+
+
+def run_steps(workflow: Mapping[str, Any], job: str) -> list[str]:
+    return [
+        " ".join(str(step["run"]).split())
+        for step in workflow["jobs"][job]["steps"]
+        if "run" in step
+    ]
+
+
+def test_pr_job_is_exactly_the_run_steps_of_pr_report_in_order() -> None:
+    workflow = load_workflow(WORKFLOW_DIR / "pr-report.yml")
+    steps = make_variable(REPO_ROOT, "PR_JOB")
+
+    assert run_steps(workflow, "report") == [f"make {step}" for step in steps]
+    assert steps[-2:] == ["report", "report-summary"]  # the verdict is computed, never cached
+
+
+def test_pr_job_runs_the_report_after_a_failed_repro_and_fails(tmp_path: Path) -> None:
+    """`make pr-job` with stand-in steps: repro fails, report and report-summary still run, and
+    the job exits with repro's status (as the workflow's steps do)."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    stub = tmp_path / "Makefile"
+    stub.write_text(
+        makefile
+        + "\n".join(
+            f"{step}::\n\t@echo ran {step}" + ("; exit 3" if step == "repro" else "")
+            for step in ("remote-from-env", "data", "repro", "report", "report-summary")
+        ).replace("::", ":")
+        + "\n"
+    )
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(tmp_path),
+            f"VENV={VENV_BIN.parent}",
+            "-o",
+            str(VENV_BIN.parent / ".installed-dev"),
+            "pr-job",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    ran = [ln for ln in done.stdout.splitlines() if ln.startswith("ran ")]
+    assert ran == [
+        "ran remote-from-env",
+        "ran data",
+        "ran repro",
+        "ran report",
+        "ran report-summary",
+    ]
+    assert "pr-job: repro failed (exit 2)" in done.stderr
+
+
+def test_report_is_no_dvc_stage() -> None:
+    """The verdict depends on refs no stage declares (base commit, prod tag): never cached."""
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    lock = yaml.safe_load((REPO_ROOT / "dvc.lock").read_text())["stages"]
+    assert "report" not in stages
+    assert "report" not in lock
+    assert all("flightdelay report" not in str(stage.get("cmd")) for stage in stages.values())
