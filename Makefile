@@ -129,9 +129,21 @@ IMAGE ?= $(IMAGE_REPO):$(VERSION)
 export DEPLOY_TARGET REF VERSION STAGE VERSION_TAG PR_LABELS DEPLOY_PORT
 RELEASE_DIR := outputs/release
 
+# Without DVC_REMOTE_URL (a fork, a fresh repository without the secret) the default remote is a
+# directory on the runner that holds nothing: say what to do instead of dvc's raw error.
 .PHONY: pull
 pull: venv ## dvc pull every output HEAD's dvc.lock records (fails if the remote lacks one)
-	dvc pull
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	if dvc pull >"$$log" 2>&1; then cat "$$log"; exit 0; fi; \
+	if [ -z "$${DVC_REMOTE_URL:-}" ]; then \
+	  echo "error: set DVC_REMOTE_URL: main's outputs are in no remote this job can read" \
+	    "(the default remote '$$(dvc config core.remote 2>/dev/null)' lacks them; a fork or a new" \
+	    "repository gets no secrets: add the repository secret DVC_REMOTE_URL and the storage's credentials)" >&2; \
+	  grep -m1 -i 'error' "$$log" | sed 's/^/  dvc: /' >&2 || true; \
+	else \
+	  cat "$$log" >&2; \
+	  echo "error: dvc pull from DVC_REMOTE_URL failed (above): check the storage credentials, and that main's run pushed its outputs (dvc push)" >&2; \
+	fi; exit 1
 
 .PHONY: promote
 promote: venv ## After a merge: gate vs prod; if it passes, gto register (bump from PR_LABELS) + staging

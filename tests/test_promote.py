@@ -1,22 +1,27 @@
 """promote: bump from labels, the decision, and the whole command on a tiny registry.
 
-The gate itself is tested in tests/test_gate.py; here it is replaced by a stand-in `gate`
-command that writes the verdict the test chooses, so every branch of promotion is reachable.
-The end-to-end test (tests/test_loop_e2e.py) runs the real gate.
+The gate itself is tested in tests/test_gate.py. The tiny registry's models cannot be scored, so
+here the re-scoring (flightdelay.rescore.evidence) is replaced by a stand-in that returns the
+evidence the test chooses; everything around it is real: fetching the candidate and the champion
+by the hash dvc.lock records, verifying them, reading the rule from the commit before the merge,
+the gate's decision, GTO. The end-to-end tests (tests/test_pr_e2e.py, test_loop_e2e.py) re-score
+real models.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
-import types
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from flightdelay import cli, promote
-from flightdelay.promote import Decision, PromoteError, bump_from_labels, decide, gate_verdict
+from flightdelay import promote, rescore
+from flightdelay.compare import Comparison, Delta
+from flightdelay.gate import Challenger
+from flightdelay.promote import Decision, PromoteError, bump_from_labels, decide
 from registry_repo import RegistryRepo, build_base
 
 # ---------------------------------------------------------------- pure cores
@@ -44,27 +49,6 @@ def test_bump_from_labels_with_two_bumps_asks_for_one() -> None:
 def test_parse_labels_splits_commas_and_newlines() -> None:
     assert promote.parse_labels(" patch, data\nmodel ,, ") == ["patch", "data", "model"]
     assert promote.parse_labels("") == []
-
-
-def test_gate_verdict_reads_promote_reasons_and_checks() -> None:
-    payload = {
-        "promote": False,
-        "reasons": ["roc_auc fell"],
-        "checks": [
-            {"name": "floor", "passed": True, "detail": "0.81 >= 0.75"},
-            {"name": "vs champion", "passed": False, "detail": "CI below -0.005"},
-        ],
-    }
-    assert gate_verdict(payload, "g.json") == (
-        False,
-        ["roc_auc fell"],
-        ["pass floor: 0.81 >= 0.75", "FAIL vs champion: CI below -0.005"],
-    )
-
-
-def test_gate_verdict_without_boolean_promote_names_the_file() -> None:
-    with pytest.raises(PromoteError, match=r"g\.json: not a gate result"):
-        gate_verdict({"promote": "yes"}, "g.json")
 
 
 def test_decide_same_model_as_latest_is_unchanged_without_a_verdict() -> None:
@@ -116,23 +100,28 @@ def repo(
     return repo
 
 
+PASSED = {"success": True, "failures": []}
+
+
 @pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """A stand-in `flightdelay gate`: writes {promote, reasons} from ``verdict``, records argv."""
-    verdict: dict[str, object] = {"promote": True, "reasons": ["roc_auc 0.80 >= 0.75"], "calls": []}
+def gate(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A stand-in re-scoring: the candidate's ROC AUC is ``roc_auc``; with a champion, the delta
+    is 0 (CI ±0.001). Records what it was given: (candidate, champion, judged params)."""
+    chosen: dict[str, Any] = {"roc_auc": 0.80, "calls": []}
 
-    def main(argv: list[str]) -> int:
-        verdict["calls"].append(list(argv))  # type: ignore[attr-defined]
-        Path("outputs").mkdir(exist_ok=True)
-        payload = {"promote": verdict["promote"], "reasons": verdict["reasons"]}
-        Path("outputs/gate.json").write_text(json.dumps(payload))
-        return 0 if verdict["promote"] else 1
+    def evidence(
+        candidate: rescore.Candidate, champion: rescore.Candidate | None, params: Any
+    ) -> tuple[Challenger, Comparison | None]:
+        chosen["calls"].append((candidate, champion, params))
+        metrics = {"eval_month": "2013-09", "roc_auc": chosen["roc_auc"], "n": 1000.0}
+        comparison = None
+        if champion is not None:
+            d = Delta("roc_auc", chosen["roc_auc"], chosen["roc_auc"], -0.001, 0.001)
+            comparison = Comparison(champion.label, champion.commit, 1000, 10, 0.95, {"roc_auc": d})
+        return Challenger(metrics, {}, PASSED), comparison
 
-    module = types.ModuleType("fake_gate")
-    module.main = main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "fake_gate", module)
-    monkeypatch.setitem(cli.COMMANDS, "gate", ("fake_gate", "stand-in"))
-    return verdict
+    monkeypatch.setattr(rescore, "evidence", evidence)
+    return chosen
 
 
 def summary_of(tmp_path: Path) -> str:
@@ -145,7 +134,10 @@ def test_main_first_model_becomes_v0_1_0_in_staging(
     assert promote.main(["--labels", "major"]) == 0  # the first version ignores the bump
     assert repo.tags() == {"flight-delay@v0.1.0", "flight-delay#staging#1"}
     assert repo.show()["stage"] == {"staging": "v0.1.0", "prod": None}
-    assert gate["calls"] == [[]]  # the gate finds the champion (prod) itself
+    ((candidate, champion, _),) = gate["calls"]
+    assert champion is None  # no version was ever in prod
+    head = repo.git("rev-parse", "HEAD").strip()
+    assert candidate.model_dir == Path(".dvc/tmp/flightdelay/approved") / head / "model"
     outputs = (tmp_path / "GITHUB_OUTPUT").read_text()
     assert "promoted=true\nversion=v0.1.0\nversion_tag=flight-delay@v0.1.0\n" in outputs
     assert "tag=flight-delay#staging#1\n" in outputs
@@ -166,10 +158,10 @@ def test_main_bumps_by_label(repo: RegistryRepo, gate: dict) -> None:
 def test_main_refused_by_the_gate_creates_no_tag(
     repo: RegistryRepo, gate: dict, tmp_path: Path, capsys
 ) -> None:
-    gate["promote"], gate["reasons"] = False, ["slice origin=JFK: roc_auc 0.61 < 0.70"]
+    gate["roc_auc"] = 0.61
     assert promote.main([]) == 1
     assert repo.tags() == set()
-    assert "slice origin=JFK: roc_auc 0.61 < 0.70" in capsys.readouterr().err
+    assert "ROC AUC 0.6100 on 2013-09 < floor 0.75" in capsys.readouterr().err
     assert "No tag was created" in summary_of(tmp_path)
     assert "promoted=false" in (tmp_path / "GITHUB_OUTPUT").read_text()
 
@@ -192,17 +184,6 @@ def test_main_with_uncommitted_dvc_lock_refuses(repo: RegistryRepo, gate: dict, 
     lock.write_text(lock.read_text() + "\n# stale\n")
     assert promote.main([]) == 1
     assert "differ from HEAD: the merged commit does not record the pipeline" in (
-        capsys.readouterr().err
-    )
-    assert repo.tags() == set()
-
-
-def test_main_gate_that_writes_nothing_is_an_error(
-    repo: RegistryRepo, gate: dict, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    monkeypatch.setattr(sys.modules["fake_gate"], "main", lambda argv: 2)
-    assert promote.main([]) == 1
-    assert "`flightdelay gate` exited 2 without writing outputs/gate.json" in (
         capsys.readouterr().err
     )
     assert repo.tags() == set()
@@ -238,3 +219,157 @@ def test_main_without_the_pulled_model_says_dvc_pull(
     err = capsys.readouterr().err
     assert "outputs/model deleted" in err
     assert "Run `dvc pull`" in err
+
+
+# ---------------------------------------------------------------- approval: what it trusts
+
+
+def lock_md5(repo: RegistryRepo) -> str:
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
+    (out,) = [o for o in lock["stages"]["train"]["outs"] if o["path"] == "outputs/model"]
+    return str(out["md5"])
+
+
+def test_approve_returns_the_verified_model_dvc_lock_records(
+    repo: RegistryRepo, gate: dict
+) -> None:
+    head = repo.git("rev-parse", "HEAD").strip()
+    params = promote.load_params("params.yaml")
+
+    approved = promote.approve(head, params, Path("params.yaml"))
+
+    assert approved.md5 == lock_md5(repo)
+    assert promote.artifacts.directory_md5(approved.model_dir) == approved.md5
+    assert json.loads((approved.model_dir / "model.json").read_text())["name"] == "a"
+    assert (
+        gate["calls"][0][0].model_dir == approved.model_dir
+    )  # what was scored is what is approved
+
+
+def test_approve_scores_the_recorded_model_not_the_work_tree(
+    repo: RegistryRepo, gate: dict
+) -> None:
+    """Outputs in the work tree are whatever the branch left there; the approval fetches the
+    bytes dvc.lock records instead."""
+    (repo.root / "outputs" / "model" / "model.json").write_text('{"name": "forged"}')
+    head = repo.git("rev-parse", "HEAD").strip()
+
+    approved = promote.approve(head, promote.load_params("params.yaml"), Path("params.yaml"))
+
+    assert json.loads((approved.model_dir / "model.json").read_text())["name"] == "a"
+
+
+def test_approve_refuses_bytes_that_are_not_what_dvc_lock_records(
+    repo: RegistryRepo, gate: dict, tmp_path: Path
+) -> None:
+    """A model in the cache and the remote whose bytes differ from the hash dvc.lock records
+    (a tampered cache or remote) is refused, naming the output."""
+    shared = Path(repo.dvc("config", "--local", "remote.store.url").strip())
+    remote = tmp_path / "own-remote"  # a copy: the module's other tests share the remote
+    shutil.copytree(shared, remote)
+    repo.dvc("remote", "modify", "--local", "store", "url", str(remote))
+    md5 = promote.artifacts.md5_file(repo.root / "outputs" / "model" / "weights.bin")
+    stored = [
+        p
+        for root in (repo.root / ".dvc" / "cache", remote)
+        for p in root.rglob(md5[2:])
+        if p.parent.name == md5[:2]
+    ]
+    assert stored, "the model's weights are in neither the cache nor the remote"
+    for path in stored:
+        path.chmod(0o644)
+        path.write_bytes(b"tampered")
+    head = repo.git("rev-parse", "HEAD").strip()
+
+    with pytest.raises(PromoteError, match=r"the candidate \(outputs/model at [0-9a-f]{12}\)"):
+        promote.approve(head, promote.load_params("params.yaml"), Path("params.yaml"))
+    assert gate["calls"] == []  # nothing unverified was scored
+
+
+def set_gate(repo: RegistryRepo, **values: float) -> None:
+    path = repo.root / "params.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["gate"].update(values)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_main_judges_by_the_rule_of_the_commit_before_the_merge(
+    repo: RegistryRepo, gate: dict, tmp_path: Path, capsys
+) -> None:
+    """The loosen-the-gate change: a worse model that lowers the floor it is judged by."""
+    assert promote.main([]) == 0  # v0.1.0
+    set_gate(repo, min_metric=0.5, max_drop=1.0, slice_max_drop=1.0, slice_min_metric=0.0)
+    repo.commit_model("worse")
+    gate["roc_auc"] = 0.61
+
+    assert promote.main([]) == 1
+
+    err = capsys.readouterr().err
+    assert "ROC AUC 0.6100 on 2013-09 < floor 0.75" in err  # main's floor, not 0.5
+    assert repo.tags() == {"flight-delay@v0.1.0", "flight-delay#staging#1"}
+    summary = summary_of(tmp_path)
+    assert "changes the rule it is judged by (`gate.max_drop`, `gate.min_metric`" in summary
+    assert "judged by main's rule; the new rule applies from the next PR" in summary
+    judged = gate["calls"][-1][2]
+    assert judged.gate.min_metric == 0.75
+    assert judged.gate.max_drop == 0.005
+
+
+def test_main_applies_a_rule_change_from_the_next_change_on(
+    repo: RegistryRepo, gate: dict, capsys
+) -> None:
+    set_gate(repo, min_metric=0.6)
+    repo.commit_model("b")  # judged by the first commit's rule (0.75): 0.61 fails
+    gate["roc_auc"] = 0.61
+    assert promote.main([]) == 1
+    repo.commit_model("c")  # its parent holds min_metric 0.6: 0.61 passes
+    assert promote.main([]) == 0
+
+
+# ---------------------------------------------------------------- promote.yml without secrets
+
+
+def make_pull(repo: RegistryRepo, repo_root: Path, **env: str) -> Any:
+    """`make pull` as promote.yml runs it, with this venv (never reinstalled)."""
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parent.parent
+    shutil.copy2(repo_root / "Makefile", repo.root / "Makefile")
+    environ = {k: v for k, v in repo.env.items() if k != "DVC_REMOTE_URL"} | env
+    return subprocess.run(
+        ["make", "--no-print-directory", f"VENV={venv}", "-o", f"{venv}/.installed-dev", "pull"],
+        cwd=repo.root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_make_pull_without_dvc_remote_url_says_to_set_it(
+    repo: RegistryRepo, repo_root: Path, tmp_path: Path
+) -> None:
+    """A fork or a new repository: no secret, so the default remote is a directory on the
+    runner that holds none of main's outputs."""
+    repo.dvc("remote", "modify", "--local", "store", "url", str(tmp_path / "empty-remote"))
+    shutil.rmtree(repo.root / ".dvc" / "cache")
+    shutil.rmtree(repo.root / "outputs")
+
+    done = make_pull(repo, repo_root)
+
+    assert done.returncode != 0
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(
+        "error: set DVC_REMOTE_URL: main's outputs are in no remote this job can read"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_make_pull_with_the_remote_pulls_the_outputs(repo: RegistryRepo, repo_root: Path) -> None:
+    shutil.rmtree(repo.root / "outputs")
+
+    done = make_pull(repo, repo_root)
+
+    assert done.returncode == 0, done.stderr
+    assert (repo.root / "outputs" / "model" / "model.json").is_file()

@@ -6,9 +6,13 @@ the reproduced lock file) or missing outputs are refused with the stages named. 
 
 1. The model HEAD records (``dvc.lock``) is compared with the latest registered version's: if it
    is the same model (a docs or CI change), nothing is registered.
-2. The promotion gate (``flightdelay gate``, the same code as the PR report's verdict) compares
-   it with the model now in prod. If it refuses, no tag is created and the reasons go to the
-   job summary; the exit status is 1.
+2. :func:`approve`, the one place a model is approved: it fetches the candidate by the hash
+   HEAD's ``dvc.lock`` records and the champion (the version in prod) by its commit's, verifies
+   both, re-scores both on the evaluation month built from the DVC-tracked raw data
+   (:mod:`flightdelay.rescore`) and applies the promotion rule (:func:`flightdelay.gate.decide`)
+   of the commit before the merge (HEAD's first parent), never the merged params.yaml's. The
+   committed metrics are for the report; nothing the branch wrote as an output decides. If the
+   gate refuses, no tag is created and the reasons go to the job summary; the exit status is 1.
 3. ``gto register`` (bump from the merged PR's labels: ``major``, ``minor`` or ``patch``,
    default minor; the very first version is v0.1.0) and ``gto assign --stage staging``.
 
@@ -22,20 +26,21 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from flightdelay import MODEL_NAME, artifacts, gitops
-from flightdelay.io import DataFileError, read_json
+from flightdelay.io import DataFileError, write_json
 from flightdelay.params import ParamsError, load_params
 
 BUMPS = ("major", "minor", "patch")
 DEFAULT_BUMP = "minor"
 STAGE = "staging"
 PIPELINE_FILES = ("dvc.lock", "dvc.yaml", "params.yaml")
-GATED_STAGE = "evaluate"  # what the gate reads, with every stage upstream of it
+GATED_STAGE = "evaluate"  # dvc.lock must record the outputs of HEAD's code and params up to here
+APPROVED_DIR = Path(".dvc/tmp/flightdelay/approved")  # <commit>/{model,champion}: verified copies
 
 
 class PromoteError(ValueError):
@@ -67,17 +72,10 @@ def bump_from_labels(labels: Iterable[str]) -> str:
 Verdict = tuple[bool, list[str], list[str]]  # (would promote, reasons, check lines)
 
 
-def gate_verdict(payload: Any, source: str) -> Verdict:
-    """(would promote, reasons, one line per check) from the gate's JSON result."""
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("promote"), bool):
-        raise PromoteError(f"{source}: not a gate result (no boolean 'promote')")
-    reasons = [str(r) for r in payload.get("reasons") or []]
-    checks = [
-        f"{'pass' if c.get('passed') else 'FAIL'} {c.get('name')}: {c.get('detail')}"
-        for c in payload.get("checks") or []
-        if isinstance(c, Mapping)
-    ]
-    return bool(payload["promote"]), reasons, checks
+def verdict_lines(verdict: Any) -> Verdict:
+    """(would promote, reasons, one line per check) of a :class:`flightdelay.gate.Verdict`."""
+    checks = [f"{'pass' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in verdict.checks]
+    return bool(verdict.promote), list(verdict.reasons), checks
 
 
 def decide(head_md5: str, latest: tuple[str, str] | None, verdict: Verdict | None) -> Decision:
@@ -123,20 +121,74 @@ def summary(
 # ---------------------------------------------------------------- I/O edge
 
 
-def run_gate(gate_file: Path) -> Verdict:
-    """Run ``flightdelay gate`` (champion: the version in prod) and read its fresh verdict."""
-    from flightdelay import cli
+@dataclass(frozen=True)
+class Approved:
+    """A model the gate approved: the directory holds the verified bytes ``dvc.lock`` records,
+    the very bytes that were scored (and that the release will fetch by the same hash)."""
 
-    gate_file.unlink(missing_ok=True)
-    status = cli.main(["gate"])
-    if not gate_file.is_file():
-        raise PromoteError(f"`flightdelay gate` exited {status} without writing {gate_file}")
-    verdict = gate_verdict(read_json(gate_file, "gate result"), str(gate_file))
-    if verdict[0] != (status == 0):
+    commit: str
+    model_dir: Path
+    md5: str
+    verdict: Any  # flightdelay.gate.Verdict
+
+
+class RefusedError(PromoteError):
+    """The gate refused the model; ``verdict`` says why."""
+
+    def __init__(self, verdict: Any) -> None:
+        super().__init__("; ".join(verdict.reasons) or "refused by the promotion gate")
+        self.verdict = verdict
+
+
+def fetch_verified(commit: str, dest: Path, what: str) -> tuple[Path, str]:
+    """The model directory ``commit``'s dvc.lock records, downloaded into ``dest`` and re-hashed;
+    (directory, md5). A loud error naming the output when the bytes are not the recorded ones."""
+    recorded = artifacts.recorded(MODEL_NAME, commit)
+    try:
+        return artifacts.materialise(recorded, dest), recorded.md5
+    except artifacts.ArtifactError as exc:
         raise PromoteError(
-            f"`flightdelay gate` exited {status} but {gate_file} says promote={verdict[0]}"
+            f"cannot approve: the {what} ({recorded.path} at {commit[:12]}) is not the model "
+            f"dvc.lock records: {exc}"
+        ) from None
+
+
+def approve(commit: str, params: Any, params_file: Path) -> Approved:
+    """THE place a model is approved for promotion; raise RefusedError (with the verdict) if not.
+
+    Fetches the candidate by the hash ``commit``'s dvc.lock records and the champion (GTO's prod
+    version) by its commit's, verifies both, re-scores both on the evaluation month built from
+    the raw data (flightdelay.rescore) and decides by the rule of ``commit``'s first parent (main
+    before the merge). Returns the verified model directory it approved.
+    """
+    from flightdelay import compare, gate, rescore
+
+    root = APPROVED_DIR / commit
+    model_dir, md5 = fetch_verified(commit, root / "model", "candidate")
+    rule = gate.rule_at(gitops.first_parent(commit), "main", params, params_file)
+    judged = rule.apply(params)
+    champion = None
+    try:
+        found = compare.prod_version()
+    except compare.CompareError as exc:
+        raise PromoteError(f"cannot approve: {exc}") from None
+    if found is not None:
+        champion_commit, version = found
+        champion_dir, _ = fetch_verified(champion_commit, root / "champion", "champion")
+        champion = rescore.Candidate(
+            champion_dir, f"prod ({MODEL_NAME}@{version})", champion_commit
         )
-    return verdict
+    try:
+        challenger, comparison = rescore.evidence(
+            rescore.Candidate(model_dir, "candidate", commit), champion, judged
+        )
+    except compare.CompareError as exc:
+        raise PromoteError(f"cannot approve, so do not promote: {exc}") from None
+    verdict = gate.judged_by(gate.decide(challenger, comparison, rule.gate), rule)
+    write_json(params.paths.gate, verdict.to_json())
+    if not verdict.promote:
+        raise RefusedError(verdict)
+    return Approved(commit, model_dir, md5, verdict)
 
 
 def latest_registered(name: str) -> tuple[str, str] | None:
@@ -148,7 +200,9 @@ def latest_registered(name: str) -> tuple[str, str] | None:
     return version, artifacts.recorded(name, commit).md5
 
 
-def promote(labels: Sequence[str], gate_file: Path) -> tuple[Decision, str, str | None, list[str]]:
+def promote(
+    labels: Sequence[str], params: Any, params_file: Path
+) -> tuple[Decision, str, str | None, list[str]]:
     """Decide and act; return (decision, HEAD commit, version, tags created)."""
     bump = bump_from_labels(labels)
     if not gitops.head_is_clean(PIPELINE_FILES):
@@ -169,10 +223,11 @@ def promote(labels: Sequence[str], gate_file: Path) -> tuple[Decision, str, str 
     latest = latest_registered(MODEL_NAME)
     if latest is not None and latest[1] == head_md5:
         return decide(head_md5, latest, None), head, None, []
-    verdict = run_gate(gate_file)
-    decision = decide(head_md5, latest, verdict)
-    if decision.action != "register":
-        return decision, head, None, []
+    try:
+        approved = approve(head, params, params_file)
+    except RefusedError as refused:
+        return decide(head_md5, latest, verdict_lines(refused.verdict)), head, None, []
+    decision = decide(head_md5, latest, verdict_lines(approved.verdict))
     version = gitops.register(
         MODEL_NAME,
         head,
@@ -197,8 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     try:
-        gate_file = load_params(args.params).paths.gate
-        decision, head, version, tags = promote(parse_labels(args.labels), gate_file)
+        params = load_params(args.params)
+        decision, head, version, tags = promote(
+            parse_labels(args.labels), params, Path(args.params)
+        )
     except (
         PromoteError,
         artifacts.ArtifactError,
