@@ -214,3 +214,140 @@ def test_compare_without_main_model_in_cache_or_remote_reproduces_it_in_a_worktr
     assert (baseline / "model" / "model.json").is_file()
     assert other.run("git", "status", "--porcelain").stdout == status_before
     assert len(other.run("git", "worktree", "list").stdout.splitlines()) == 1
+
+
+# ------------------------------------------------ a verdict reviewers can trust (issue 11)
+# These run last: they promote main and assign it prod (GTO tags in the clone), as promote.yml
+# and a person do, and each resets main to where it was.
+
+WORSE_AND_LOOSER = {
+    "train": {"max_iter": 1},  # nearly no model
+    "gate": {"min_metric": 0.5, "max_drop": 1.0, "slice_min_metric": 0.0, "slice_max_drop": 1.0},
+}
+
+
+def edit_params(clone: Clone, changes: dict[str, dict[str, object]]) -> None:
+    """Set ``section.key`` values in params.yaml in place, keeping every other line."""
+    params = clone.path / "params.yaml"
+    text = params.read_text()
+    for section, values in changes.items():
+        head, _, body = text.partition(f"\n{section}:\n")
+        assert body, f"params.yaml has no section {section}"
+        for key, value in values.items():
+            line = re.compile(rf"^(  {key}: *)[^ #\n]+", re.MULTILINE)
+            body, count = line.subn(rf"\g<1>{value}", body, count=1)
+            assert count == 1, f"params.yaml has no {section}.{key}"
+        text = f"{head}\n{section}:\n{body}"
+    params.write_text(text)
+
+
+def tags(clone: Clone) -> set[str]:
+    return set(clone.run("git", "tag", "--list").stdout.split())
+
+
+def ensure_prod(clone: Clone) -> None:
+    """main promoted (promote.yml: make promote) and v0.1.0 assigned prod (make promote-prod)."""
+    if any("#prod#" in t for t in tags(clone)):
+        return
+    clone.run("git", "checkout", "--quiet", "--force", "main")
+    clone.make("repro")  # main's outputs back in the work tree (from the cache)
+    clone.make("promote")
+    clone.make("promote-prod", "VERSION=v0.1.0")
+    assert "flight-delay#prod#2" in tags(clone)
+
+
+def merge_and_promote(clone: Clone, branch: str) -> subprocess.CompletedProcess[str]:
+    """GitHub merges the branch into main (a merge commit); promote.yml runs `make promote`.
+    main is reset to where it was afterwards."""
+    clone.run("git", "checkout", "--quiet", "--force", "main")
+    before = clone.run("git", "rev-parse", "HEAD").stdout.strip()
+    clone.run("git", "merge", "--quiet", "--no-ff", "-m", f"Merge {branch}", branch)
+    try:
+        return clone.make("promote", check=False)
+    finally:
+        clone.run("git", "reset", "--quiet", "--hard", before)
+
+
+def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
+    clone: Clone,
+) -> None:
+    """Finding 1: a PR reported, then main promoted and assigned prod, then the PR job again."""
+    assert not any("#prod#" in t for t in tags(clone)), "this test needs a clone without prod"
+    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-stale", "main")
+    edit_params(clone, {"train": {"max_iter": 75}})
+    clone.run("git", "commit", "--quiet", "-am", "fewer boosting rounds")
+    assert clone.pr_job().returncode == 0
+    assert "no champion (no version was ever assigned prod)" in clone.report()
+
+    ensure_prod(clone)
+    clone.run("git", "checkout", "--quiet", "--force", "pr-stale")
+    repro = clone.pr_job()
+
+    assert repro.returncode == 0, repro.stderr
+    report = clone.report()
+    assert "no champion" not in report
+    assert "against prod (flight-delay@v0.1.0)" in report
+    assert "ROC AUC vs prod (flight-delay@v0.1.0)" in report
+
+
+def test_pr_that_loosens_the_gate_is_judged_by_main_s_rule_in_report_and_promote(
+    clone: Clone,
+) -> None:
+    """Finding 2: one commit sets train.max_iter 1 and loosens gate: (thresholds it would pass)."""
+    ensure_prod(clone)
+    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-loosen", "main")
+    edit_params(clone, WORSE_AND_LOOSER)
+    clone.run("git", "commit", "--quiet", "-am", "one boosting round, and a gate it passes")
+
+    repro = clone.pr_job()
+
+    assert repro.returncode == 0, repro.stderr
+    report = clone.report()
+    assert report.splitlines()[2].startswith("❌ **Would not be promoted if merged**")
+    assert (
+        "changes the rule it is judged by (`gate.max_drop`, `gate.min_metric`, "
+        "`gate.slice_max_drop`, `gate.slice_min_metric`): judged by main's rule; the new rule "
+        "applies from the next PR" in report
+    )
+    assert "```diff\n- gate.max_drop: 0.005\n+ gate.max_drop: 1.0\n" in report
+    clone.run("git", "add", "--all")  # the branch records its run (dvc.lock, card, metrics)
+    clone.run("git", "commit", "--quiet", "-m", "pipeline run")
+
+    before = tags(clone)
+    promoted = merge_and_promote(clone, "pr-loosen")
+
+    assert promoted.returncode != 0
+    assert "refused, no tag created" in promoted.stderr
+    assert "lower bound above" not in promoted.stderr  # judged with max_drop 0.005, not 1
+    assert tags(clone) == before
+
+
+def test_forged_outputs_are_refused_by_promote(clone: Clone, tmp_path: Path) -> None:
+    """Finding 3: the champion's evaluate/slices/predictions copied over a worse model, recorded
+    with `dvc commit -f` and committed."""
+    ensure_prod(clone)
+    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-forged", "main")
+    clone.make("repro")  # main's (the champion's) outputs in the work tree
+    forged = ["outputs/metrics/evaluate.json", "outputs/metrics/slices.json"]
+    forged.append("outputs/predictions.parquet")
+    for path in forged:
+        (tmp_path / Path(path).name).write_bytes((clone.path / path).read_bytes())
+    edit_params(clone, {"train": {"max_iter": 1}})
+    clone.make("repro")
+    for path in forged:
+        (clone.path / path).write_bytes((tmp_path / Path(path).name).read_bytes())
+    clone.run(sys.executable, "-m", "dvc", "commit", "--force", "--quiet")
+    clone.run("git", "add", "--all")
+    clone.run("git", "commit", "--quiet", "-m", "one boosting round (with the champion's metrics)")
+    main_metrics = clone.run("git", "show", "main:outputs/metrics/evaluate.json").stdout
+    assert (clone.path / forged[0]).read_text() == main_metrics  # the forgery is committed
+    assert clone.run(sys.executable, "-m", "dvc", "status", "--quiet", check=False).returncode == 0
+
+    before = tags(clone)
+    promoted = merge_and_promote(clone, "pr-forged")
+
+    assert promoted.returncode != 0
+    assert "refused, no tag created" in promoted.stderr
+    assert "+0.0000 (95% CI +0.0000 … +0.0000)" not in promoted.stderr + promoted.stdout
+    assert "the interval reaches below" in promoted.stderr
+    assert tags(clone) == before
