@@ -994,6 +994,12 @@ def write_report(inputs: ReportInputs, out: Path, images: Mapping[str, Any]) -> 
                 "missing": inputs.prod.missing,
                 "comparison": inputs.prod.comparison.to_json() if inputs.prod.comparison else None,
             },
+            "rule": None
+            if inputs.rule is None
+            else {
+                "source": inputs.rule.source,
+                "changes": [list(change) for change in inputs.rule.changes],
+            },
             "commit": inputs.commit,
             "data_md5": inputs.data_md5,
             "params_diff": [list(d) for d in inputs.params_diff],
