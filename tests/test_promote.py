@@ -281,7 +281,11 @@ def test_approve_refuses_bytes_that_are_not_what_dvc_lock_records(
         path.write_bytes(b"tampered")
     head = repo.git("rev-parse", "HEAD").strip()
 
-    with pytest.raises(PromoteError, match=r"the candidate \(outputs/model at [0-9a-f]{12}\)"):
+    with pytest.raises(
+        PromoteError,
+        match=r"cannot approve the candidate \(outputs/model at [0-9a-f]{12}, "
+        r".*hash \w+\.dir differs",
+    ):
         promote.approve(head, promote.load_params("params.yaml"), Path("params.yaml"))
     assert gate["calls"] == []  # nothing unverified was scored
 

@@ -148,8 +148,8 @@ def fetch_verified(commit: str, dest: Path, what: str) -> tuple[Path, str]:
         return artifacts.materialise(recorded, dest), recorded.md5
     except artifacts.ArtifactError as exc:
         raise PromoteError(
-            f"cannot approve: the {what} ({recorded.path} at {commit[:12]}) is not the model "
-            f"dvc.lock records: {exc}"
+            f"cannot approve the {what} ({recorded.path} at {commit[:12]}, as its dvc.lock "
+            f"records it): {exc}"
         ) from None
 
 
