@@ -39,7 +39,7 @@ run: venv data repro ## Main job: get the data, run the whole DVC pipeline, writ
 
 .PHONY: data
 data: venv ## Make data/ match data.dvc (verify, else dvc pull, else rebuild from upstream)
-	flightdelay data pull
+	flightdelay data pull $(if $(FORCE),--force)
 
 .PHONY: add-month
 add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013-10
