@@ -48,11 +48,11 @@ add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013
 
 .PHONY: repro
 repro: venv ## Run the DVC pipeline (only changed stages; cached outputs it lacks are pulled)
-	dvc repro --pull
+	flightdelay repro --pull
 
 .PHONY: validate
 validate: venv ## Validate every batch with Great Expectations
-	dvc repro validate
+	flightdelay repro validate
 
 # --- the pull-request report -----------------------------------------------------------------
 # .github/workflows/pr-report.yml runs data, repro, report, report-summary; `report` also runs after
