@@ -77,7 +77,7 @@ class RowRule:
     )
     problem: str  # what the offending rows are, e.g. "not a real calendar date"
     positions: np.ndarray
-    _say: Callable[[int], str]  # position -> what is wrong with that row
+    _say: Callable[..., str]  # position -> what is wrong with that row
 
     @property
     def ok(self) -> bool:
@@ -94,7 +94,7 @@ class RowRule:
         )
 
 
-def row_rule(column: str, kind: str, problem: str, bad: Any, say: Callable[[int], str]) -> RowRule:
+def row_rule(column: str, kind: str, problem: str, bad: Any, say: Callable[..., str]) -> RowRule:
     """A RowRule from a boolean mask of offending rows."""
     return RowRule(column, kind, problem, np.flatnonzero(np.asarray(bad, dtype=bool)), say)
 
