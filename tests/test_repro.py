@@ -126,3 +126,86 @@ def test_restore_removes_a_file_that_did_not_exist(work: Path) -> None:
     assert repro.restore(snapshot) == ["new.txt", "a.txt"]
     assert not (work / "new.txt").exists()
     assert (work / "a.txt").read_text() == "one\n"
+
+
+# ---------------------------------------------------------------- `make run` on this repository
+
+
+@pytest.fixture(scope="module")
+def clone(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A clone of the committed repository, its own empty DVC remote, data/ rebuilt."""
+    work = tmp_path_factory.mktemp("make-run")
+    path = work / "clone"
+    env = {
+        **os.environ,
+        "HOME": str(work),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(path / "src"),
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+    }
+    _ok(work, "git", "clone", "--quiet", str(repo_root), str(path))
+    remote = _ok(path, sys.executable, "-m", "dvc", "config", "core.remote").strip()
+    _ok(
+        path,
+        sys.executable,
+        "-m",
+        "dvc",
+        "remote",
+        "modify",
+        "--local",
+        remote,
+        "url",
+        str(work / "remote"),
+    )
+    return path, env
+
+
+def _make_run(clone: tuple[Path, dict[str, str]]) -> subprocess.CompletedProcess[str]:
+    path, env = clone
+    venv = Path(sys.executable).parent.parent
+    # This venv, never reinstalled into (-o: the clone's files are newer than its stamp).
+    args = ["make", "-s", "run", f"VENV={venv}", "-o", str(venv / ".installed-dev")]
+    return subprocess.run(args, cwd=path, env=env, capture_output=True, text=True, check=False)
+
+
+def test_make_run_failed_validation_leaves_only_the_users_change(
+    clone: tuple[Path, dict[str, str]],
+) -> None:
+    path, _ = clone
+    params = path / "params.yaml"
+    params.write_text(params.read_text().replace("[BQN, PSE, SJU, STT]", "[]", 1))
+
+    done = _make_run(clone)
+
+    try:
+        assert done.returncode != 0
+        assert "validation FAILED" in done.stderr, done.stderr[-3000:]
+        assert "dest" in done.stderr
+        assert _ok(path, "git", "status", "--porcelain") == " M params.yaml\n"
+    finally:
+        _ok(path, "git", "checkout", "--", "params.yaml")
+
+
+def test_make_run_failed_later_stage_leaves_only_the_users_change(
+    clone: tuple[Path, dict[str, str]],
+) -> None:
+    # A pull request's bug in featurize: validate runs (DVC records it in dvc.lock when its
+    # output differs from the committed one), then featurize fails.
+    path, _ = clone
+    module = path / "src/flightdelay/featurize.py"
+    text = module.read_text()
+    module.write_text(
+        text.replace("    started = time.perf_counter()\n", "    raise SystemExit('a bug')\n", 1)
+    )
+
+    done = _make_run(clone)
+
+    try:
+        assert done.returncode != 0
+        assert "Running stage 'validate'" in done.stdout, done.stdout[-3000:]
+        assert "a bug" in done.stderr
+        assert "file(s) git tracks put back as they were before the run" in done.stderr
+        assert _ok(path, "git", "status", "--porcelain") == " M src/flightdelay/featurize.py\n"
+    finally:
+        _ok(path, "git", "checkout", "--", "src/flightdelay/featurize.py")
