@@ -39,7 +39,7 @@ run: venv data repro report ## Main job: get the data, run the whole DVC pipelin
 
 .PHONY: data
 data: venv ## Make data/ match data.dvc (verify, else dvc pull, else rebuild from upstream)
-	flightdelay data pull
+	flightdelay data pull $(if $(FORCE),--force)
 
 .PHONY: add-month
 add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013-10
@@ -48,11 +48,11 @@ add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013
 
 .PHONY: repro
 repro: venv ## Run the DVC pipeline (only changed stages; cached outputs it lacks are pulled)
-	dvc repro --pull
+	flightdelay repro --pull
 
 .PHONY: validate
 validate: venv ## Validate every batch with Great Expectations
-	dvc repro validate
+	flightdelay repro validate
 
 # --- the pull-request report -----------------------------------------------------------------
 # The report is not a DVC stage: what it says about the base branch and prod is computed by

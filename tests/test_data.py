@@ -95,6 +95,7 @@ def _fake_dvc(
         return done
 
     monkeypatch.setattr(data, "_dvc", fake)
+    monkeypatch.setattr(data, "dvc_cache", lambda root: lambda md5: False)
     return calls
 
 
@@ -401,7 +402,7 @@ def test_pull_rebuilds_commits_and_pushes_when_the_remote_lacks_the_data(
 ) -> None:
     data_dir, dvc_path = repo
     saved = _snapshot(data_dir)
-    (data_dir / "flights" / "2013-01.csv").write_text("corrupt\n")
+    (data_dir / "flights" / "2013-01.csv").unlink()
     (data_dir / "weather" / "2013-02.csv").unlink()
     monkeypatch.setattr(data, "load_upstream", lambda: upstream)
     calls = _fake_dvc(monkeypatch, {"pull": 1, "commit": 0, "push": 0}, {})
@@ -437,7 +438,34 @@ def test_pull_no_push_does_not_push(
     assert calls == ["pull", "commit"]
 
 
-def test_pull_refuses_unrecorded_files_and_leaves_them_alone(
+def _assert_refusal(message: str, *problems: str) -> None:
+    """The refusal lists every file and both ways forward (keep it, or discard it)."""
+    assert message.startswith("data/ holds changes that "), message
+    for problem in problems:
+        assert f"\n  {problem}" in message
+    assert "\nkeep them: `flightdelay data record`, then commit data.dvc" in message
+    assert "\ndiscard them: `flightdelay data pull --force`" in message
+
+
+def test_pull_refuses_to_overwrite_an_edited_batch(
+    repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
+    data_dir, dvc_path = repo
+    edited = data_dir / "flights" / "2013-02.csv"
+    edited.write_bytes(edited.read_bytes().replace(b",AA,", b",ZZ,"))
+    before, dvc_text = _snapshot(data_dir), dvc_path.read_text()
+    monkeypatch.setattr(data, "load_upstream", lambda: upstream)
+    calls = _fake_dvc(monkeypatch, {}, {})
+
+    with pytest.raises(DataError) as caught:
+        pull(data_dir, dvc_path)
+
+    _assert_refusal(str(caught.value), f"{edited}: modified (md5 {_md5(edited.read_bytes())}")
+    assert calls == [], "dvc pull never ran: nothing may be overwritten"
+    assert (_snapshot(data_dir), dvc_path.read_text()) == (before, dvc_text)
+
+
+def test_pull_refuses_to_delete_a_stray_file(
     repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, upstream: Upstream
 ) -> None:
     data_dir, dvc_path = repo
@@ -445,14 +473,108 @@ def test_pull_refuses_unrecorded_files_and_leaves_them_alone(
     extra.write_text("someone's work\n")
     dvc_text = dvc_path.read_text()
     monkeypatch.setattr(data, "load_upstream", lambda: upstream)
-    calls = _fake_dvc(monkeypatch, {"pull": 1}, {})
+    calls = _fake_dvc(monkeypatch, {}, {})
 
-    with pytest.raises(DataError, match=rf"^{re.escape(str(extra))}: not recorded in .*data\.dvc"):
+    with pytest.raises(DataError) as caught:
         pull(data_dir, dvc_path)
 
-    assert calls == ["pull"], "no commit: it would record the extra file in data.dvc"
+    _assert_refusal(str(caught.value), f"{extra}: not recorded in data.dvc")
+    assert calls == [], "no dvc pull (it deletes unrecorded files), no commit (it records them)"
     assert extra.read_text() == "someone's work\n"
     assert dvc_path.read_text() == dvc_text
+
+
+def test_pull_lists_every_change_at_once(
+    repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir, dvc_path = repo
+    (data_dir / "airlines.csv").write_bytes(AIRLINES.replace(b"\n", b"\r\n"))
+    (data_dir / "weather" / "2013-03.csv").write_text("a new batch by hand\n")
+    _fake_dvc(monkeypatch, {}, {})
+
+    with pytest.raises(DataError) as caught:
+        pull(data_dir, dvc_path)
+
+    _assert_refusal(
+        str(caught.value),
+        f"{data_dir / 'airlines.csv'}: modified",
+        f"{data_dir / 'weather' / '2013-03.csv'}: not recorded in data.dvc",
+    )
+
+
+def test_pull_restores_a_deleted_batch(
+    repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
+    # A missing file loses nothing when restored, and cannot be told from a batch data.dvc
+    # gained on another branch (git pull, checkout): it is restored, not refused.
+    data_dir, dvc_path = repo
+    saved = _snapshot(data_dir)
+    (data_dir / "weather" / "2013-02.csv").unlink()
+    monkeypatch.setattr(data, "load_upstream", lambda: upstream)
+    calls = _fake_dvc(monkeypatch, {"pull": 1, "commit": 0, "push": 0}, {})
+
+    pull(data_dir, dvc_path)
+
+    assert calls == ["pull", "commit", "push"]
+    assert _snapshot(data_dir) == saved
+
+
+def test_pull_force_discards_an_edit_and_a_stray_file(
+    repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
+    data_dir, dvc_path = repo
+    saved = _snapshot(data_dir)
+    (data_dir / "flights" / "2013-01.csv").write_text("corrupt\n")
+    (data_dir / "flights" / "2013-03.csv").write_text("stray\n")
+    monkeypatch.setattr(data, "load_upstream", lambda: upstream)
+    calls = _fake_dvc(monkeypatch, {"pull": 1, "commit": 0, "push": 0}, {})
+
+    pull(data_dir, dvc_path, force=True)
+
+    assert calls == ["pull", "commit", "push"]
+    assert _snapshot(data_dir) == saved
+
+
+def test_pull_replaces_an_edit_whose_bytes_the_dvc_cache_holds(
+    repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, upstream: Upstream
+) -> None:
+    # e.g. a batch from another branch: `dvc checkout` there brings it back, nothing is lost.
+    data_dir, dvc_path = repo
+    saved = _snapshot(data_dir)
+    (data_dir / "flights" / "2013-01.csv").write_text("cached elsewhere\n")
+    monkeypatch.setattr(data, "load_upstream", lambda: upstream)
+    calls = _fake_dvc(monkeypatch, {"pull": 1, "commit": 0, "push": 0}, {})
+    cached = _md5(b"cached elsewhere\n")
+    monkeypatch.setattr(data, "dvc_cache", lambda root: lambda md5: md5 == cached)
+
+    pull(data_dir, dvc_path)
+
+    assert calls == ["pull", "commit", "push"]
+    assert _snapshot(data_dir) == saved
+
+
+def test_record_writes_the_manifest_and_runs_dvc_add(
+    repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir, dvc_path = repo
+    edited = data_dir / "flights" / "2013-02.csv"
+    edited.write_bytes(edited.read_bytes().replace(b",AA,", b",ZZ,"))
+
+    def dvc_add() -> None:  # what `dvc add` does: record the directory hash, keep meta
+        dvc_file = read_dvc_file(dvc_path)
+        dvc_file["outs"][0]["md5"] = dir_md5(dvc_file["meta"]["files"])
+        dvc_path.write_text(yaml.safe_dump(dvc_file, sort_keys=False))
+
+    calls = _fake_dvc(monkeypatch, {"add": 0}, {"add": dvc_add})
+
+    done = data.record(data_dir, dvc_path)
+
+    assert calls == ["add"]
+    assert f"{edited}: md5" in done
+    dvc_file = read_dvc_file(dvc_path)
+    assert manifest(dvc_file, dvc_path)["flights/2013-02.csv"]["md5"] == _md5(edited.read_bytes())
+    assert dvc_file["frozen"] is True
+    assert mismatches(data_dir, manifest(dvc_file, dvc_path)) == []
 
 
 def test_pull_refuses_when_dvc_commit_would_change_data_dvc(

@@ -212,3 +212,67 @@ def test_init_reproduces_the_committed_data_dvc_byte_for_byte(make_clone: Any) -
     assert done.returncode == 0, done.stderr
     assert clone.git("status", "--porcelain") == "", "data.dvc differs from the committed one"
     assert clone.data() == clone.recorded()
+
+
+# ---------------------------------------------------------------- the user's changes (issue 12)
+
+
+@pytest.fixture
+def pulled(first: tuple[Clone, subprocess.CompletedProcess[str]], make_clone: Any) -> Clone:
+    """A clone whose data/ was pulled from the remote (the first clone pushed it)."""
+    clone = make_clone(f"user-{len(list(first[0].path.parent.iterdir()))}")
+    assert clone.flightdelay("data", "pull").returncode == 0
+    return clone
+
+
+def test_pull_refuses_to_overwrite_an_edited_batch_or_delete_a_stray_file(pulled: Clone) -> None:
+    edited, stray = pulled.path / "data/flights/2013-03.csv", pulled.path / "data/weather/mine.csv"
+    edited.write_bytes(edited.read_bytes().replace(b",UA,", b",ZZ,", 1))
+    stray.write_text("someone's work\n")
+    before = pulled.data()
+
+    done = pulled.flightdelay("data", "pull")
+
+    assert done.returncode == 1
+    assert "data/flights/2013-03.csv: modified (md5 " in done.stderr
+    assert "data/weather/mine.csv: not recorded in data.dvc" in done.stderr
+    assert "keep them: `flightdelay data record`" in done.stderr
+    assert "discard them: `flightdelay data pull --force`" in done.stderr
+    assert "replacing" not in done.stderr
+    assert pulled.data() == before, "a user's file was overwritten or deleted"
+    assert pulled.git("status", "--porcelain") == ""
+
+
+def test_pull_restores_a_deleted_batch(pulled: Clone) -> None:
+    (pulled.path / "data/weather/2013-03.csv").unlink()
+
+    done = pulled.flightdelay("data", "pull")
+
+    assert done.returncode == 0, done.stderr
+    assert pulled.data() == pulled.recorded()
+    pulled.assert_clean()
+
+
+def test_pull_force_discards_the_changes(pulled: Clone) -> None:
+    edited = pulled.path / "data/flights/2013-03.csv"
+    edited.write_bytes(edited.read_bytes().replace(b"\n", b"\r\n"))
+    (pulled.path / "data/weather/mine.csv").write_text("stray\n")
+
+    done = pulled.flightdelay("data", "pull", "--force")
+
+    assert done.returncode == 0, done.stderr
+    assert pulled.data() == pulled.recorded()
+    pulled.assert_clean()
+
+
+def test_record_keeps_an_edit_in_a_consistent_frozen_data_dvc(pulled: Clone) -> None:
+    edited = pulled.path / "data/flights/2013-03.csv"
+    edited.write_bytes(edited.read_bytes().replace(b",UA,", b",ZZ,", 1))
+
+    done = pulled.flightdelay("data", "record")
+
+    assert done.returncode == 0, done.stderr
+    assert pulled.data() == pulled.recorded()
+    assert pulled.dvc_file()["frozen"] is True
+    assert pulled.git("status", "--porcelain") == "M  data.dvc\n"
+    assert pulled.flightdelay("data", "pull").stdout == "data/ matches data.dvc\n"

@@ -115,7 +115,7 @@ def test_build_features_impossible_value_names_column_and_value(synthetic) -> No
 def test_build_features_clock_time_with_minutes_over_59_is_refused(synthetic) -> None:
     flights, context = synthetic
     bad = flights.head(2).assign(sched_dep_time=[1275, 900])
-    with pytest.raises(FeatureError, match=r"'sched_dep_time': 1 row\(s\) not a clock time HHMM"):
+    with pytest.raises(FeatureError, match=r"'sched_dep_time': 1 row\(s\) not an HHMM clock time"):
         build_features(bad, context, PARAMS)
 
 

@@ -182,3 +182,84 @@ def test_parse_params_context_path_is_required(raw: dict[str, Any]) -> None:
     del raw["paths"]["context"]
     with pytest.raises(ParamsError, match=r"paths\.context: required key is missing"):
         parse_params(raw)
+
+
+# ---------------------------------------------------------------- strictness (issue 12)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("train", "l2_regularization", ".inf"),
+        ("train", "learning_rate", ".nan"),
+        ("drift", "max_performance_drop", "-.inf"),
+    ],
+)
+def test_load_params_non_finite_float_names_the_key(
+    tmp_path: Path, repo_root: Path, section: str, key: str, value: str
+) -> None:
+    # Written as YAML text: `.inf` and `.nan` are what a user types, and what safe_load turns
+    # into float('inf') and float('nan').
+    text = (repo_root / "params.yaml").read_text()
+    text, count = re.subn(rf"(\n{section}:\n(?:[ #].*\n)*?  {key}: )\S+", rf"\g<1>{value}", text)
+    assert count == 1
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert f"{section}.{key}: Input should be a finite number" in str(caught.value)
+    assert "less than" not in str(caught.value)
+
+
+def test_load_params_duplicate_key_names_it_and_its_line(tmp_path: Path, repo_root: Path) -> None:
+    text = (repo_root / "params.yaml").read_text()
+    text = text.replace("\ntrain:\n", "\ntrain:\n  seed: 7\n", 1)
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    line = next(n for n, ln in enumerate(text.splitlines(), 1) if ln.startswith("  seed: 42"))
+    with pytest.raises(ParamsError, match=rf"train\.seed: given twice \(line {line}\)"):
+        load_params(path)
+
+
+def test_load_params_duplicate_section_names_it(tmp_path: Path, repo_root: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text((repo_root / "params.yaml").read_text() + "card:\n  confidence: 0.9\n")
+    with pytest.raises(ParamsError, match=r"\n  card: given twice"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("train", "seed", True),
+        ("train", "learning_rate", True),
+        ("evaluate", "bootstrap_samples", False),
+        ("deploy", "ports", {"staging": True, "prod": 8080}),
+    ],
+)
+def test_parse_params_boolean_for_a_number_names_the_key(
+    raw: dict[str, Any], section: str, key: str, value: Any
+) -> None:
+    raw[section][key] = value
+    message = rf"{section}\.{key}: .*a boolean .* is not a valid value"
+    with pytest.raises(ParamsError, match=message):
+        parse_params(raw)
+
+
+def test_parse_params_unknown_drift_column_names_the_key(raw: dict[str, Any]) -> None:
+    raw["drift"]["columns"] = {"temperature": {"method": "ks", "threshold": 0.01}}
+    with pytest.raises(
+        ParamsError, match=r"drift\.columns: .*\['temperature'\] are not features of the model"
+    ):
+        parse_params(raw)
+
+
+def test_parse_params_known_drift_column_override_loads(raw: dict[str, Any]) -> None:
+    raw["drift"]["columns"] = {"temp": {"method": "ks", "threshold": 0.01}}
+    assert parse_params(raw).drift.columns["temp"].method == "ks"
+
+
+def test_parse_params_unknown_calendar_column_names_the_key(raw: dict[str, Any]) -> None:
+    raw["drift"]["calendar_columns"] = ["day_of_week", "weekday"]
+    with pytest.raises(ParamsError, match=r"drift\.calendar_columns: .*\['weekday'\]"):
+        parse_params(raw)

@@ -21,6 +21,7 @@ from schemathesis.checks import (
 )
 from schemathesis.generation import GenerationMode
 
+from flightdelay.schemas import FLIGHT_BOUNDS, FLIGHT_PATTERNS
 from flightdelay.serve import ServeSettings, create_app
 from serving import build_model_dir
 
@@ -98,19 +99,18 @@ def flights() -> st.SearchStrategy[dict[str, Any]]:
     code = lambda n: st.from_regex(rf"\A[A-Z0-9]{{{n}}}\Z")  # noqa: E731
     return st.fixed_dictionaries(
         {
-            "year": st.integers(1970, 2100),
-            "month": st.integers(1, 12),
-            "day": st.integers(1, 31),
-            "sched_dep_time": st.integers(0, 2400),
-            "sched_arr_time": st.integers(0, 2400),
+            **{  # the definition of a valid flight row (flightdelay.schemas)
+                column: st.integers(*FLIGHT_BOUNDS[column])
+                for column in ("year", "month", "day", "sched_dep_time", "sched_arr_time")
+            },
             "carrier": st.sampled_from(["AA", "UA", "DL"]) | code(2),
-            "flight": st.integers(1, 9999),
+            "flight": st.integers(*FLIGHT_BOUNDS["flight"]),
             "tailnum": st.none()
             | st.sampled_from(["N1AA", "N2UA"])
-            | st.from_regex(r"\A[A-Z0-9]{1,8}\Z"),
+            | st.from_regex(FLIGHT_PATTERNS["tailnum"].replace("^", r"\A").replace("$", r"\Z")),
             "origin": st.sampled_from(["EWR", "JFK", "LGA"]) | code(3),
             "dest": st.sampled_from(["ATL", "ORD", "LAX", "BOS"]) | code(3),
-            "distance": st.floats(min_value=0, max_value=12_500, exclude_min=True),
+            "distance": st.floats(*FLIGHT_BOUNDS["distance"]),
         }
     )
 

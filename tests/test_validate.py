@@ -244,3 +244,168 @@ def test_validate_load_suite_rejects_unknown_expectation(tmp_path: Path) -> None
     )
     with pytest.raises(v.SuiteError, match=r"bad\.json: not a valid Great Expectations suite"):
         v.load_suite(bad)
+
+
+# ---------------------------------------------------------------- completeness (issue 12)
+
+
+def _without(real, suites, suite_params, params, drop: set[str]) -> v.Outcome:
+    """Validate the two real months with some files (``table/month``) deleted."""
+    tables = {
+        table: [
+            v.BatchFile(table, m, frame=real[table][m])
+            for m in MONTHS
+            if f"{table}/{m}" not in drop
+        ]
+        for table in v.TABLES
+    }
+    return v.validate(tables, suites, suite_params, params.validate_)
+
+
+def test_validate_missing_weather_month_fails_completeness(
+    real, suites, suite_params, params
+) -> None:
+    outcome = _without(real, suites, suite_params, params, {"weather/2013-03"})
+    failure = _only(outcome)
+    assert (failure.table, failure.group, failure.batches) == (
+        "weather",
+        "completeness",
+        {"2013-03": 0},
+    )
+    assert "no weather/2013-03.csv: every month from 2013-03 to 2013-04 needs" in failure.line()
+    assert outcome.groups["weather"]["completeness"] == {"checks": 1, "failed": 1}
+
+
+def test_validate_missing_flights_month_fails_completeness(
+    real, suites, suite_params, params
+) -> None:
+    failure = _only(_without(real, suites, suite_params, params, {"flights/2013-03"}))
+    assert (failure.table, failure.group, failure.batches) == (
+        "flights",
+        "completeness",
+        {"2013-03": 0},
+    )
+
+
+def test_completeness_names_a_gap_between_months() -> None:
+    failures = v.completeness({"flights": ["2013-01", "2013-03"], "weather": ["2013-01"]})
+    assert [(f.table, list(f.batches)) for f in failures] == [
+        ("flights", ["2013-02"]),
+        ("weather", ["2013-02", "2013-03"]),
+    ]
+
+
+# ---------------------------------------------------------------- impossible values (issue 12)
+
+
+def _failures(outcome: v.Outcome, expectation: str) -> list[v.Failure]:
+    return [f for f in outcome.failures if f.expectation == expectation]
+
+
+def _one(outcome: v.Outcome, expectation: str) -> v.Failure:
+    found = _failures(outcome, expectation)
+    assert len(found) == 1, v.format_summary(outcome)
+    return found[0]
+
+
+def test_validate_31_april_is_not_a_real_date(real, suites, suite_params, params) -> None:
+    broken = real["flights"]["2013-04"].copy()
+    broken.loc[broken.index[5], "day"] = 31
+    outcome = _run(real, suites, suite_params, params, **{"flights/2013-04": broken})
+    failure = _one(outcome, "real calendar date")
+    assert (failure.group, failure.column, failure.batches) == (
+        "consistency",
+        "day",
+        {"2013-04": 1},
+    )
+    assert failure.examples == ["2013-04 has no day 31"]
+
+
+def test_validate_sched_dep_time_1275_is_not_a_clock_time(
+    real, suites, suite_params, params
+) -> None:
+    broken = real["flights"]["2013-03"].copy()
+    broken.loc[broken.index[2], ["sched_dep_time", "hour", "minute"]] = [1275, 12, 75]
+    outcome = _run(real, suites, suite_params, params, **{"flights/2013-03": broken})
+    failure = _one(outcome, "HHMM clock time")
+    assert (failure.column, failure.batches) == ("sched_dep_time", {"2013-03": 1})
+    assert failure.examples == ["1275 is not an HHMM time: minutes must be 00..59"]
+
+
+def test_validate_sched_dep_time_2400_is_refused_as_by_the_service(
+    real, suites, suite_params, params
+) -> None:
+    broken = real["flights"]["2013-03"].copy()
+    broken.loc[broken.index[2], "sched_dep_time"] = 2400
+    outcome = _run(real, suites, suite_params, params, **{"flights/2013-03": broken})
+    failure = _one(outcome, "valid flight row: value in range")
+    assert (failure.column, failure.examples) == ("sched_dep_time", [2400])
+    assert "not a whole number in 0..2359" in failure.detail
+
+
+def test_validate_hour_disagreeing_with_sched_dep_time(real, suites, suite_params, params) -> None:
+    broken = real["flights"]["2013-04"].copy()
+    row = broken.index[7]
+    broken.loc[row, "minute"] = (broken.loc[row, "minute"] + 1) % 60
+    failure = _only(_run(real, suites, suite_params, params, **{"flights/2013-04": broken}))
+    assert (failure.expectation, failure.column, failure.batches) == (
+        "columns agree",
+        "minute",
+        {"2013-04": 1},
+    )
+    assert "disagreeing with sched_dep_time" in failure.detail
+
+
+def test_validate_garbage_time_hour(real, suites, suite_params, params) -> None:
+    broken = real["weather"]["2013-03"].copy()
+    broken.loc[broken.index[[1, 2]], "time_hour"] = ["soon", "2013-02-28T23:00:00Z"]
+    failure = _only(_run(real, suites, suite_params, params, **{"weather/2013-03": broken}))
+    assert (failure.table, failure.column, failure.batches) == (
+        "weather",
+        "time_hour",
+        {"2013-03": 2},
+    )
+    assert failure.examples[0] == "'soon' is not 2013-03-01 01h America/New_York"
+
+
+def test_validate_flight_time_hour_must_match_its_local_hour(
+    real, suites, suite_params, params
+) -> None:
+    broken = real["flights"]["2013-03"].copy()
+    broken.loc[broken.index[0], "time_hour"] = "2013-03-01T21:00:00Z"  # the local hour as UTC
+    failure = _only(_run(real, suites, suite_params, params, **{"flights/2013-03": broken}))
+    assert (failure.expectation, failure.column) == ("columns agree", "time_hour")
+
+
+def test_validate_weather_day_99(real, suites, suite_params, params) -> None:
+    broken = real["weather"]["2013-04"].copy()
+    broken.loc[broken.index[3], "day"] = 99
+    outcome = _run(real, suites, suite_params, params, **{"weather/2013-04": broken})
+    failure = _one(outcome, "real calendar date")
+    assert (failure.table, failure.column, failure.batches) == ("weather", "day", {"2013-04": 1})
+    assert failure.examples == ["2013-04 has no day 99"]
+
+
+# ---------------------------------------------------------------- long values (issue 12)
+
+
+def test_validate_main_cuts_a_huge_field_everywhere(workdir: Path, capsys) -> None:
+    path = workdir / "data/flights/2013-04.csv"
+    header, first, rest = path.read_bytes().split(b"\n", 2)
+    fields = first.split(b",")
+    fields[13] = b"X" * 5_000_000  # dest
+    path.write_bytes(b"\n".join([header, b",".join(fields), rest]))
+
+    assert v.main([]) == 1
+
+    err = capsys.readouterr().err
+    assert "... (5,000,000 characters)" in err
+    assert len(err) < 5_000
+    out = workdir / "outputs/validation"
+    for name in ("summary.json", "result.json"):
+        text = (out / name).read_text()
+        assert "(5,000,000 characters)" in text, name
+        assert "X" * 1000 not in text, name
+    assert all("X" * 1000 not in p.read_text() for p in (out / "data_docs").glob("*.html")), (
+        "the Data Docs echo the field"
+    )

@@ -7,10 +7,18 @@ error that names it, and a data pull request shows per-file hashes in its diff.
 
 Commands (``flightdelay data ...``):
   pull       make data/ match data.dvc: verify, else ``dvc pull``, else rebuild from upstream
-             (verified against data.dvc before anything is written), ``dvc commit`` and push
+             (verified against data.dvc before anything is written), ``dvc commit`` and push.
+             It never overwrites or deletes a file whose bytes exist nowhere else (an edited
+             batch, a file data.dvc does not record): it lists them and stops, unless --force
   add-month  append exactly one new monthly batch (the month after the newest) and ``dvc add``;
              all or nothing
+  record     record data/ as it is in data.dvc (hashes and manifest): a deliberate data change,
+             to be proposed in a data pull request
   init       create data/ with the first batches (used once, when the repository was made)
+
+data.dvc is frozen (``frozen: true``): ``dvc repro`` would otherwise re-record a changed data/
+in it before running ``validate``, so a failed validation left data.dvc rewritten (and its
+manifest disagreeing with its hash). Only these commands record data.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +213,7 @@ def write_manifest(data_dir: Path, dvc_path: Path = DVC_FILE) -> dict[str, dict[
     }
     dvc_file = read_dvc_file(dvc_path)
     dvc_file["meta"] = {"source": f"{UPSTREAM} (PyPI)", "files": files}
+    dvc_file["frozen"] = True  # see the module docstring; `dvc add` keeps it
     dvc_path.write_text(yaml.safe_dump(dvc_file, sort_keys=False))
     return files
 
@@ -232,7 +241,46 @@ def mismatches(data_dir: Path, files: dict[str, dict[str, Any]]) -> list[str]:
     return problems
 
 
+def at_risk(
+    data_dir: Path, files: dict[str, dict[str, Any]], cached: Callable[[str], bool]
+) -> list[str]:
+    """Files under data/ that making it match data.dvc would destroy: edited or unrecorded files
+    whose bytes the DVC cache does not hold (a file it holds can be checked out again)."""
+    problems = []
+    for rel, expected in files.items():
+        path = data_dir / rel
+        if path.is_file() and (actual := md5_file(path)) != expected["md5"] and not cached(actual):
+            problems.append(f"{path}: modified (md5 {actual}, data.dvc records {expected['md5']})")
+    for rel in unrecorded(data_dir, files):
+        if not cached(md5_file(data_dir / rel)):
+            problems.append(f"{data_dir / rel}: not recorded in data.dvc")
+    return problems
+
+
+def _refusal(problems: list[str], dvc_path: Path) -> DataError:
+    return DataError(
+        f"data/ holds changes that {dvc_path} does not record; refusing to overwrite or delete "
+        "them:\n  "
+        + "\n  ".join(problems)
+        + "\nkeep them: `flightdelay data record`, then commit data.dvc (a data pull request)"
+        + "\ndiscard them: `flightdelay data pull --force` (make data FORCE=1)"
+    )
+
+
 # ---------------------------------------------------------------- commands (I/O)
+
+
+def dvc_cache(root: Path) -> Callable[[str], bool]:
+    """Whether the repository's DVC cache holds a file with this MD5 (never, outside a repo)."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            odb = repo.cache.local
+    except NotDvcRepoError:
+        return lambda md5: False
+    return lambda md5: bool(odb.exists(md5))
 
 
 def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -286,23 +334,33 @@ def _commit(dvc_path: Path) -> None:
         raise DataError(f"`dvc commit` would change the hash {dvc_path} records; restored it")
 
 
-def pull(data_dir: Path, dvc_path: Path = DVC_FILE, push: bool = True) -> str:
-    """Make data/ match data.dvc. Returns what was done, for the log."""
+def pull(data_dir: Path, dvc_path: Path = DVC_FILE, push: bool = True, force: bool = False) -> str:
+    """Make data/ match data.dvc. Returns what was done, for the log.
+
+    Without ``force``, a file whose bytes only exist here (edited, or not recorded) is never
+    overwritten or deleted: the refusal lists them and says how to keep or discard them. A
+    missing file is restored: nothing is lost, and a batch that data.dvc gained on another
+    branch looks the same.
+    """
     files = manifest(read_dvc_file(dvc_path), dvc_path)
     if not mismatches(data_dir, files):
         return "data/ matches data.dvc"
-    pulled = _dvc("pull", str(dvc_path), check=False)
+    if not force and (problems := at_risk(data_dir, files, dvc_cache(dvc_path.parent))):
+        raise _refusal(problems, dvc_path)
+    pulled = _dvc("pull", *(["--force"] if force else []), str(dvc_path), check=False)
     problems = mismatches(data_dir, files)
     if pulled.returncode == 0 and not problems:
         return "data/ pulled from the DVC remote"
     # DVC removes unrecorded files it has in its cache; others may be someone's work (a batch
-    # being added by hand): never delete them, never record them.
+    # being added by hand): never delete them without --force, never record them.
     if extra := unrecorded(data_dir, files):
-        raise DataError(
-            f"{', '.join(str(data_dir / rel) for rel in extra)}: not recorded in {dvc_path} and "
-            "not in the DVC cache; move them out of the way (or finish `flightdelay data "
-            "add-month` and commit data.dvc), then re-run"
-        )
+        if not force:
+            raise _refusal(
+                [f"{data_dir / rel}: not recorded in data.dvc" for rel in extra], dvc_path
+            )
+        for rel in extra:
+            print(f"  deleting {data_dir / rel} (--force)", file=sys.stderr)
+            (data_dir / rel).unlink()
     reason = next(
         (ln for ln in (pulled.stderr + pulled.stdout).splitlines() if "ERROR" in ln),
         "the remote does not hold every file",
@@ -365,6 +423,24 @@ def add_month(data_dir: Path, month: str, upstream: Upstream, dvc_path: Path = D
     return f"added {added}: commit {dvc_path}, then `dvc push`"
 
 
+def record(data_dir: Path, dvc_path: Path = DVC_FILE) -> str:
+    """Record data/ as it is in data.dvc: its manifest, then ``dvc add`` (a deliberate change)."""
+    files = manifest(read_dvc_file(dvc_path), dvc_path)
+    changes = mismatches(data_dir, files)
+    if not changes:
+        return f"{data_dir} already matches {dvc_path}: nothing to record"
+    original = dvc_path.read_text()
+    try:
+        write_manifest(data_dir, dvc_path)
+        _dvc("add", str(data_dir))
+        manifest(read_dvc_file(dvc_path), dvc_path)
+    except BaseException:
+        dvc_path.write_text(original)
+        raise
+    listed = "\n  ".join(changes)
+    return f"recorded in {dvc_path}:\n  {listed}\ncommit {dvc_path}, then `dvc push`"
+
+
 def init(
     data_dir: Path, months: Sequence[str], upstream: Upstream, dvc_path: Path = DVC_FILE
 ) -> str:
@@ -395,15 +471,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     pull_p = sub.add_parser("pull", help="make data/ match data.dvc (pull, else rebuild)")
     pull_p.add_argument("--no-push", action="store_true", help="do not push a rebuilt batch")
+    pull_p.add_argument(
+        "--force", action="store_true", help="discard changes data.dvc does not record"
+    )
     add_p = sub.add_parser("add-month", help="append the next monthly batch, e.g. 2013-10")
     add_p.add_argument("month")
+    sub.add_parser("record", help="record data/ as it is in data.dvc (a deliberate change)")
     init_p = sub.add_parser("init", help="create data/ with the first months (once)")
     init_p.add_argument("--through", default="2013-09", help="last month to include")
     args = parser.parse_args(argv)
     try:
         data_dir = load_params(args.params).paths.data
         if args.command == "pull":
-            print(pull(data_dir, push=not args.no_push))
+            print(pull(data_dir, push=not args.no_push, force=args.force))
+        elif args.command == "record":
+            print(record(data_dir))
         elif args.command == "add-month":
             print(add_month(data_dir, parse_month(args.month), load_upstream()))
         else:

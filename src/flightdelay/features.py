@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay.params import FeaturizeParams
+from flightdelay.schemas import check_flight_rows
 
 #: Columns a raw flight row must have (extra columns are ignored).
 RAW_COLUMNS: tuple[str, ...] = (
@@ -466,38 +467,21 @@ def build_context(
 # ---------------------------------------------------------------- features
 
 
-def _check_raw(flights: pd.DataFrame) -> None:
+def check_raw(flights: pd.DataFrame) -> None:
+    """Refuse rows that are not valid flights (:func:`flightdelay.schemas.check_flight_rows`,
+    the definition validate and the service use), naming the column and an example."""
     missing = [c for c in RAW_COLUMNS if c not in flights.columns]
     if missing:
         raise FeatureError(f"flight rows lack column(s) {missing}")
-    checks = {
-        "year": (1900, 2100),
-        "month": (1, 12),
-        "day": (1, 31),
-        "sched_dep_time": (0, 2400),
-        "sched_arr_time": (0, 2400),
-        "distance": (0, 20_000),
-    }
-    for column, (low, high) in checks.items():
-        try:
-            values = np.asarray(flights[column], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise FeatureError(f"column {column!r} has non-numeric values") from None
-        bad = ~((values >= low) & (values <= high))  # NaN is bad too
-        what = f"missing or outside [{low}, {high}]"
-        if column.endswith("_time") and not bad.any():
-            bad, what = values % 100 >= 60, "not a clock time HHMM"
-        if bad.any():
-            raise FeatureError(
-                f"column {column!r}: {int(bad.sum())} row(s) {what}, e.g. {values[bad][0]:g}"
-            )
+    if broken := next((rule for rule in check_flight_rows(flights) if not rule.ok), None):
+        raise FeatureError(broken.summary())
 
 
 def build_features(
     flights: pd.DataFrame, context: Context, params: FeaturizeParams
 ) -> pd.DataFrame:
     """The model input frame (columns FEATURE_COLUMNS, index of ``flights``) for raw flight rows."""
-    _check_raw(flights)
+    check_raw(flights)
     n = len(flights)
     lead, window = params.lead_minutes, params.window_hours * 60
     vocab = context.vocab

@@ -21,6 +21,7 @@ from flightdelay.features import (
     FeatureError,
     build_context,
     build_features,
+    check_raw,
     target,
 )
 from flightdelay.io import DataFileError, read_batches, read_csv, read_json
@@ -52,6 +53,7 @@ def featurize(flights: pd.DataFrame, context: Context, params: FeaturizeParams) 
 
     Under ``cancelled: drop`` flights without an arrival delay are left out.
     """
+    check_raw(flights)  # before flight_ids: pandas cannot assemble 31 February into a date
     y = target(flights, params)
     keep = y.notna().to_numpy()
     flights, y = flights.loc[keep], y.loc[keep]

@@ -1,14 +1,15 @@
 """Typed, frozen parameters loaded from params.yaml in one place.
 
-A misspelt key, a missing key or an out-of-range value fails at load time with the key's
-dotted name (``train.learning_rate``), never later inside a stage.
+A misspelt key, a missing key, an out-of-range value, a non-finite float (``.inf``, ``.nan``), a
+boolean where a number is expected or a key given twice fails at load time with the key's dotted
+name (``train.learning_rate``), never later inside a stage.
 """
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -17,6 +18,8 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -27,8 +30,34 @@ class ParamsError(ValueError):
     """params.yaml is missing, malformed, or has a bad key or value."""
 
 
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a boolean itself or delegates to a model that decides."""
+    if annotation is bool or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return True
+    return any(_takes_bool(arg) for arg in get_args(annotation))
+
+
+def _holds_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_bool(v) for v in value.values())
+    return isinstance(value, list | tuple) and any(_holds_bool(v) for v in value)
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # allow_inf_nan=False: `.inf` and `.nan` are valid YAML floats but never a valid parameter,
+    # and a NaN compares False with every bound, so range checks alone would let it through.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # Lax mode turns `seed: true` into 1; strict mode would also refuse "data" for a Path.
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _holds_bool(value) and not _takes_bool(field.annotation):
+            raise ValueError("a boolean (true/false, yes/no, on/off) is not a valid value here")
+        return value
 
 
 class Paths(_Section):
@@ -115,6 +144,19 @@ class DriftParams(_Section):
     top_features: int = Field(ge=1, le=20)  # most-drifted features plotted
     performance_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"]  # from backtest.json
     max_performance_drop: float = Field(ge=0, le=1)  # newest month below the worst backtest month
+
+    @field_validator("columns", "calendar_columns")
+    @classmethod
+    def _known_features(cls, names: Any) -> Any:
+        # Imported here: features.py imports this module. Checked at load time, not in the drift
+        # stage after featurize, train and evaluate have run.
+        from flightdelay.features import FEATURE_COLUMNS
+
+        if unknown := sorted(set(names) - set(FEATURE_COLUMNS)):
+            raise ValueError(
+                f"{unknown} are not features of the model (features: {', '.join(FEATURE_COLUMNS)})"
+            )
+        return names
 
 
 class DeployParams(_Section):
@@ -227,7 +269,29 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     except FileNotFoundError:
         raise ParamsError(f"{path}: parameters file not found") from None
     try:
+        if duplicates := _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader)):
+            raise ParamsError(
+                f"{path}: invalid parameters:\n  "
+                + "\n  ".join(f"{key}: given twice (line {line})" for key, line in duplicates)
+            )
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     return parse_params(raw, str(path))
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str, int]]:
+    """Dotted keys that a YAML mapping repeats (PyYAML silently keeps the last), with lines."""
+    found: list[tuple[str, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            if key in seen:
+                found.append((key, key_node.start_mark.line + 1))
+            seen.add(key)
+            found += _duplicate_keys(value_node, f"{key}.")
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += _duplicate_keys(item, f"{prefix}{index}.")
+    return found

@@ -95,6 +95,7 @@ from flightdelay.schemas import (
     PredictResponse,
     Status,
     VersionInfo,
+    check_flight_rows,
 )
 
 log = logging.getLogger("flightdelay.serve")
@@ -267,30 +268,12 @@ class ModelService:
 
     def check(self, columns: Columns) -> list[RowError]:
         """Row rules JSON Schema cannot state: real dates, HHMM minutes, a known origin."""
-        errors: list[RowError] = []
-        year, month, day = (
-            np.asarray(columns[c], dtype=np.int64) for c in ("year", "month", "day")
-        )
-        first = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
-        days_in_month = (
-            (first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")
-        ).astype(np.int64)
-        for i in map(int, np.flatnonzero(day > days_in_month)):
-            errors.append(
-                RowError(
-                    (i, "day"), f"{year[i]}-{month[i]:02d} has no day {day[i]}", "invalid_date"
-                )
-            )
-        for column in ("sched_dep_time", "sched_arr_time"):
-            hhmm = np.asarray(columns[column], dtype=np.int64)
-            for i in map(int, np.flatnonzero(hhmm % 100 >= 60)):
-                errors.append(
-                    RowError(
-                        (i, column),
-                        f"{hhmm[i]} is not an HHMM time: minutes must be 00..59",
-                        "invalid_hhmm",
-                    )
-                )
+        # The one definition of a valid flight row, the one validate and featurize apply.
+        errors = [
+            RowError((int(i), rule.column), rule.message(int(i)), rule.kind)
+            for rule in check_flight_rows(columns)
+            for i in rule.positions
+        ]
         known = ", ".join(sorted(self.origins))
         for i, origin in enumerate(columns["origin"]):
             if origin not in self.origins:

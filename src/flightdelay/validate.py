@@ -10,6 +10,18 @@ Each expectation's ``meta.scope`` says where it runs:
   batches together. Only a failed expectation is run again on each batch, so the summary counts
   its rows per batch while the passing run stays a single pass over the data.
 
+Beside the suites, in the same summary, Data Docs index and result counts, are the checks GX
+cannot state on one column, written once in Python:
+
+- ``completeness``: every month from the first to the newest has a flights and a weather batch;
+- the definition of a valid flight row (:func:`flightdelay.schemas.check_flight_rows`: ranges,
+  codes, a real calendar date, HHMM clock times), the one ``featurize`` and the service use too;
+- ``consistency``: ``hour``/``minute`` agree with ``sched_dep_time``, ``time_hour`` (UTC) is the
+  local year/month/day/hour, weather days are real dates.
+
+Offending values are quoted cut to :data:`flightdelay.schemas.shorten`'s length, with the
+original length stated, in the summary, ``summary.json``, ``result.json`` and the Data Docs.
+
 On failure the stage prints a short summary (expectation, column, batch, rows, a few offending
 values), writes the full GX result as JSON and the Data Docs HTML, and exits non-zero, so DVC runs
 nothing downstream. A file that cannot be read at all (empty, truncated, not CSV) is a failure of
@@ -29,12 +41,25 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flightdelay.io import DataFileError, batch_files, read_csv, write_json
 from flightdelay.params import Params, ParamsError, ValidateParams, load_params
+from flightdelay.schemas import RowRule, check_flight_rows, impossible_dates, row_rule, shorten
 
 TABLES = ("flights", "weather")
+TIMEZONE = "America/New_York"  # of the three airports: year..hour are local, time_hour is UTC
+# The checks beside the suites: the name a failure shows and its group, by RowRule kind.
+RULE_NAMES: dict[str, tuple[str, str]] = {
+    "out_of_range": ("valid flight row: value in range", "ranges"),
+    "invalid_pattern": ("valid flight row: code format", "value sets"),
+    "invalid_date": ("real calendar date", "consistency"),
+    "invalid_hhmm": ("HHMM clock time", "consistency"),
+    "disagrees": ("columns agree", "consistency"),
+}
+# Left to the suites (nulls, types): a rule would only report the same rows again.
+SUITE_KINDS = frozenset({"missing", "not_a_number"})
 # Batch-scope groups that must pass before a batch's rows can be checked with the others:
 # without the right columns and types, row expectations would only report the same fault again.
 STRUCTURAL_GROUPS = ("schema", "types")
@@ -148,22 +173,44 @@ def _new_batch_validator() -> Any:
 
     def run(frame: pd.DataFrame, suite: Any, parameters: dict[str, Any]) -> Any:
         batch = definition.get_batch(batch_parameters={"dataframe": frame})
-        return batch.validate(
-            suite,
-            expectation_parameters=parameters,
-            # BASIC: counts and a few values. GX's richer formats build per-row index lists in
-            # Python and take seconds when a whole batch is wrong.
-            result_format={"result_format": "BASIC"},
+        return _shorten_results(
+            batch.validate(
+                suite,
+                expectation_parameters=parameters,
+                # BASIC: counts and a few values. GX's richer formats build per-row index lists
+                # in Python and take seconds when a whole batch is wrong.
+                result_format={"result_format": "BASIC"},
+            )
         )
 
     return run
+
+
+def _shortened(value: Any) -> Any:
+    """``value`` with every long string in it cut (see :func:`flightdelay.schemas.shorten`)."""
+    if isinstance(value, str):
+        return shorten(value)
+    if isinstance(value, dict):
+        return {k: _shortened(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_shortened(v) for v in value)
+    return value
+
+
+def _shorten_results(validation: Any) -> Any:
+    """Cut long offending values in a GX result in place: a 50 MB field is not echoed to
+    result.json and the Data Docs (nor, through the examples, to stderr and summary.json)."""
+    for res in validation.results:
+        if res.result:
+            res.result = _shortened(dict(res.result))
+    return validation
 
 
 def _examples(result: dict[str, Any], limit: int) -> list[Any]:
     values = result.get("partial_unexpected_list") or result.get("unexpected_list") or []
     unique: list[Any] = []
     for value in values:
-        value = None if isinstance(value, float) and value != value else value  # NaN -> null
+        value = None if isinstance(value, float) and value != value else shorten(value)  # NaN
         if value not in unique:
             unique.append(value)
         if len(unique) == limit:
@@ -217,7 +264,7 @@ def _failure(table: str, batch: str | None, res: Any, examples: int) -> Failure:
     rows = int(result.get("unexpected_count") or 0)
     if res.exception_info and res.exception_info.get("raised_exception"):
         message = str(res.exception_info.get("exception_message", "")).splitlines()[0]
-        detail = f"could not be evaluated: {message}"
+        detail = f"could not be evaluated: {shorten(message, 200)}"
     else:
         detail = _detail(config.type, kwargs, result, rows)
     return Failure(
@@ -270,6 +317,130 @@ def _per_batch(
         total = int((res.result or {}).get("unexpected_count") or 0)
         failures.append(replace(failed, batches=batches or {"(all batches)": total}))
     return failures
+
+
+def completeness(batches: dict[str, list[str]]) -> list[Failure]:
+    """A failure per table that lacks a month from the first to the newest batch of any table."""
+    months = sorted({name for names in batches.values() for name in names})
+    if not months:
+        return []
+    expected, month = [], months[0]
+    while month <= months[-1]:
+        expected.append(month)
+        year, mon = (int(p) for p in month.split("-"))
+        month = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
+    failures = []
+    for table, names in batches.items():
+        if missing := [m for m in expected if m not in names]:
+            failures.append(
+                Failure(
+                    table,
+                    "completeness",
+                    "every month has a batch",
+                    None,
+                    dict.fromkeys(missing, 0),
+                    f"no {table}/{', '.join(missing)}.csv: every month from {months[0]} to "
+                    f"{months[-1]} needs a flights and a weather batch",
+                )
+            )
+    return failures
+
+
+def _time_hour_rule(rows: pd.DataFrame) -> RowRule:
+    """``time_hour`` (UTC, ISO 8601) names the local year, month, day and hour of the row."""
+    # Parsed once per distinct value (an hour has one): 250,000 rows take milliseconds.
+    codes, distinct = pd.factorize(rows["time_hour"])
+    parsed = pd.to_datetime(
+        pd.Series(distinct, dtype=object), format="%Y-%m-%dT%H:%M:%SZ", utc=True, errors="coerce"
+    ).dt.tz_convert(TIMEZONE)
+    parts = ("year", "month", "day", "hour")
+    local = {p: getattr(parsed.dt, p).to_numpy(np.float64, na_value=np.nan) for p in parts}
+    known = (codes >= 0) & rows[list(parts)].notna().all(axis=1).to_numpy()
+    disagree = np.zeros(len(rows), dtype=bool)
+    for part in parts:
+        disagree |= local[part][codes] != rows[part].to_numpy(np.float64, na_value=np.nan)
+
+    def say(i: int) -> str:
+        y, m, d, h = (int(rows[p].iat[i]) for p in parts)
+        return (
+            f"{shorten(rows['time_hour'].iat[i])!r} is not {y}-{m:02d}-{d:02d} {h:02d}h {TIMEZONE}"
+        )
+
+    return row_rule(
+        "time_hour", "disagrees", "disagreeing with year/month/day/hour", known & disagree, say
+    )
+
+
+def consistency_rules(table: str, rows: pd.DataFrame) -> list[RowRule]:
+    """The rules of one table beside its suite (rows: the structurally sound batches)."""
+    if table == "flights":
+        rules = [r for r in check_flight_rows(rows) if r.kind not in SUITE_KINDS]
+        sched = rows["sched_dep_time"].to_numpy(np.float64, na_value=np.nan)
+        for column, expected in (("hour", sched // 100), ("minute", sched % 100)):
+            got = rows[column].to_numpy(np.float64, na_value=np.nan)
+            rules.append(
+                row_rule(
+                    column,
+                    "disagrees",
+                    "disagreeing with sched_dep_time",
+                    np.isfinite(expected) & np.isfinite(got) & (got != expected),
+                    lambda i, c=column, g=got: f"{c} {g[i]:g} but sched_dep_time {sched[i]:g}",
+                )
+            )
+    else:
+        year, month, day = (
+            rows[c].to_numpy(np.float64, na_value=np.nan) for c in ("year", "month", "day")
+        )
+        known = np.isfinite(year) & np.isfinite(month) & np.isfinite(day)
+        rules = [
+            row_rule(
+                "day",
+                "invalid_date",
+                "not a real calendar date",
+                known & impossible_dates(year, month, day),
+                lambda i: f"{year[i]:g}-{month[i]:02g} has no day {day[i]:g}",
+            )
+        ]
+    return [*rules, _time_hour_rule(rows)]
+
+
+def _rule_failures(
+    table: str, rows: pd.DataFrame, groups: dict[str, dict[str, int]], examples: int
+) -> list[Failure]:
+    """Run the rules beside the suite, count them in their groups, and the failures."""
+    failures = []
+    for rule in consistency_rules(table, rows):
+        name, group = RULE_NAMES[rule.kind]
+        tally = groups.setdefault(group, {"checks": 0, "failed": 0})
+        tally["checks"] += 1
+        if rule.ok:
+            continue
+        tally["failed"] += 1
+        counts = rows["batch"].iloc[rule.positions].value_counts().sort_index()
+        if rule.kind in {"out_of_range", "invalid_pattern"}:  # the values say it all
+            quoted = pd.unique(rows[rule.column].iloc[rule.positions].to_numpy(dtype=object))
+            shown = [_json_value(shorten(v)) for v in quoted[:examples]]
+        else:
+            shown = list(
+                dict.fromkeys(rule.message(int(i)) for i in rule.positions[: examples * 20])
+            )[:examples]
+        share = 100 * len(rule.positions) / len(rows)
+        failures.append(
+            Failure(
+                table,
+                group,
+                name,
+                rule.column,
+                {str(b): int(n) for b, n in counts.items()},
+                f"{len(rule.positions):,} rows ({share:.2g}%) {rule.problem}",
+                shown,
+            )
+        )
+    return failures
+
+
+def _json_value(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def _tally(groups: dict[str, dict[str, int]], validation: Any) -> None:
@@ -334,6 +505,13 @@ def validate(
         outcome.failures += _per_batch(
             table, result, sound, rows, parameters.get(table, {}), run, params.failure_examples
         )
+        outcome.failures += _rule_failures(table, rows, groups, params.failure_examples)
+    gaps = completeness(outcome.batches)
+    outcome.failures += gaps
+    for table in outcome.batches:
+        tally = outcome.groups[table].setdefault("completeness", {"checks": 0, "failed": 0})
+        tally["checks"] += 1
+        tally["failed"] += sum(f.table == table for f in gaps)
     return outcome
 
 

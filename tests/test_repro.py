@@ -1,0 +1,211 @@
+"""``flightdelay repro``: a failed ``dvc repro`` leaves git's files as they were (real git + DVC).
+
+A two-stage pipeline in a temporary repository: ``first`` copies ``n.txt`` to ``a.txt``,
+``second`` writes ``b.txt`` and then fails when ``a.txt`` says so. Both outputs are committed
+(``cache: false``), like the metrics and the model card, and ``core.autostage`` is on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flightdelay import repro
+
+pytestmark = pytest.mark.slow
+
+DVC_YAML = """\
+stages:
+  first:
+    cmd: cp n.txt a.txt
+    deps: [n.txt]
+    outs:
+      - a.txt:
+          cache: false
+  second:
+    cmd: sh second.sh
+    deps: [a.txt, second.sh]
+    outs:
+      - b.txt:
+          cache: false
+      - big.txt
+"""
+SECOND = "cp a.txt b.txt\ncp a.txt big.txt\n! grep -q fail a.txt\n"
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def _ok(cwd: Path, *args: str) -> str:
+    done = _run(cwd, *args)
+    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pipeline run once and committed: dvc.lock, a.txt and b.txt as git tracks them."""
+    root = tmp_path_factory.mktemp("repro") / "template"
+    root.mkdir()
+    _ok(root, "git", "init", "--quiet")
+    _ok(root, "git", "config", "user.email", "t@example.com")
+    _ok(root, "git", "config", "user.name", "t")
+    _ok(root, sys.executable, "-m", "dvc", "init", "--quiet")
+    _ok(root, sys.executable, "-m", "dvc", "config", "core.autostage", "true")
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    (root / "second.sh").write_text(SECOND)
+    (root / "n.txt").write_text("one\n")
+    _ok(root, sys.executable, "-m", "dvc", "repro", "--quiet")
+    _ok(root, "git", "add", "-A")
+    _ok(root, "git", "commit", "--quiet", "-m", "pipeline run")
+    assert _ok(root, "git", "status", "--porcelain") == ""
+    return root
+
+
+@pytest.fixture
+def work(template: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "work"
+    _ok(tmp_path, "git", "clone", "--quiet", str(template), str(root))
+    _ok(root, sys.executable, "-m", "dvc", "repro", "--quiet")  # big.txt (cached) for this clone
+    assert _ok(root, "git", "status", "--porcelain") == ""
+    return root
+
+
+def test_repro_failure_leaves_only_the_users_change(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (work / "n.txt").write_text("fail\n")  # the user's change: `first` runs, `second` fails
+    monkeypatch.chdir(work)
+
+    assert repro.main([]) != 0
+
+    assert _ok(work, "git", "status", "--porcelain") == " M n.txt\n"
+    assert (work / "b.txt").read_text() == "one\n", "DVC deleted it, the stage half-wrote it"
+    err = capsys.readouterr().err
+    assert "dvc repro failed: 3 file(s) git tracks put back as they were before the run" in err
+    for rel in ("a.txt", "b.txt", "dvc.lock"):
+        assert f"\n  {rel}" in err
+
+
+def test_plain_dvc_repro_failure_changes_tracked_files(work: Path) -> None:
+    # What flightdelay repro exists for: the same failure without it.
+    (work / "n.txt").write_text("fail\n")
+
+    assert _run(work, sys.executable, "-m", "dvc", "repro").returncode != 0
+
+    changed = {line[3:] for line in _ok(work, "git", "status", "--porcelain").splitlines()}
+    assert changed == {"n.txt", "a.txt", "b.txt", "dvc.lock"}
+
+
+def test_repro_success_keeps_what_it_wrote(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (work / "n.txt").write_text("two\n")
+    monkeypatch.chdir(work)
+
+    assert repro.main([]) == 0
+
+    assert (work / "b.txt").read_text() == "two\n"
+    assert "dvc.lock" in _ok(work, "git", "status", "--porcelain")
+
+
+def test_pipeline_files_are_lock_dvc_files_uncached_outputs_and_gitignores(work: Path) -> None:
+    assert repro.pipeline_files(work) == [".gitignore", "a.txt", "b.txt", "dvc.lock", "dvc.yaml"]
+
+
+def test_restore_removes_a_file_that_did_not_exist(work: Path) -> None:
+    snapshot = repro.take(work, ["new.txt", "a.txt"])
+    (work / "new.txt").write_text("written by a failed run\n")
+    (work / "a.txt").write_text("changed\n")
+
+    assert repro.restore(snapshot) == ["new.txt", "a.txt"]
+    assert not (work / "new.txt").exists()
+    assert (work / "a.txt").read_text() == "one\n"
+
+
+# ---------------------------------------------------------------- `make run` on this repository
+
+
+@pytest.fixture(scope="module")
+def clone(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A clone of the committed repository, its own empty DVC remote, data/ rebuilt."""
+    work = tmp_path_factory.mktemp("make-run")
+    path = work / "clone"
+    env = {
+        **os.environ,
+        "HOME": str(work),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(path / "src"),
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+    }
+    _ok(work, "git", "clone", "--quiet", str(repo_root), str(path))
+    remote = _ok(path, sys.executable, "-m", "dvc", "config", "core.remote").strip()
+    _ok(
+        path,
+        sys.executable,
+        "-m",
+        "dvc",
+        "remote",
+        "modify",
+        "--local",
+        remote,
+        "url",
+        str(work / "remote"),
+    )
+    return path, env
+
+
+def _make_run(clone: tuple[Path, dict[str, str]]) -> subprocess.CompletedProcess[str]:
+    path, env = clone
+    venv = Path(sys.executable).parent.parent
+    # This venv, never reinstalled into (-o: the clone's files are newer than its stamp).
+    args = ["make", "-s", "run", f"VENV={venv}", "-o", str(venv / ".installed-dev")]
+    return subprocess.run(args, cwd=path, env=env, capture_output=True, text=True, check=False)
+
+
+def test_make_run_failed_validation_leaves_only_the_users_change(
+    clone: tuple[Path, dict[str, str]],
+) -> None:
+    path, _ = clone
+    params = path / "params.yaml"
+    params.write_text(params.read_text().replace("[BQN, PSE, SJU, STT]", "[]", 1))
+
+    done = _make_run(clone)
+
+    try:
+        assert done.returncode != 0
+        assert "validation FAILED" in done.stderr, done.stderr[-3000:]
+        assert "dest" in done.stderr
+        assert _ok(path, "git", "status", "--porcelain") == " M params.yaml\n"
+    finally:
+        _ok(path, "git", "checkout", "--", "params.yaml")
+
+
+def test_make_run_failed_later_stage_leaves_only_the_users_change(
+    clone: tuple[Path, dict[str, str]],
+) -> None:
+    # A pull request's bug in featurize: validate runs (DVC records it in dvc.lock when its
+    # output differs from the committed one), then featurize fails.
+    path, _ = clone
+    module = path / "src/flightdelay/featurize.py"
+    text = module.read_text()
+    module.write_text(
+        text.replace("    started = time.perf_counter()\n", "    raise SystemExit('a bug')\n", 1)
+    )
+
+    done = _make_run(clone)
+
+    try:
+        assert done.returncode != 0
+        assert "Running stage 'validate'" in done.stdout, done.stdout[-3000:]
+        assert "a bug" in done.stderr
+        assert "file(s) git tracks put back as they were before the run" in done.stderr
+        assert _ok(path, "git", "status", "--porcelain") == " M src/flightdelay/featurize.py\n"
+    finally:
+        _ok(path, "git", "checkout", "--", "src/flightdelay/featurize.py")
