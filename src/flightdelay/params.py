@@ -70,6 +70,7 @@ class Paths(_Section):
     expectations: Path
     validation: Path
     features: Path
+    audit: Path  # the leakage audit of the feature table (stage audit)
     context: Path
     model: Path
     metrics: Path
@@ -98,6 +99,14 @@ class FeaturizeParams(_Section):
     cancelled: Literal["late", "drop"]  # flights with no arrival delay: label late, or drop
     lead_minutes: int = Field(ge=0, le=24 * 60)  # prediction time = scheduled departure - this
     window_hours: int = Field(ge=1, le=24)  # look-back for the operational-state features
+    # The defaults reproduce models trained before these keys existed (compare, monitor and
+    # serving read a model's featurize params from its model.json); params.yaml sets both.
+    # Share of flights featurized with the aircraft unknown (tailnum treated as null), so the
+    # model learns to score "aircraft not known" as serving receives it, not as a cancellation.
+    unknown_aircraft_share: float = Field(default=0.0, ge=0, le=0.5)
+    # Weather observation used: the last one at or before the prediction time (known then), or
+    # the one at the scheduled hour (an hour or more after it: a stand-in for a forecast).
+    weather_at: Literal["prediction_time", "scheduled_hour"] = "scheduled_hour"
 
 
 class TrainParams(_Section):
@@ -135,6 +144,19 @@ class ColumnDriftParams(_Section):
         if self.method in P_VALUE_METHODS and self.threshold is not None and self.threshold >= 1:
             raise ValueError(f"a {self.method} threshold is a p-value: it must be below 1")
         return self
+
+
+class AuditParams(_Section):
+    """The leakage audit (flightdelay.audit): a feature that alone separates late from on-time
+    too well, or whose missing rows are almost all late, fails the run; so does time travel."""
+
+    max_missing_auc: float = Field(gt=0.5, le=1)  # ROC AUC of a missingness indicator alone
+    max_single_auc: float = Field(gt=0.5, le=1)  # ROC AUC of a one-feature model (out of sample)
+    max_missing_late_share: float = Field(gt=0, le=1)  # late share of a feature's missing rows
+    min_missing_rows: int = Field(ge=1)  # fewer missing rows: the share is listed, not judged
+    bins: int = Field(ge=2, le=1024)  # quantile bins of the one-feature model of a number
+    time_travel_cutoffs: int = Field(ge=1, le=100)  # instants of the evaluation month checked
+    time_travel_hours: int = Field(ge=1, le=48)  # flights predicted this long before a cutoff
 
 
 class DriftParams(_Section):
@@ -213,6 +235,7 @@ class Params(_Section):
     data: DataParams
     validate_: ValidateParams = Field(alias="validate")
     featurize: FeaturizeParams
+    audit: AuditParams
     train: TrainParams
     evaluate: EvaluateParams
     drift: DriftParams
