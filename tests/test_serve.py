@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flightdelay import serve
-from flightdelay.features import RAW_COLUMNS, build_features
+from flightdelay.features import RAW_COLUMNS, aircraft_warning, build_features
 from flightdelay.model_io import METADATA_FILE, MODEL_FILE, ModelBundleError, load_model_bundle
 from flightdelay.schemas import Flight
 from flightdelay.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
@@ -177,10 +177,8 @@ def test_predict_null_or_unknown_tailnum_is_accepted_with_a_warning(
 ) -> None:
     rows = [flight | {"tailnum": None}, flight | {"tailnum": "N999ZZ"}]
     warnings = [p["warnings"] for p in client.post("/predict", json=rows).json()["predictions"]]
-    assert warnings == [
-        ["tailnum is null: aircraft features are missing"],
-        ["tailnum 'N999ZZ' is not in the model's context: aircraft features are missing"],
-    ]
+    assert warnings == [[aircraft_warning(None)], [aircraft_warning("N999ZZ")]]
+    assert warnings[1][0].startswith("tailnum 'N999ZZ' is not in the model's context: aircraft")
 
 
 def test_predict_date_outside_the_context_is_accepted_with_a_warning(

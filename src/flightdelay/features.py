@@ -628,11 +628,16 @@ def _tail_features(
 
 
 def aircraft_warning(tailnum: str | None) -> str:
-    """The warning of a flight scored with its aircraft unknown (null or unlisted tailnum)."""
-    what = "tailnum is null" if tailnum is None else f"tailnum {tailnum!r} is not in the context"
+    """What serving tells the caller of a flight whose aircraft is unknown (null or a tailnum
+    the context's schedule lacks): scored as the training flights featurized that way."""
+    what = (
+        "tailnum is null"
+        if tailnum is None
+        else f"tailnum {tailnum!r} is not in the model's context"
+    )
     return (
-        f"{what}: aircraft unknown, scored without aircraft and previous-leg features, "
-        "like the training flights featurized with the aircraft unknown"
+        f"{what}: aircraft unknown, scored without its previous legs (and aircraft data unless "
+        "the planes table lists it), as training saw flights featurized with the aircraft unknown"
     )
 
 

@@ -82,6 +82,7 @@ from flightdelay.features import (
     RAW_COLUMNS,
     Context,
     FeatureError,
+    aircraft_warning,
     build_features,
     days_from_civil,
     to_minutes,
@@ -297,12 +298,8 @@ class ModelService:
             if dest not in self.dests:
                 out[i].append(f"dest {dest!r} was not seen in training: treated as missing")
         for i, tail in enumerate(columns["tailnum"]):
-            if tail is None:
-                out[i].append("tailnum is null: aircraft features are missing")
-            elif tail not in self.tailnums:
-                out[i].append(
-                    f"tailnum {tail!r} is not in the model's context: aircraft features are missing"
-                )
+            if tail is None or tail not in self.tailnums:
+                out[i].append(aircraft_warning(tail))
         days = days_from_civil(
             *(np.asarray(columns[c], dtype=np.int64) for c in ("year", "month", "day"))
         )
