@@ -11,6 +11,7 @@ from flightdelay.features import (
     Context,
     FeatureError,
     actual_departure,
+    aircraft_warning,
     build_context,
     build_features,
     days_to_nearest_holiday,
@@ -230,6 +231,25 @@ def test_weather_is_the_origin_observation_at_the_scheduled_hour() -> None:
         pd.DataFrame([flight(sched_dep_time=1259)]), context_of([flight()], weather), PARAMS
     )
     assert features.iloc[0]["precip"] == 0.77
+
+
+def test_weather_at_prediction_time_is_the_last_observation_known_then() -> None:
+    tables = raw_tables(months=(3,), per_day=1)
+    weather = tables["weather"]
+    at = (weather["origin"] == "EWR") & (weather["day"] == 5)
+    weather.loc[at & (weather["hour"] == 11), "precip"] = 0.5  # 11:00, before 11:59
+    weather.loc[at & (weather["hour"] == 12), "precip"] = 0.77  # the scheduled hour, after it
+    row, context = pd.DataFrame([flight(sched_dep_time=1259)]), context_of([flight()], weather)
+    honest = PARAMS.model_copy(update={"weather_at": "prediction_time"})
+    assert build_features(row, context, honest).iloc[0]["precip"] == 0.5
+    assert build_features(row, context, PARAMS).iloc[0]["precip"] == 0.77
+
+
+def test_aircraft_warning_says_the_aircraft_is_unknown_and_names_the_tail() -> None:
+    assert aircraft_warning(None).startswith("tailnum is null: aircraft unknown, scored without")
+    assert aircraft_warning("N1X").startswith(
+        "tailnum 'N1X' is not in the model's context: aircraft unknown"
+    )
 
 
 def test_weather_older_than_three_hours_is_missing() -> None:
