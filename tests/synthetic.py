@@ -7,6 +7,7 @@ trained on a few hundred rows learns something and metrics are meaningful but ch
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,3 +192,60 @@ def work_tree(root: Path, repo_root: Path, months: tuple[int, ...] = (1, 2, 3, 4
     summary.parent.mkdir(parents=True)
     summary.write_text(json.dumps({"success": True}))
     return root
+
+
+def audit_report(failing: bool = False) -> Any:
+    """A small flightdelay.audit.AuditReport for the card's and the report's tests."""
+    from flightdelay.audit import AuditReport, FeatureAudit, LabelCounts, TimeTravel
+    from flightdelay.params import AuditParams
+
+    flags = ["100.0% of its 2,087 missing rows are late (limit 90%)"] if failing else []
+    counts = {
+        "source_flights": 252484,
+        "without_tailnum": 2087,
+        "without_tailnum_cancelled": 2087,
+        "modelled": 250397,
+        "positives": 47037,
+        "positives_cancelled": 4674,
+        "positives_diverted": 986,
+        "aircraft_unknown": 5071,
+    }
+    return AuditReport(
+        eval_month="2013-09",
+        thresholds=AuditParams(
+            max_missing_auc=0.65,
+            max_single_auc=0.8,
+            max_missing_late_share=0.9,
+            min_missing_rows=30,
+            bins=64,
+            time_travel_cutoffs=6,
+            time_travel_hours=6,
+        ),
+        label=[
+            LabelCounts(scope="all months", **counts),
+            LabelCounts(scope="2013-09", **(counts | {"positives": 2795})),
+        ],
+        features=[
+            FeatureAudit(
+                feature="origin_waiting",
+                kind="numeric",
+                missing_rows=0,
+                missing_late_share=None,
+                missing_auc=None,
+                single_auc=0.7317,
+                flags=[],
+            ),
+            FeatureAudit(
+                feature="tail_leg_of_day",
+                kind="numeric",
+                missing_rows=5071,
+                missing_late_share=1.0 if failing else 0.188,
+                missing_auc=0.5,
+                single_auc=0.562,
+                flags=flags,
+            ),
+        ],
+        time_travel=TimeTravel(cutoffs=["2013-09-05T11:05"], flights_checked=2146, changed=[]),
+        failures=[f"tail_leg_of_day: {f}" for f in flags],
+        passed=not failing,
+    )

@@ -18,6 +18,7 @@ from flightdelay.card import CardError, CardInputs, CardSpec, Interval
 from flightdelay.data import dir_md5
 from flightdelay.io import md5_file
 from flightdelay.params import TrainParams
+from synthetic import audit_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -566,3 +567,25 @@ def test_committed_card_is_fresh_against_dvc_lock(
     """What `make check-card` does in CI, so `.ci/run` catches a stale card too."""
     monkeypatch.chdir(REPO_ROOT)
     assert card.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_render_card_leakage_audit_gives_the_label_policy_numbers_and_every_feature() -> None:
+    analyses = section(
+        card.render_card(inputs(audit=audit_report()), spec()), "Quantitative analyses"
+    )
+    audit = analyses.split("### Leakage audit\n", 1)[1]
+    assert audit.startswith(
+        "\n**Passed** (stage `audit`). Of 252,484 flights in the batches, 2,087"
+    )
+    assert "4,674 cancelled and 986 diverted flights among the 47,037 late" in audit
+    assert "5,071 flights" in audit
+    assert "| origin_waiting | numeric | 0 | - | - | 0.732 | pass |" in audit
+    assert "| tail_leg_of_day | numeric | 5,071 | 18.8 % | 0.500 | 0.562 | pass |" in audit
+    assert "2,146 flights of 2013-09 at 1 cutoffs" in audit
+
+
+def test_render_card_failed_audit_names_the_feature_and_a_model_without_audit_says_so() -> None:
+    failed = card.render_card(inputs(audit=audit_report(failing=True)), spec())
+    assert "**FAILED** (stage `audit`)" in failed
+    assert "| 100.0% of its 2,087 missing rows are late (limit 90%) |" in failed
+    assert "No leakage audit (audit.json) for this model." in card.render_card(inputs(), spec())

@@ -26,6 +26,7 @@ from flightdelay.report import (
     render,
     to_html,
 )
+from synthetic import audit_report
 
 FAILED_VALIDATION = {
     "success": False,
@@ -423,3 +424,16 @@ def test_render_a_change_to_the_rule_says_so_under_the_verdict_with_the_diff(
 
 def test_render_an_unchanged_rule_adds_nothing(params: Params, files: dict[str, Any]) -> None:
     assert "changes the rule" not in render(inputs(params, files))
+
+
+def test_render_leakage_audit_passed_and_failed_naming_the_feature(
+    params: Params, files: dict[str, Any]
+) -> None:
+    passed = render(inputs(params, files, audit=audit_report()))
+    assert "### Leakage audit ✅ passed" in passed
+    assert "strongest alone: origin_waiting (ROC AUC 0.732)" in passed
+    assert "2,087 have no tail number" in passed
+    failed = render(inputs(params, files, audit=audit_report(failing=True)))
+    assert "### Leakage audit ❌ FAILED: 1 problem(s)" in failed
+    assert "- tail_leg_of_day: 100.0% of its 2,087 missing rows are late (limit 90%)" in failed
+    assert "Leakage audit" not in render(inputs(params, files))

@@ -399,7 +399,8 @@ def summary(report: AuditReport) -> str:
     t = report.time_travel
     return (
         f"{len(report.features)} features; strongest alone: {single.feature} (ROC AUC "
-        f"{_text(single.single_auc)})"
+        + ("n/a" if single.single_auc is None else f"{single.single_auc:.3f}")
+        + ")"
         + (
             f"; strongest missingness: {worst_missing.feature} (ROC AUC "
             f"{worst_missing.missing_auc:.3f}, {worst_missing.missing_late_share:.1%} late)"

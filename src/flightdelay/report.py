@@ -110,6 +110,7 @@ class ReportInputs:
     mlflow_run_id: str | None = None
     model_sha256: str | None = None
     rule: Rule | None = None  # the rule it was judged by (the base's); its changes, if any
+    audit: Any = None  # flightdelay.audit.AuditReport (audit.json), when the audit stage ran
 
 
 # ---------------------------------------------------------------- pure core: diffs
@@ -659,6 +660,7 @@ def render(r: ReportInputs) -> str:
             _params(r),
             _data(r),
             _validation(r),
+            _audit(r),
             _drift(r),
             _slices(r),
             _stats(r),
@@ -705,6 +707,42 @@ def to_html(markdown_text: str) -> str:
 
 
 # ---------------------------------------------------------------- I/O edge
+
+
+def _audit(r: ReportInputs) -> list[str]:
+    """The leakage audit (stage audit): verdict, failures, label policy, every feature."""
+    a = r.audit
+    if a is None:
+        return []
+    from flightdelay.audit import summary
+    from flightdelay.card import label_policy
+
+    rows = [
+        (
+            "✅" if not f.flags else "❌",
+            f.feature,
+            f"{f.missing_rows:,}",
+            "-" if f.missing_late_share is None else f"{f.missing_late_share:.1%}",
+            "-" if f.missing_auc is None else f"{f.missing_auc:.3f}",
+            "-" if f.single_auc is None else f"{f.single_auc:.3f}",
+        )
+        for f in a.features
+    ]
+    table = _table(
+        ["", "feature", "missing", "late among missing", "missingness AUC", "one-feature AUC"],
+        rows,
+        "clrrrr",
+    )
+    head = "✅ passed" if a.passed else f"❌ FAILED: {len(a.failures)} problem(s)"
+    return [
+        f"### Leakage audit {head}",
+        "",
+        *[f"- {failure}" for failure in a.failures],
+        *([""] if a.failures else []),
+        f"{summary(a)}. {label_policy(a)}",
+        "",
+        *_details(f"All {len(rows)} features", table),
+    ]
 
 
 def _read_optional(path: Path, what: str) -> Any:
@@ -965,7 +1003,21 @@ def gather(
         mlflow_run_id=(meta or {}).get("mlflow_run_id") if skipped is None else None,
         model_sha256=(meta or {}).get("sha256") if skipped is None else None,
         rule=rule,
+        audit=_read_audit(paths.audit, gate_challenger.validation),
     )
+
+
+def _read_audit(path: Path, validation: Mapping[str, Any] | None) -> Any:
+    """The audit of the data that passed validation (a failed audit shows why the run stopped)."""
+    from flightdelay.audit import read_audit
+    from flightdelay.io import DataFileError
+
+    if not path.is_file() or (validation or {}).get("success") is not True:
+        return None
+    try:
+        return read_audit(path)
+    except DataFileError:
+        return None
 
 
 def write_report(inputs: ReportInputs, out: Path, images: Mapping[str, Any]) -> Path:
