@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from flightdelay.features import RAW_COLUMNS, Context, build_context, build_features
-from flightdelay.featurize import featurize
+from flightdelay.featurize import featurize, flight_ids
 from flightdelay.io import read_batches, read_csv
 from flightdelay.params import Params
 from flightdelay.train import fit, score, split_months
@@ -43,7 +43,8 @@ def real(data_ready: Path, params: Params, repo_root: Path):
     small = params.train.model_copy(update={"max_iter": 120})
     pipeline = fit(history.sample(TRAIN_ROWS, random_state=0), small)
     is_eval = (features["month"] == eval_month).to_numpy()
-    return pipeline, context, flights.loc[is_eval], features.loc[is_eval], params
+    modelled = flights.loc[flight_ids(flights).isin(features["flight_id"]).to_numpy()]
+    return pipeline, context, modelled.loc[is_eval], features.loc[is_eval], params
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +126,12 @@ def test_a_late_inbound_aircraft_raises_the_risk(real) -> None:
             ),
         )
 
-    assert np.median(previous_leg_left(180.0) - previous_leg_left(0.0)) > 0.1
+    # Mean and share rather than the median: the effect is bimodal (large where the schedule
+    # cannot absorb three hours, small where it can), so its median swings 0.05..0.2 with the
+    # training subsample and the probe rows.
+    effect = previous_leg_left(180.0) - previous_leg_left(0.0)
+    assert effect.mean() > 0.1
+    assert (effect > 0).mean() > 0.8
 
 
 # ---------------------------------------------------------------- minimum functionality, slices
