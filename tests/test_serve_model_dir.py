@@ -165,6 +165,20 @@ def test_damaged_and_re_signed_context_table_is_one_line(
     assert refusal(copy, capsys).startswith(f"{table}: not a readable parquet table: ")
 
 
+def test_model_dir_of_an_older_commit_without_manifest_loads_outside_serving(copy: Path) -> None:
+    (copy / MANIFEST_FILE).unlink()  # baselines rebuilt by compare/monitor/report at old commits
+    assert 0.0 <= load_model_bundle(copy).threshold <= 1.0
+
+
+def test_metadata_with_an_input_schema_that_is_not_a_list_is_refused(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit_metadata(copy, lambda m: m.update(input_schema="any"), sign=True)
+    assert (
+        refusal(copy, capsys) == f"{copy / METADATA_FILE}: input_schema must be a list, got 'any'"
+    )
+
+
 def test_untouched_model_dir_loads(model_dir: Path) -> None:
     bundle = load_model_bundle(model_dir)
     assert 0.0 <= bundle.threshold <= 1.0

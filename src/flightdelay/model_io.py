@@ -183,8 +183,8 @@ def check_metadata(path: Path, metadata: Any) -> dict[str, Any]:
             f"{path}: threshold must be a finite number in [0, 1], got {threshold!r}"
         )
     schema = metadata["input_schema"]
-    if not isinstance(schema, list) or not schema:
-        raise ModelBundleError(f"{path}: input_schema must be a non-empty list, got {schema!r:.60}")
+    if not isinstance(schema, list):
+        raise ModelBundleError(f"{path}: input_schema must be a list, got {schema!r:.60}")
     if not isinstance(metadata["sha256"], str) or not isinstance(metadata["featurize"], dict):
         raise ModelBundleError(f"{path}: sha256 must be a string and featurize an object")
     return metadata
@@ -245,19 +245,28 @@ def load_pipeline(model_dir: Path, metadata: dict[str, Any]) -> Pipeline:
     return pipeline
 
 
-def load_model_bundle(model_dir: Path | str) -> ModelBundle:
-    """(pipeline, metadata, context) of a model directory, verified; raise ModelBundleError."""
+def load_model_bundle(model_dir: Path | str, require_manifest: bool = False) -> ModelBundle:
+    """(pipeline, metadata, context) of a model directory, verified; raise ModelBundleError.
+
+    The manifest is verified whenever it is present, and must be with ``require_manifest``
+    (the service); without it, model directories of commits older than the manifest (baselines
+    that compare, monitor and report rebuild) still load, checked by model.skops' sha256."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelBundleError(f"{model_dir}: model directory not found (run `dvc repro train`)")
-    listed = verify_manifest(model_dir)
-    needed = [METADATA_FILE, MODEL_FILE, *(f"{CONTEXT_DIR}/{t}.parquet" for t in Context.TABLES)]
-    unlisted = [name for name in needed if name not in listed]
-    if unlisted:
-        raise ModelBundleError(
-            f"{model_dir / unlisted[0]}: not listed in {model_dir / MANIFEST_FILE}; refusing "
-            "to read a file the manifest does not vouch for"
-        )
+    if require_manifest or (model_dir / MANIFEST_FILE).exists():
+        listed = verify_manifest(model_dir)
+        needed = [
+            METADATA_FILE,
+            MODEL_FILE,
+            *(f"{CONTEXT_DIR}/{t}.parquet" for t in Context.TABLES),
+        ]
+        unlisted = [name for name in needed if name not in listed]
+        if unlisted:
+            raise ModelBundleError(
+                f"{model_dir / unlisted[0]}: not listed in {model_dir / MANIFEST_FILE}; "
+                "refusing to read a file the manifest does not vouch for"
+            )
     metadata = check_metadata(
         model_dir / METADATA_FILE, read_json(model_dir / METADATA_FILE, "model metadata")
     )

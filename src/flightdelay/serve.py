@@ -782,7 +782,7 @@ def create_app(
     from fastapi_offline import FastAPIOffline
 
     settings = settings or ServeSettings.from_env()
-    bundle = load_model_bundle(model_dir)
+    bundle = load_model_bundle(model_dir, require_manifest=True)
     # After loading: scikit-learn's OpenMP runtime is loaded with the model's modules.
     threadpoolctl.threadpool_limits(limits=settings.model_threads, user_api="openmp")
     service = ModelService(bundle, n_threads=settings.model_threads)
@@ -1184,7 +1184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers == 1:
             app: Any = _long_lived(create_app(args.model_dir, settings))
         else:
-            load_model_bundle(args.model_dir)  # fail fast, before any worker starts
+            load_model_bundle(args.model_dir, require_manifest=True)  # before any worker
             _export_for_workers(args.model_dir, settings)
             app = "flightdelay.serve:app_from_env"
     except (ServeError, DataFileError) as exc:  # ModelBundleError included
