@@ -8,8 +8,8 @@
 #   docker run --rm -p 127.0.0.1:8000:8000 [-e FLIGHTDELAY_API_TOKEN=...] flight-delay:v1.2.0
 #
 # MODEL_DIR must lie inside the build context and be allowed by .dockerignore (outputs/model,
-# outputs/release/model). The service checks model.skops against model.json at start-up and
-# exits 1 if they differ. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serve`); the root
+# outputs/release/model). The service verifies the model directory's SHA256SUMS manifest and
+# model.json at start-up and exits 1, naming the file, if anything differs. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serve`); the root
 # filesystem may be read-only (with several workers, metrics go to a directory under /tmp).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

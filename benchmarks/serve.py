@@ -20,6 +20,19 @@ columns the pipeline takes, already built; ``flightdelay serve`` is sent the raw
 (11 fields) and validates it, builds the features (``build_features``: weather, congestion,
 recent delays from the context) and then scores. Its numbers include that extra work.
 
+Before the servers, in the same run (``--scoring-only`` stops there):
+
+5. Scoring libraries, in process, on the same built features: scikit-learn's
+   ``pipeline.predict_proba``, ``FastPredictor`` (fast_predict.py, private scikit-learn
+   internals) and treelite (a maintained tree runtime: ``treelite.sklearn.import_model`` of the
+   classifier, scored by its GTIL, inputs encoded by the pipeline's public ColumnTransformer;
+   the GTIL call alone is shown too). p50/p99 per call for 1 and 1,000 rows, the largest score
+   difference from scikit-learn, and the rule's verdict: FastPredictor is kept only if its p99
+   is at least 2x better than the best maintained library's in both cases.
+6. Where a 1,000-flight request's time goes inside the service (p50 per stage): JSON
+   validation, duplicate-key check, row checks and warnings, build_features from the context
+   tables, scoring, response JSON.
+
 Exit status 1 if a server fails to start, answers an error, or the scores differ.
 """
 
@@ -40,7 +53,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -265,6 +278,149 @@ def measure(
     return results
 
 
+# ---------------------------------------------------------------- scoring libraries, profile
+
+
+def percentiles_ms(fn: Any, arg: Any, repeats: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - started)
+    ms = np.asarray(times) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def scoring_comparison(bundle: Any, features: pd.DataFrame, repeats: int) -> bool:
+    """Print the scoring libraries side by side; True if FastPredictor earns its keep."""
+    import treelite
+
+    from flightdelay.fast_predict import FastPredictor
+
+    pipeline = bundle.pipeline
+    encode, model = pipeline.steps[0][1], pipeline.steps[-1][1]
+    fast = FastPredictor.compile(pipeline)
+    forest = treelite.sklearn.import_model(model)
+
+    def sklearn_scores(x: pd.DataFrame) -> np.ndarray:
+        return np.asarray(pipeline.predict_proba(x)[:, 1])
+
+    def treelite_scores(x: pd.DataFrame) -> np.ndarray:
+        encoded = np.asarray(encode.transform(x), dtype=np.float64)
+        return np.asarray(treelite.gtil.predict(forest, encoded, nthread=1)).reshape(len(x))
+
+    public_encoder = public_ordinal_codes(encode)
+    names = [str(n) for n in encode.get_feature_names_out()]
+
+    def treelite_public_scores(x: pd.DataFrame) -> np.ndarray:
+        matrix = np.empty((len(x), len(names)), dtype=np.float64)
+        for j, name in enumerate(names):
+            values = x[name].to_numpy()
+            codes = public_encoder.get(name)
+            if codes is None:
+                matrix[:, j] = values
+            else:
+                matrix[:, j] = [
+                    codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in values
+                ]
+        return np.asarray(treelite.gtil.predict(forest, matrix, nthread=1)).reshape(len(x))
+
+    encoded_all = np.asarray(encode.transform(features), dtype=np.float64)
+    expected = sklearn_scores(features)
+    scorers = {
+        "sklearn predict_proba": sklearn_scores,
+        "FastPredictor": fast.predict_proba,
+        "treelite GTIL + ColumnTransformer": treelite_scores,
+        "treelite GTIL + categories_ dicts": treelite_public_scores,
+    }
+    print(f"\nscoring libraries (in process, 1 thread, {repeats} calls per cell; ms per call)")
+    print(f"  {'scorer':<36} {'1 row p50':>9} {'p99':>7} {'1,000 p50':>9} {'p99':>7}  max |diff|")
+    p99: dict[str, list[float]] = {}
+    for name, scorer in scorers.items():
+        diff = float(np.max(np.abs(scorer(features) - expected)))
+        one = percentiles_ms(scorer, features.head(1), repeats)
+        many = percentiles_ms(scorer, features, max(5, repeats // 10))
+        p99[name] = [one[1], many[1]]
+        print(f"  {name:<36} {one[0]:9.3f} {one[1]:7.3f} {many[0]:9.3f} {many[1]:7.3f}  {diff:.2e}")
+    gtil_one = percentiles_ms(
+        lambda x: treelite.gtil.predict(forest, x, nthread=1), encoded_all[:1], repeats
+    )
+    gtil_many = percentiles_ms(
+        lambda x: treelite.gtil.predict(forest, x, nthread=1), encoded_all, max(5, repeats // 10)
+    )
+    print(
+        f"  {'  of which the GTIL call alone':<36} {gtil_one[0]:9.3f} {gtil_one[1]:7.3f} "
+        f"{gtil_many[0]:9.3f} {gtil_many[1]:7.3f}"
+    )
+    maintained = [n for n in scorers if n != "FastPredictor"]
+    best = [min(p99[n][i] for n in maintained) for i in (0, 1)]
+    ratios = [best[i] / p99["FastPredictor"][i] for i in (0, 1)]
+    keep = all(r >= 2.0 for r in ratios)
+    print(
+        f"  FastPredictor p99 vs the best maintained library: {ratios[0]:.1f}x (1 row), "
+        f"{ratios[1]:.1f}x (1,000 rows) -> {'keep it (>= 2x in both)' if keep else 'switch'}"
+    )
+    return keep
+
+
+def public_ordinal_codes(encode: Any) -> dict[str, dict[str, float]]:
+    """Column -> category -> code from the fitted OrdinalEncoders' public ``categories_``: the
+    ColumnTransformer's output without its per-call pandas overhead."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    codes: dict[str, dict[str, float]] = {}
+    for _, transformer, columns in encode.transformers_:
+        if isinstance(transformer, OrdinalEncoder):
+            for column, categories in zip(columns, transformer.categories_, strict=True):
+                codes[str(column)] = {
+                    c: float(i) for i, c in enumerate(categories) if isinstance(c, str)
+                }
+    return codes
+
+
+def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
+    """p50 of each stage of a 1,000-flight /predict inside the service (no HTTP)."""
+    import orjson
+    from pydantic import Field, TypeAdapter
+
+    from flightdelay import serve
+    from flightdelay.schemas import Flight
+
+    service = serve.ModelService(bundle)
+    body = json.dumps(raw_records(flights)).encode()
+    many = TypeAdapter(Annotated[list[Flight], Field(min_length=1)])
+    rows = many.validate_json(body)
+    columns = serve.to_columns(rows)
+    frame = serve.to_frame(columns)
+    features = serve.build_features(frame, service.context, service.params)
+    scores = service.predict(columns)
+    warnings = service.warnings(columns)
+    payload = {
+        "predictions": [
+            {"probability": p, "late": p >= service.threshold, "warnings": w}
+            for p, w in zip(scores.tolist(), warnings, strict=True)
+        ]
+    }
+    stages = {
+        "JSON validation (pydantic)": lambda _: many.validate_json(body),
+        "duplicate-key check": lambda _: serve.duplicate_key(body, len(rows) * 11),
+        "rows -> columns -> frame": lambda _: serve.to_frame(serve.to_columns(rows)),
+        "row checks + warnings": lambda _: (service.check(columns), service.warnings(columns)),
+        "build_features (context tables)": lambda _: serve.build_features(
+            frame, service.context, service.params
+        ),
+        "scoring (service's predictor)": lambda _: service._score(features),
+        "response JSON (orjson)": lambda _: orjson.dumps(payload),
+    }
+    print(f"\nwhere a {len(flights):,}-flight request's time goes (p50 of {repeats} calls, ms)")
+    total = 0.0
+    for name, stage in stages.items():
+        p50, _ = percentiles_ms(stage, None, repeats)
+        total += p50
+        print(f"  {name:<36} {p50:8.3f}")
+    print(f"  {'sum':<36} {total:8.3f}   (predictor: {service.predictor})")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -279,9 +435,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="OMP_NUM_THREADS for the MLflow server (default: its own default)",
     )
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--scoring-only",
+        action="store_true",
+        help="only the in-process scoring comparison and profile, no servers",
+    )
+    parser.add_argument("--repeats", type=int, default=200, help="calls per in-process cell")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.scoring_only:
         print("error: wrk not found (apt-get update && apt-get install -y wrk)", file=sys.stderr)
         return 1
     try:
@@ -289,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print_table(results, args)
+    if results:
+        print_table(results, args)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -326,7 +489,11 @@ def run(args: argparse.Namespace) -> list[Result]:
             f"case, load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
+        scoring_comparison(bundle, features, args.repeats)
+        profile_batch(bundle, flights, max(10, args.repeats // 10))
         results: list[Result] = []
+        if args.scoring_only:
+            return results
         if not args.skip_mlflow:
             results += run_mlflow(
                 args, bundle, features, theirs, expected, env, work, TRUSTED_TYPES

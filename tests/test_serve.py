@@ -23,11 +23,19 @@ from fastapi.testclient import TestClient
 
 from flightdelay import serve
 from flightdelay.features import RAW_COLUMNS, aircraft_warning, build_features
-from flightdelay.model_io import METADATA_FILE, MODEL_FILE, ModelBundleError, load_model_bundle
+from flightdelay.model_io import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ModelBundleError,
+    load_model_bundle,
+    write_manifest,
+)
 from flightdelay.schemas import Flight
 from flightdelay.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
 from flightdelay.smoke import SmokeError, smoke
 from serving import DATA_MD5, build_model_dir, raw_flights, records
+
+TOKEN = "s3cret-s3cret-s3cret"  # 20 characters: above the minimum the service accepts
 
 
 @pytest.fixture(scope="module")
@@ -388,6 +396,69 @@ def test_predict_wrong_content_type_is_415(client: TestClient, flight: dict[str,
     assert error_of(response) == "Content-Type must be application/json, got 'text/plain'"
 
 
+@pytest.mark.parametrize(
+    ("duplicated", "where"), [("year", "body.year"), ("carrier", "body.carrier")]
+)
+def test_predict_duplicate_key_is_422_naming_it(
+    client: TestClient, flight: dict[str, Any], duplicated: str, where: str
+) -> None:
+    body = json.dumps(flight)[:-1] + f', "{duplicated}": {json.dumps(flight[duplicated])}}}'
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert error_of(response) == f"{where}: duplicate key {duplicated!r}: send each field once"
+
+
+def test_predict_duplicate_key_in_a_batch_names_the_row(
+    client: TestClient, flights: list[dict[str, Any]]
+) -> None:
+    rows = [json.dumps(f) for f in flights[:3]]
+    rows[2] = rows[2][:-1] + ', "year": 1999}'
+    body = "[" + ",".join(rows) + "]"
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert error_of(response) == "body[2].year: duplicate key 'year': send each field once"
+
+
+def test_duplicate_key_is_not_fooled_by_colons_inside_strings() -> None:
+    assert serve.duplicate_key(b'{"a": "x:y", "b": ":"}', keys=2) is None
+    assert serve.duplicate_key(b'[{"a": 1}, {"a": ":", "a": 2}]', keys=2) == ((1, "a"), "a")
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "latin-1", "UTF-32"])
+def test_predict_non_utf8_charset_is_415(
+    client: TestClient, flight: dict[str, Any], charset: str
+) -> None:
+    response = client.post(
+        "/predict",
+        content=json.dumps(flight).encode(charset),
+        headers={"Content-Type": f"application/json; charset={charset}"},
+    )
+    assert response.status_code == 415
+    assert error_of(response) == f"charset {charset!r} is not supported: send JSON encoded as UTF-8"
+
+
+@pytest.mark.parametrize(
+    "header", ["application/json; charset=utf-8", 'Application/JSON; charset="UTF-8"']
+)
+def test_predict_utf8_charset_is_accepted(
+    client: TestClient, flight: dict[str, Any], header: str
+) -> None:
+    response = client.post(
+        "/predict", content=json.dumps(flight).encode(), headers={"Content-Type": header}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_predict_trailing_slash_is_404_never_a_redirect_to_the_host_header(
+    client: TestClient, flight: dict[str, Any]
+) -> None:
+    response = client.post(
+        "/predict/", json=flight, headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
 def test_predict_wrong_method_and_unknown_path_answer_json_errors(client: TestClient) -> None:
     assert client.get("/predict").status_code == 405
     assert error_of(client.get("/predict")) == "Method Not Allowed"
@@ -464,7 +535,7 @@ def test_batcher_never_merges_beyond_merge_rows() -> None:
 
 @pytest.fixture(scope="module")
 def secured(model_dir: Path) -> Iterator[TestClient]:
-    app = create_app(model_dir, ServeSettings(api_token="s3cret"))
+    app = create_app(model_dir, ServeSettings(api_token=TOKEN))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -484,7 +555,7 @@ def test_auth_wrong_token_is_401(secured: TestClient, flight: dict[str, Any]) ->
 
 
 def test_auth_right_token_predicts(secured: TestClient, flight: dict[str, Any]) -> None:
-    headers = {"Authorization": "Bearer s3cret"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
     assert secured.post("/predict", json=flight, headers=headers).status_code == 200
     assert secured.get("/version", headers=headers).status_code == 200
     assert secured.get("/metrics", headers=headers).status_code == 200
@@ -495,6 +566,61 @@ def test_auth_protects_version_and_metrics_not_probes(secured: TestClient) -> No
     assert secured.get("/metrics").status_code == 401
     assert secured.get("/health").status_code == 200
     assert secured.get("/ready").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("", "FLIGHTDELAY_API_TOKEN: is set but blank"),
+        ("   ", "FLIGHTDELAY_API_TOKEN: is set but blank"),
+        ("s3cret", "FLIGHTDELAY_API_TOKEN: is 6 characters long, shorter than the minimum of 16"),
+        (f" {TOKEN}", "FLIGHTDELAY_API_TOKEN: has leading or trailing whitespace"),
+    ],
+)
+def test_main_blank_or_short_token_stops_the_service_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], token: str, message: str
+) -> None:
+    monkeypatch.setenv("FLIGHTDELAY_API_TOKEN", token)
+    assert serve.main(["--model-dir", "unused"]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert token.strip() == "" or token.strip() not in err  # never printed
+
+
+def test_settings_required_token_missing_is_refused() -> None:
+    with pytest.raises(ServeError, match="FLIGHTDELAY_REQUIRE_TOKEN is true but FLIGHTDELAY_API"):
+        ServeSettings.from_env({"FLIGHTDELAY_REQUIRE_TOKEN": "true"})
+
+
+def kubernetes_env(secret: str | None) -> dict[str, str]:
+    """The serve container's environment as Kubernetes would set it from deployment.yaml."""
+    import yaml
+
+    manifest = Path(__file__).resolve().parents[1] / "deploy/kubernetes/deployment.yaml"
+    deployment = yaml.safe_load(manifest.read_text())
+    (container,) = [
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "serve"
+    ]
+    env = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        elif secret is not None:
+            env[entry["name"]] = secret
+        else:  # an optional secret that is absent: the variable is not set
+            assert entry["valueFrom"]["secretKeyRef"].get("optional", False), entry
+    return env
+
+
+def test_kubernetes_manifest_without_the_secret_does_not_start() -> None:
+    with pytest.raises(ServeError, match="FLIGHTDELAY_REQUIRE_TOKEN is true"):
+        ServeSettings.from_env(kubernetes_env(secret=None))
+
+
+def test_kubernetes_manifest_with_the_secret_requires_it() -> None:
+    settings = ServeSettings.from_env(kubernetes_env(secret=TOKEN))
+    assert settings.require_token
+    assert settings.api_token is not None
 
 
 def test_auth_is_declared_in_the_openapi_spec(secured: TestClient) -> None:
@@ -652,10 +778,10 @@ def test_settings_bad_environment_value_names_the_variable() -> None:
 
 
 def test_settings_token_is_never_printed() -> None:
-    settings = ServeSettings.from_env({"FLIGHTDELAY_API_TOKEN": "s3cret"})
-    assert "s3cret" not in repr(settings)
+    settings = ServeSettings.from_env({"FLIGHTDELAY_API_TOKEN": TOKEN})
+    assert TOKEN not in repr(settings)
     assert settings.api_token is not None
-    assert settings.api_token.get_secret_value() == "s3cret"
+    assert settings.api_token.get_secret_value() == TOKEN
 
 
 def test_main_with_bad_setting_exits_1_naming_it(
@@ -799,6 +925,7 @@ def test_main_exits_1_for_a_model_built_by_other_feature_code(
     shutil.copytree(model_dir, copy)
     departures = copy / "context" / "departures.parquet"
     pd.read_parquet(departures).drop(columns=["origin"]).to_parquet(departures)
+    write_manifest(copy)  # as if an older version had written it: a consistent directory
     assert serve.main(["--model-dir", str(copy)]) == 1
     assert capsys.readouterr().err == (
         f"error: {copy}: context table 'departures' lacks column(s) ['origin'] (the model does "

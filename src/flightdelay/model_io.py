@@ -6,13 +6,18 @@ Layout of ``${paths.model}``::
     model.json          metadata: input schema, threshold, sha256 of model.skops, provenance,
                         featurize params the features must be built with, trusted types
     context/*.parquet   the Context tables build_features needs (departures, weather, ...)
+    SHA256SUMS          manifest: sha256 of every other file, ``sha256sum`` format, written
+                        last by :func:`write_manifest` (``sha256sum -c SHA256SUMS`` checks it)
 
-:func:`load_model_bundle` refuses a model.skops whose sha256 differs from model.json and loads it
-with an explicit allow-list of types.
+:func:`load_model_bundle` verifies the manifest before reading any file (a missing, altered or
+unlisted model file is refused, naming it), validates model.json (threshold a finite number in
+[0, 1], input schema present), refuses a model.skops whose sha256 differs from model.json and
+loads it with an explicit allow-list of types. Every refusal is one ModelBundleError line.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from pathlib import Path
@@ -27,6 +32,7 @@ from flightdelay.params import FeaturizeParams
 MODEL_FILE = "model.skops"
 METADATA_FILE = "model.json"
 CONTEXT_DIR = "context"
+MANIFEST_FILE = "SHA256SUMS"
 
 #: Types (beyond skops' defaults) that model.skops may contain; anything else is refused on save
 #: and on load. HistGradientBoosting keeps a ``functools.partial`` of sklearn's ``check_array``;
@@ -40,6 +46,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
 
 # An object id in a skops schema: ``"__id__": 1396...`` or an array file ``"1396....npy"``.
 _SKOPS_ID = re.compile(r'("__id__": )(\d+)()|(")(\d+)(\.npy")')
+_MANIFEST_LINE = re.compile(r"([0-9a-f]{64}) [ *](\S.*)")
 
 
 class ModelBundleError(DataFileError):
@@ -110,6 +117,79 @@ def write_metadata(model_dir: Path, metadata: dict[str, Any]) -> None:
     write_json(model_dir / METADATA_FILE, metadata)
 
 
+def write_manifest(model_dir: Path) -> Path:
+    """Write SHA256SUMS: the sha256 of every file of the model directory (sorted, relative
+    paths). Call it after the last file is written; the service verifies it at start."""
+    files = sorted(
+        f.relative_to(model_dir).as_posix()
+        for f in model_dir.rglob("*")
+        if f.is_file() and f.relative_to(model_dir).as_posix() != MANIFEST_FILE
+    )
+    path = model_dir / MANIFEST_FILE
+    path.write_text("".join(f"{sha256_file(model_dir / name)}  {name}\n" for name in files))
+    return path
+
+
+def verify_manifest(model_dir: Path) -> frozenset[str]:
+    """Check every file SHA256SUMS lists against its sha256; return the listed (relative) paths.
+    The files the service reads must all be listed (:func:`load_model_bundle` checks that)."""
+    path = model_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelBundleError(
+            f"{path}: manifest not found (every model directory lists the sha256 of its files; "
+            "retrain with this version to write it)"
+        )
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelBundleError(f"{path}: manifest cannot be read: {exc}") from None
+    listed: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        match = _MANIFEST_LINE.fullmatch(line)
+        name = match.group(2) if match else ""
+        if not match or name.startswith("/") or ".." in name.split("/"):
+            raise ModelBundleError(
+                f"{path}:{number}: not a '<sha256>  <relative path>' line: {line[:80]!r}"
+            )
+        listed[name] = match.group(1)
+    for name, expected in listed.items():
+        file = model_dir / name
+        if not file.is_file():
+            raise ModelBundleError(f"{file}: listed in {path} but missing")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise ModelBundleError(
+                f"{file}: sha256 {actual} does not match {path} ({expected}); refusing to load "
+                "a model directory that is not the one written"
+            )
+    return frozenset(listed)
+
+
+def check_metadata(path: Path, metadata: Any) -> dict[str, Any]:
+    """model.json as the service needs it, or a ModelBundleError naming the key."""
+    if not isinstance(metadata, dict):
+        raise ModelBundleError(f"{path}: not a JSON object")
+    missing = [k for k in ("sha256", "threshold", "featurize", "input_schema") if k not in metadata]
+    if missing:
+        raise ModelBundleError(f"{path}: lacks key(s) {missing}")
+    threshold = metadata["threshold"]
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not math.isfinite(threshold)
+        or not 0.0 <= threshold <= 1.0
+    ):
+        raise ModelBundleError(
+            f"{path}: threshold must be a finite number in [0, 1], got {threshold!r}"
+        )
+    schema = metadata["input_schema"]
+    if not isinstance(schema, list):
+        raise ModelBundleError(f"{path}: input_schema must be a list, got {schema!r:.60}")
+    if not isinstance(metadata["sha256"], str) or not isinstance(metadata["featurize"], dict):
+        raise ModelBundleError(f"{path}: sha256 must be a string and featurize an object")
+    return metadata
+
+
 def write_context(context: Context, directory: Path) -> None:
     """One parquet file per Context table."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -126,8 +206,18 @@ def read_context(directory: Path) -> Context:
         path = directory / f"{name}.parquet"
         if not path.is_file():
             raise ModelBundleError(f"{path}: context table not found")
-        tables[name] = pd.read_parquet(path)
+        try:
+            tables[name] = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a damaged file
+            raise ModelBundleError(
+                f"{path}: not a readable parquet table: {_first_line(exc)}"
+            ) from None
     return Context.from_tables(tables)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def load_pipeline(model_dir: Path, metadata: dict[str, Any]) -> Pipeline:
@@ -148,21 +238,37 @@ def load_pipeline(model_dir: Path, metadata: dict[str, Any]) -> Pipeline:
         pipeline = sio.load(path, trusted=list(TRUSTED_TYPES))
     except sio.exceptions.UntrustedTypesFoundException as exc:
         raise ModelBundleError(f"{path}: holds untrusted types: {exc}") from None
+    except Exception as exc:  # BadZipFile, KeyError, JSONDecodeError...: not a skops file we wrote
+        raise ModelBundleError(f"{path}: not a readable skops model: {_first_line(exc)}") from None
     if not isinstance(pipeline, Pipeline):
         raise ModelBundleError(f"{path}: holds a {type(pipeline).__name__}, not a Pipeline")
     return pipeline
 
 
-def load_model_bundle(model_dir: Path | str) -> ModelBundle:
-    """(pipeline, metadata, context) of a model directory, verified; raise ModelBundleError."""
+def load_model_bundle(model_dir: Path | str, require_manifest: bool = False) -> ModelBundle:
+    """(pipeline, metadata, context) of a model directory, verified; raise ModelBundleError.
+
+    The manifest is verified whenever it is present, and must be with ``require_manifest``
+    (the service); without it, model directories of commits older than the manifest (baselines
+    that compare, monitor and report rebuild) still load, checked by model.skops' sha256."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelBundleError(f"{model_dir}: model directory not found (run `dvc repro train`)")
-    metadata = read_json(model_dir / METADATA_FILE, "model metadata")
-    if not isinstance(metadata, dict):
-        raise ModelBundleError(f"{model_dir / METADATA_FILE}: not a JSON object")
-    missing = [k for k in ("sha256", "threshold", "featurize", "input_schema") if k not in metadata]
-    if missing:
-        raise ModelBundleError(f"{model_dir / METADATA_FILE}: lacks key(s) {missing}")
+    if require_manifest or (model_dir / MANIFEST_FILE).exists():
+        listed = verify_manifest(model_dir)
+        needed = [
+            METADATA_FILE,
+            MODEL_FILE,
+            *(f"{CONTEXT_DIR}/{t}.parquet" for t in Context.TABLES),
+        ]
+        unlisted = [name for name in needed if name not in listed]
+        if unlisted:
+            raise ModelBundleError(
+                f"{model_dir / unlisted[0]}: not listed in {model_dir / MANIFEST_FILE}; "
+                "refusing to read a file the manifest does not vouch for"
+            )
+    metadata = check_metadata(
+        model_dir / METADATA_FILE, read_json(model_dir / METADATA_FILE, "model metadata")
+    )
     pipeline = load_pipeline(model_dir, metadata)
     return ModelBundle(pipeline, metadata, read_context(model_dir / CONTEXT_DIR))

@@ -18,7 +18,8 @@ Endpoints:
     GET /health     liveness (the process answers).     GET /ready   model loaded and warmed up.
     GET /version    model name, release tag, git commit, data hash, MLflow run id (model.json).
     GET /metrics    Prometheus: requests, latency, errors, rows per model call, scores, warnings.
-    GET /docs       OpenAPI UI (spec at /openapi.json).
+    GET /docs       OpenAPI UI (spec at /openapi.json): Swagger UI 5 served from the pinned
+                    fastapi-offline package (assets under /docs/assets), no CDN: works offline.
 
 Input rules. Every field is required and strictly typed (no strings for numbers, no floats for
 integers, no NaN or infinity), unknown fields are refused, dates must exist and HHMM minutes be
@@ -37,13 +38,21 @@ Settings come from the environment (command-line options win):
                                 ``Authorization: Bearer <token>`` (401 otherwise); /health,
                                 /ready and /docs stay open for probes. Off by default (loopback);
                                 set it, and terminate TLS in front, whenever the port is reachable
-                                from other hosts.
+                                from other hosts. A token that is set but blank, or shorter than
+                                16 characters, stops the service at start (never "no auth").
+    FLIGHTDELAY_REQUIRE_TOKEN   true: refuse to start without FLIGHTDELAY_API_TOKEN (the
+                                Kubernetes manifest sets it; default false)
     FLIGHTDELAY_MAX_BATCH_ROWS  rows per request (default 10000)
     FLIGHTDELAY_MAX_BODY_BYTES  request body size (default 8 MiB)
     FLIGHTDELAY_MERGE_ROWS      concurrent small requests are predicted together, up to this many
                                 rows per model call (default 256; 1 disables merging)
     FLIGHTDELAY_MODEL_THREADS   OpenMP threads per model call (default 1: thread start-up costs
                                 more than it saves on small requests; scale with --workers)
+    FLIGHTDELAY_HEADER_TIMEOUT_S  a request's headers must arrive within this (default 10 s)
+    FLIGHTDELAY_BODY_TIMEOUT_S  its body within this of the headers (default 30 s); 408 and close
+    FLIGHTDELAY_MAX_CONNECTIONS open connections per worker (default 1000, kept below the
+                                open-file limit); one more is answered 503 and closed
+                                (slow clients cannot starve the service: flightdelay.http_guard)
 
 Why merging: a model call costs about the same for 1 row as for 64 (build_features and the
 300-tree predictor have a fixed per-call cost), so single-row requests that arrive while a call
@@ -74,7 +83,17 @@ import orjson
 import pandas as pd
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from starlette.requests import ClientDisconnect
 
 from flightdelay import MODEL_NAME
 from flightdelay.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, UnsupportedPipelineError
@@ -107,6 +126,10 @@ DEFAULT_MODEL_NAME = MODEL_NAME  # the GTO artifact name
 INT_COLUMNS = ("year", "month", "day", "sched_dep_time", "sched_arr_time", "flight")
 FLOAT_COLUMNS = ("distance",)
 METRICS_DIR_PREFIX = "flightdelay-metrics-"
+DOCS_ASSETS = "/docs/assets"
+HTTP_PROTOCOL = "flightdelay.http_guard:GuardedHttpToolsProtocol"  # uvicorn's httptools + limits
+FD_RESERVE = 64  # file descriptors kept free of connections: model files, logs, metrics
+MIN_TOKEN_CHARS = 16  # a bearer token shorter than this is refused at start-up
 MAX_ERRORS = 20  # error entries listed in one 4xx answer (the count of the rest is stated)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
@@ -149,10 +172,14 @@ class ServeSettings(BaseModel):
     model_version: str = Field(default="dev", min_length=1, max_length=128)
     model_name: str | None = Field(default=None, min_length=1, max_length=128)
     api_token: SecretStr | None = None
+    require_token: bool = False
     max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3)
     merge_rows: int = Field(default=256, ge=1, le=100_000)
     model_threads: int = Field(default=1, ge=1, le=256)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServeSettings:
@@ -161,17 +188,50 @@ class ServeSettings(BaseModel):
         values: dict[str, Any] = {}
         for name in cls.model_fields:
             raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is not None and raw.strip() != "":
+            if name == "api_token" and raw is not None:
+                values[name] = raw  # a blank token is refused below, never read as "no token"
+            elif raw is not None and raw.strip() != "":
                 values[name] = raw.strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                (f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+                + str(e["msg"]).removeprefix("Value error, ")
                 for e in exc.errors(include_input=False)
             )
             raise ServeError(f"invalid settings: {problems}") from None
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_is_strong(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None:
+            return None
+        value = token.get_secret_value()
+        if value.strip() == "":
+            raise ValueError(
+                "is set but blank: set a real token or unset it (a blank token never turns "
+                "authentication off)"
+            )
+        if value != value.strip():
+            raise ValueError("has leading or trailing whitespace")
+        if len(value) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"is {len(value)} characters long, shorter than the minimum of "
+                f"{MIN_TOKEN_CHARS} (make one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return token
+
+    @model_validator(mode="after")
+    def _token_when_required(self) -> ServeSettings:
+        if self.require_token and self.api_token is None:
+            raise ValueError(
+                f"{ENV_PREFIX}REQUIRE_TOKEN is true but {ENV_PREFIX}API_TOKEN is not set "
+                "(set the token, or set REQUIRE_TOKEN to false to serve without authentication)"
+            )
+        return self
 
 
 # ---------------------------------------------------------------- model side (no HTTP)
@@ -582,6 +642,58 @@ class MetricsMiddleware:
 # ---------------------------------------------------------------- HTTP
 
 
+def check_content_type(header: str) -> None:
+    """415 unless the body is declared JSON in UTF-8 (the only encoding JSON allows, RFC 8259)."""
+    if header == "application/json":  # the usual header: no parsing
+        return
+    from email.message import Message
+
+    message = Message()
+    message["content-type"] = header
+    media = message.get_content_type() if header.strip() else ""
+    if media != "application/json":
+        raise RequestError(415, f"Content-Type must be application/json, got {media or 'none'!r}")
+    charset = message.get_param("charset")
+    if charset is not None and str(charset).strip().lower() not in ("utf-8", "utf8"):
+        raise RequestError(
+            415, f"charset {str(charset)!r} is not supported: send JSON encoded as UTF-8"
+        )
+
+
+def duplicate_key(body: bytes, keys: int) -> tuple[tuple[int | str, ...], str] | None:
+    """(location, key) of the first key repeated within one JSON object of a body that already
+    validated as ``keys`` fields in all; None if there is none.
+
+    Every key brings one ':' outside strings, so a body with exactly ``keys`` colons (the usual
+    case, one memchr pass) cannot repeat one; only then is it parsed again by the standard
+    library, which reports each object's key/value pairs in order."""
+    if body.count(b":") <= keys:
+        return None
+    found: list[tuple[int, str]] = []
+    objects = 0
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal objects
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append((objects, key))
+            seen.add(key)
+        objects += 1
+        return dict(items)
+
+    import json
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except ValueError:  # pydantic accepted it, so this cannot happen; never answer 500 for it
+        return None
+    if not found:
+        return None
+    row, key = found[0]
+    return ((row, key) if body.lstrip()[:1] == b"[" else (key,)), key
+
+
 class RequestError(Exception):
     """A request the service refuses: status, one-line message, per-field details."""
 
@@ -664,10 +776,10 @@ def create_app(
     """The FastAPI app serving the model in ``model_dir``; raises ModelBundleError if the model
     is missing or tampered with. Loads, checks and warms the model before returning."""
     import threadpoolctl
-    from fastapi import FastAPI
+    from fastapi_offline import FastAPIOffline
 
     settings = settings or ServeSettings.from_env()
-    bundle = load_model_bundle(model_dir)
+    bundle = load_model_bundle(model_dir, require_manifest=True)
     # After loading: scikit-learn's OpenMP runtime is loaded with the model's modules.
     threadpoolctl.threadpool_limits(limits=settings.model_threads, user_api="openmp")
     service = ModelService(bundle, n_threads=settings.model_threads)
@@ -710,12 +822,18 @@ def create_app(
         state["ready"] = False  # probes stop routing traffic here while uvicorn drains
         await batcher.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="flightdelay",
         version=version,
         lifespan=lifespan,
         summary="Probability that a scheduled NYC departure arrives 30+ minutes late.",
         description=API_DESCRIPTION,
+        # No "/predict/ -> /predict" redirect: Starlette builds its Location from the Host header.
+        redirect_slashes=False,
+        # Swagger UI from the pinned fastapi-offline package's own copy, not a CDN.
+        docs_url="/docs",
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
     )
     app.state.service, app.state.settings, app.state.metrics = service, settings, metrics
     app.state.batcher = batcher
@@ -733,11 +851,7 @@ def create_app(
             )
 
     async def read_body(request: Request) -> bytes:
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media != "application/json":
-            raise RequestError(
-                415, f"Content-Type must be application/json, got {media or 'none'!r}"
-            )
+        check_content_type(request.headers.get("content-type", ""))
         limit = settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -747,13 +861,19 @@ def create_app(
                 "bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
             )
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(
-                    413, f"body exceeds the limit of {limit} bytes (FLIGHTDELAY_MAX_BODY_BYTES)"
-                )
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(
+                        413,
+                        f"body exceeds the limit of {limit} bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:  # gone, or closed for being too slow (http_guard): no 500
+            raise RequestError(
+                408, "the client disconnected before sending the whole body"
+            ) from None
         return b"".join(chunks)
 
     def parse(body: bytes) -> tuple[list[Flight], bool]:
@@ -785,6 +905,13 @@ def create_app(
                     + next(e.msg for e in errors if e.type == "json_invalid"),
                 ) from None
             raise _refuse(errors, batch) from None
+        duplicate = duplicate_key(body, len(rows) * len(RAW_COLUMNS))
+        if duplicate is not None:
+            loc, key = duplicate
+            raise _refuse(
+                [RowError(loc, f"duplicate key {key!r}: send each field once", "duplicate_key")],
+                batch,
+            )
         if len(rows) > settings.max_batch_rows:
             raise _refuse(
                 [
@@ -975,7 +1102,34 @@ def _install_error_handlers(app: Any) -> None:
 
 def app_from_env() -> Any:
     """App factory for uvicorn workers: model dir and settings from the environment."""
-    return _long_lived(create_app(os.environ.get(ENV_PREFIX + "MODEL_DIR", str(DEFAULT_MODEL_DIR))))
+    settings = ServeSettings.from_env()
+    configure_http_limits(settings)
+    model_dir = os.environ.get(ENV_PREFIX + "MODEL_DIR", str(DEFAULT_MODEL_DIR))
+    return _long_lived(create_app(model_dir, settings))
+
+
+def configure_http_limits(settings: ServeSettings) -> None:
+    """Read deadlines and the connection cap of this process's HTTP protocol (http_guard); the
+    cap stays below the file-descriptor limit, so a refused caller gets a 503, never a reset."""
+    import resource
+
+    from flightdelay.http_guard import GuardedHttpToolsProtocol, Limits
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cap = settings.max_connections
+    if soft != resource.RLIM_INFINITY and cap > soft - FD_RESERVE:
+        cap = max(1, soft - FD_RESERVE)
+        log.warning(
+            "%sMAX_CONNECTIONS %d is above the open-file limit %d less %d reserved: using %d",
+            ENV_PREFIX,
+            settings.max_connections,
+            soft,
+            FD_RESERVE,
+            cap,
+        )
+    GuardedHttpToolsProtocol.configure(
+        Limits(settings.header_timeout_s, settings.body_timeout_s, cap)
+    )
 
 
 def _long_lived(app: Any) -> Any:
@@ -1023,10 +1177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be >= 1 and --port in 1..65535")
     try:
         settings = ServeSettings.from_env(model_version=args.model_version)
+        configure_http_limits(settings)
         if args.workers == 1:
             app: Any = _long_lived(create_app(args.model_dir, settings))
         else:
-            load_model_bundle(args.model_dir)  # fail fast, before any worker starts
+            load_model_bundle(args.model_dir, require_manifest=True)  # before any worker
             _export_for_workers(args.model_dir, settings)
             app = "flightdelay.serve:app_from_env"
     except (ServeError, DataFileError) as exc:  # ModelBundleError included
@@ -1049,7 +1204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             factory=isinstance(app, str),
             loop="uvloop",
-            http="httptools",
+            http=HTTP_PROTOCOL,
             access_log=args.access_log,
             log_level=args.log_level,
             server_header=False,

@@ -255,6 +255,7 @@ def save(
             trusted_types=list(model_io.TRUSTED_TYPES),
         )
     model_io.write_metadata(model_dir, metadata)
+    model_io.write_manifest(model_dir)  # last: it lists every file written above
     return metadata
 
 
