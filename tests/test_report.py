@@ -195,7 +195,7 @@ def test_render_drift_in_full_when_the_data_changed(params: Params) -> None:
     assert "### Data changed" in shown
     assert "### Data validation" in shown
     assert "- Features: 17 of 39 drifted (44 %; dataset drift from 50 %): no dataset drift" in shown
-    assert "![drift score per feature](img/drift-scores.png)" in shown
+    assert "![drift score per feature](img/drift-scores.png)" in text  # collapsed
 
 
 def test_render_label_rate_change_has_its_interval_and_own_flag(params: Params) -> None:
@@ -373,6 +373,32 @@ def test_plots_curves_overlay_this_change_main_and_prod(params: Params) -> None:
         assert [label.split(" (")[0] for label in labels] == ["this change", "main", "prod"]
     styles = {line.get_linestyle() for line in roc.get_lines()[:3]}
     assert len(styles) == 3  # a cue besides colour
+
+
+def test_curves_of_draws_main_and_prod_once_when_they_are_one_model() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from flightdelay.compare import Evaluated
+    from flightdelay.report import Baseline, curves_of
+
+    evaluated = Evaluated(
+        pd.DataFrame({"y_true": [0, 1], "score": [0.2, 0.7]}), 0.3, "2013-09", {}, "new"
+    )
+    main_side = rf.comparison("main", rf.MAIN, "old")
+    main_side = replace(main_side, baseline_scores=np.array([0.1, 0.6]))
+    base = Baseline("main", rf.MAIN, main_side)
+    prod = Baseline("prod (flight-delay@v0.1.0)", rf.MAIN, replace(main_side, baseline="prod"))
+
+    assert list(curves_of(evaluated, [base, prod], same=True).scores) == [  # type: ignore[union-attr]
+        "this change",
+        "main = prod",
+    ]
+    assert list(curves_of(evaluated, [base, prod], same=False).scores) == [  # type: ignore[union-attr]
+        "this change",
+        "main",
+        "prod",
+    ]
 
 
 def test_plots_confusion_has_the_exact_threshold_and_readable_numbers(params: Params) -> None:

@@ -212,13 +212,11 @@ def curves_of(scores: Any, baselines: Sequence[Baseline | None], same: bool) -> 
     import numpy as np
 
     found: dict[str, Any] = {"this change": scores.predictions["score"].to_numpy()}
-    for b in baselines:
+    for b in baselines[:1] if same else baselines:  # main = prod: one curve
         c = b.comparison if b is not None else None
-        if c is not None and c.baseline_scores is not None:
-            name = b.name.split(" ")[0] if b is not None else ""
-            if same and name == "main":
-                name = "main = prod"
-            found.setdefault(name, c.baseline_scores)
+        if b is not None and c is not None and c.baseline_scores is not None:
+            name = b.name.split(" ")[0]
+            found.setdefault("main = prod" if same else name, c.baseline_scores)
     return Curves(
         y=np.asarray(scores.predictions["y_true"].to_numpy()),
         scores=found,

@@ -578,7 +578,7 @@ def _drift(r: ReportInputs, data_changed: bool) -> DriftView | None:
     figures = []
     if data_changed:
         figures += [
-            FigureRef(name="drift-scores", alt="drift score per feature", open=True),
+            FigureRef(name="drift-scores", alt="drift score per feature", open=False),
             FigureRef(name="drift-late_rate", alt="late rate by month", open=False),
             FigureRef(
                 name="drift-distributions",
