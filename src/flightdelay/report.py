@@ -371,9 +371,10 @@ def write_report(inputs: ReportInputs, out: Path, data: PlotData) -> Path:
 
     view = build_view(inputs, *inputs.cards, drawable=drawable(data))
     if view.mode == "unchanged" and data.curves is not None:  # main's own report
+        # main's model is this model: one curve for it, and prod's only if prod is another.
         first, *rest = data.curves.scores.items()
-        scores = {"this model": first[1], **dict(rest)}
-        data = replace(data, curves=replace(data.curves, scores=scores))
+        others = {k: v for k, v in rest if not k.startswith("main")}
+        data = replace(data, curves=replace(data.curves, scores={"this model": first[1], **others}))
     markdown_text = render(view)
     out.mkdir(parents=True, exist_ok=True)
     draw(view.image_names(), data, out / IMAGE_DIR)

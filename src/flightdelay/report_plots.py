@@ -155,7 +155,8 @@ def curves_figure(c: Curves) -> Any:
         ax.legend(loc="lower right" if ax is roc else "upper right", frameon=True)
     cal.legend(loc="upper left", frameon=True)
     if c.month:
-        fig.suptitle(f"{c.month}, {len(c.y):,} flights, every model on the same flights")
+        every = ", every model on the same flights" if len(c.scores) > 1 else ""
+        fig.suptitle(f"{c.month}, {len(c.y):,} flights{every}")
     return fig
 
 
