@@ -282,13 +282,21 @@ def performance_figure(data: PlotData) -> Any:
     return fig
 
 
+def _bin(value: Any) -> str:
+    """A bin's tick label: numbers to three significant digits, categories as they are."""
+    try:
+        return f"{float(value):.3g}".replace("-", "\u2212")
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _overlay(ax: Any, frame: pd.DataFrame, title: str, labels: tuple[str, str]) -> None:
     x = np.arange(len(frame))
     ax.bar(x - 0.2, frame["reference"], width=0.4, label=labels[0], color=SKY)
     ax.bar(x + 0.2, frame["current"], width=0.4, label=labels[1], color=VERMILLION, hatch="//",
            edgecolor="white", linewidth=0)  # fmt: skip
     step = max(1, len(frame) // 6)
-    ax.set_xticks(x[::step], [str(b) for b in frame["bin"].iloc[::step]], rotation=30, ha="right")
+    ax.set_xticks(x[::step], [_bin(b) for b in frame["bin"].iloc[::step]], rotation=30, ha="right")
     ax.set_title(title)
     ax.set_ylabel("share")
 
