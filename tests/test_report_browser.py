@@ -35,8 +35,8 @@ def browser() -> Any:
     return module
 
 
-@pytest.fixture(scope="module")
-def look() -> Callable[[str, ReportInputs, Path], Any]:
+@pytest.fixture
+def look(capsys: pytest.CaptureFixture[str]) -> Callable[[str, ReportInputs, Path], Any]:
     b = browser()
     if b.chromium() is None:
         pytest.skip("chromium not installed: apt-get install chromium (make system-deps)")
@@ -44,7 +44,8 @@ def look() -> Callable[[str, ReportInputs, Path], Any]:
     def run(name: str, inputs: ReportInputs, tmp: Path) -> Any:
         write_report(inputs, tmp / name, rf.plot_data(inputs))
         page = b.look(tmp / name, name, ARTIFACTS)
-        print(f"\nscreenshots: {', '.join(str(s) for s in page.screenshots)}")
+        with capsys.disabled():  # printed even when the test passes: where to look
+            print(f"\nscreenshots: {', '.join(str(s) for s in page.screenshots)}")
         return page
 
     return run
