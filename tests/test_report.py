@@ -56,8 +56,8 @@ def test_render_verdict_names_a_real_slice_regression_on_the_next_line(params: P
     lines = text_of(rf.params_pr(params)).splitlines()
 
     assert lines[3] == (
-        "<br>⚠️ **Weigh before merging:** [1 slice really worse](#slices) vs prod: "
-        "carrier=9E −0.0104 (−0.0191 … −0.0016)"
+        "<br>⚠️ **Weigh before merging:** **1 slice really worse** vs prod: "
+        "carrier=9E −0.0104 (−0.0191 … −0.0016); see *Slices*"
     )
 
 
@@ -66,8 +66,8 @@ def test_render_verdict_names_performance_drift_on_the_data_pr(params: Params) -
 
     assert lines[2].startswith("✅ **Would be promoted if merged**: ROC AUC vs prod")
     assert lines[3] == (
-        "<br>⚠️ **Weigh before merging:** [performance drift](#drift): ROC AUC 0.7797 on "
-        "2013-10, more than 0.02 below the worst earlier month (0.8040)"
+        "<br>⚠️ **Weigh before merging:** **performance drift**: ROC AUC 0.7797 on "
+        "2013-10, more than 0.02 below the worst earlier month (0.8040); see *Drift*"
     )
 
 
@@ -77,7 +77,7 @@ def test_render_verdict_names_a_changed_gate_rule(params: Params) -> None:
     lines = text_of(rf.params_pr(params, params_diff=changed)).splitlines()
 
     assert (
-        "[changes the rule it is judged by](#parameters-changed): `gate.max_drop` 0.005 → 1"
+        "**changes the rule it is judged by**: `gate.max_drop` 0.005 → 1; see *Parameters changed*"
         in (lines[3])
     )
     assert "| `gate.max_drop` (gate rule) | `0.005` | `1` |" in text_of(
@@ -94,7 +94,7 @@ def test_render_verdict_not_promoted_gives_the_reasons_and_links_validation(
         "❌ **Would not be promoted if merged**: data validation failed, 1 failed expectation: "
         "[ranges] flights expect_column_values_to_be_between column=dep_delay"
     )
-    assert line.endswith("([validation](#data-validation))")
+    assert line.endswith("; see *Data validation*")
 
 
 def test_render_verdict_without_prod_judges_by_the_floor(params: Params) -> None:
@@ -309,7 +309,7 @@ def test_render_main_report_shows_the_model_metrics_slices_and_plots(params: Par
         "7 slices, lowest carrier=DL 0.6840, highest origin=LGA 0.8440; none below the floor"
         in text
     )
-    assert "<details open>\n<summary>Plots: ROC" in text
+    assert "### Plots\n\nROC, precision-recall, calibration and the confusion matrix:" in text
     assert referenced_images(text) == ["img/evaluation-curves.png", "img/evaluation-confusion.png"]
 
 
