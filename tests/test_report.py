@@ -56,7 +56,7 @@ def test_render_verdict_names_a_real_slice_regression_on_the_next_line(params: P
     lines = text_of(rf.params_pr(params)).splitlines()
 
     assert lines[3] == (
-        "<br>⚠️ **Weigh before merging:** **1 slice really worse** vs prod: "
+        "<br>⚠️ Weigh before merging: **1 slice really worse** vs prod: "
         "carrier=9E −0.0104 (−0.0191 … −0.0016); see *Slices*"
     )
 
@@ -66,7 +66,7 @@ def test_render_verdict_names_performance_drift_on_the_data_pr(params: Params) -
 
     assert lines[2].startswith("✅ **Would be promoted if merged**: ROC AUC vs prod")
     assert lines[3] == (
-        "<br>⚠️ **Weigh before merging:** **performance drift**: ROC AUC 0.7797 on "
+        "<br>⚠️ Weigh before merging: **performance drift**: ROC AUC 0.7797 on "
         "2013-10, more than 0.02 below the worst earlier month (0.8040); see *Drift*"
     )
 
