@@ -71,20 +71,6 @@ def test_render_verdict_names_performance_drift_on_the_data_pr(params: Params) -
     )
 
 
-def test_render_verdict_names_a_changed_gate_rule(params: Params) -> None:
-    changed = params_diff({"gate": {"max_drop": 0.005}}, {"gate": {"max_drop": 1}})
-
-    lines = text_of(rf.params_pr(params, params_diff=changed)).splitlines()
-
-    assert (
-        "**changes the rule it is judged by**: `gate.max_drop` 0.005 → 1; see *Parameters changed*"
-        in (lines[3])
-    )
-    assert "| `gate.max_drop` (gate rule) | `0.005` | `1` |" in text_of(
-        rf.params_pr(params, params_diff=changed)
-    )
-
-
 def test_render_verdict_not_promoted_gives_the_reasons_and_links_validation(
     params: Params,
 ) -> None:
@@ -494,3 +480,54 @@ def test_main_job_summary_appends_the_report(
         "earlier step\n## flight-delay report\n_(plot "
         "`evaluation-roc.png`: in the `model-report` artifact)_\n"
     )
+
+
+# ---------------------------------------------------------------- the rule it is judged by
+
+
+def loosened_rule(params: Params, repo_root: Path) -> Any:
+    from flightdelay.gate import parse_rule
+
+    base = yaml.safe_load((repo_root / "params.yaml").read_text())
+    loosened = {**base, "gate": {**base["gate"], "max_drop": 1.0}}
+    return parse_rule(base, loosened, "main", params)
+
+
+def test_render_a_change_to_the_rule_is_a_caveat_with_the_diff_under_the_verdict(
+    params: Params, repo_root: Path
+) -> None:
+    from flightdelay.gate import judged_by
+
+    rule = loosened_rule(params, repo_root)
+    r = rf.params_pr(params, rule=rule)
+    lines = text_of(replace(r, verdict=judged_by(r.verdict, rule))).splitlines()
+
+    assert lines[3].startswith("<br>⚠️ Weigh before merging: ")
+    assert (
+        "**changes the rule it is judged by** (`gate.max_drop`): judged by main's rule; the new "
+        "rule applies from the next PR" in lines[3]
+    )
+    at = lines.index("```diff")
+    assert at < lines.index("<details>")  # right under the verdict, before the gate's checks
+    assert lines[at + 1 : at + 4] == ["- gate.max_drop: 0.005", "+ gate.max_drop: 1.0", "```"]
+    assert "rule: <code>gate:</code> in params.yaml of main)" in "\n".join(lines)
+
+
+def test_render_an_unchanged_rule_adds_nothing(params: Params) -> None:
+    text = text_of(rf.params_pr(params))
+
+    assert "changes the rule" not in text
+    assert "```diff" not in text
+
+
+def test_render_a_rule_list_value_has_no_brackets(params: Params, repo_root: Path) -> None:
+    from flightdelay.gate import parse_rule
+
+    base = yaml.safe_load((repo_root / "params.yaml").read_text())
+    narrowed = {**base, "gate": {**base["gate"], "slice_columns": ["carrier"]}}
+    rule = parse_rule(base, narrowed, "main", params)
+
+    text = text_of(rf.params_pr(params, rule=rule))
+
+    assert "+ gate.slice_columns: carrier\n" in text
+    assert "- gate.slice_columns: carrier, origin\n" in text

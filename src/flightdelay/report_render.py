@@ -143,8 +143,11 @@ class PerformanceCaveat(_View):
 
 
 class RuleCaveat(_View):
+    """The change alters the rule it is judged by (judged by the base's rule all the same)."""
+
     kind: Literal["rule"] = "rule"
-    keys: list[tuple[str, Any, Any]]
+    keys: list[tuple[str, Any, Any]]  # (key, base value, this change's value)
+    source: str  # whose rule judged it: "main"
 
 
 class StaleCaveat(_View):
@@ -168,6 +171,7 @@ class VerdictView(_View):
     against: str | None  # the champion's name, None: no production model yet
     judged: DeltaView | None  # the judged metric vs the champion
     value: float | None  # the judged metric of this change
+    rule_source: str | None  # whose params.yaml the rule was read from: "main (1a2b3c4d5e6f)"
     min_metric: float
     max_drop: float
     confidence: float
@@ -658,11 +662,8 @@ def build_view(
     # A failed validation is the verdict's own reason (it always blocks), not a caveat.
     if r.skipped_models and (validation is None or validation.success):
         caveats.append(StaleCaveat(reason=r.skipped_models))
-    rule = [
-        (k, old, new) for k, old, new in r.params_diff if k == "gate.*" or k.startswith("gate.")
-    ]
-    if rule:
-        caveats.append(RuleCaveat(keys=rule))
+    if r.rule is not None and r.rule.changed:
+        caveats.append(RuleCaveat(keys=list(r.rule.changes), source=r.rule.source))
     if slices is not None and slices.regressions and slices.against:
         caveats.append(SliceCaveat(against=slices.against, slices=slices.regressions))
     perf = (r.drift or {}).get("performance") or {}
@@ -691,6 +692,7 @@ def build_view(
         against=v.champion if champion is not None else None,
         judged=DeltaView.of(judged_delta) if judged_delta is not None else None,
         value=float(r.metrics[g.metric]) if r.metrics and g.metric in r.metrics else None,
+        rule_source=r.rule.source if r.rule is not None else None,
         min_metric=g.min_metric,
         max_drop=g.max_drop,
         confidence=g.confidence,
@@ -698,6 +700,7 @@ def build_view(
         caveats=caveats,
         checks=[CheckView(name=c.name, passed=c.passed, detail=c.detail) for c in v.checks],
     )
+    rule_keys = {k for k, _, _ in r.rule.changes} if r.rule is not None else set()
     evaluation: list[FigureRef] = []
     if mode != "skipped" and r.scores is not None:
         evaluation = [
@@ -721,7 +724,7 @@ def build_view(
         verdict=verdict,
         metrics=_metrics(r, columns) if mode != "skipped" else None,
         params=[
-            ParamChange(key=k, old=old, new=new, gate=k == "gate.*" or k.startswith("gate."))
+            ParamChange(key=k, old=old, new=new, gate=k in rule_keys or k == "gate.*")
             for k, old, new in r.params_diff
         ],
         data=DataView(
@@ -802,6 +805,16 @@ def _thousands(value: Any) -> str:
     return "–" if value is None else f"{int(value):,}"
 
 
+def _rule_value(value: Any) -> str:
+    """A rule value in the diff under the verdict; a list without brackets (the trusted comment
+    turns brackets into character references, which a code block would show as typed)."""
+    if value is None:
+        return "(absent)"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
 @cache
 def environment() -> jinja2.Environment:
     import jinja2
@@ -823,6 +836,7 @@ def environment() -> jinja2.Environment:
         cell=_cell,
         thousands=_thousands,
         metric_label=lambda key: LABELS.get(key, key),
+        yaml_value=_rule_value,
     )
     env.globals.update(MODEL_NAME=MODEL_NAME)
     return env
