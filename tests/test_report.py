@@ -504,8 +504,8 @@ def test_render_a_change_to_the_rule_is_a_caveat_with_the_diff_under_the_verdict
 
     assert lines[3].startswith("<br>⚠️ Weigh before merging: ")
     assert (
-        "**changes the rule it is judged by** (`gate.max_drop`): judged by main's rule; the new "
-        "rule applies from the next PR" in lines[3]
+        "**changes the rule it is judged by (`gate.max_drop`): judged by main's rule; the new "
+        "rule applies from the next PR**" in lines[3]
     )
     at = lines.index("```diff")
     assert at < lines.index("<details>")  # right under the verdict, before the gate's checks
