@@ -132,6 +132,7 @@ def _run(args: list[str], profile: Path) -> str:
 
 def look(report_dir: Path, name: str, out: Path, screenshots: bool = True) -> Page:
     """Measure ``report_dir/report.html`` and take its screenshots into ``out``."""
+    report_dir = report_dir.resolve()  # a file:// URI needs an absolute path
     page = report_dir / "report.html"
     if not page.is_file():
         raise BrowserError(f"{page}: not found (run `flightdelay report` first)")
