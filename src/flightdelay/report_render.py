@@ -881,6 +881,8 @@ th,td{border:1px solid #d1d9e0;padding:6px 13px}tr:nth-child(2n){background:#f6f
 th{font-weight:600}code{background:#eff1f3;padding:.2em .4em;border-radius:6px;font-size:85%}
 img{max-width:100%;margin:4px 0}details{margin:8px 0}summary{cursor:pointer}
 hr{border:0;border-top:1px solid #d1d9e0}sub{color:#59636e}
+pre{background:#f6f8fa;padding:12px 16px;border-radius:6px;overflow:auto;line-height:1.45}
+pre code{background:none;padding:0;font-size:85%}
 """
 
 
