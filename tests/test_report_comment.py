@@ -23,7 +23,6 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import markdown as python_markdown
@@ -586,19 +585,21 @@ def test_pr_comment_workflow_posts_only_through_the_make_targets() -> None:
     assert "ref" not in steps[0].get("with", {}), "the trusted job checks out the default branch"
 
 
-def test_every_plot_the_report_writes_is_one_the_comment_publishes(tmp_path: Path) -> None:
-    """flightdelay.report's plot lines use the exact form compose() re-points at a URL."""
-    paths = SimpleNamespace(drift=tmp_path / "drift", plots=tmp_path / "plots")
-    (paths.drift / "png").mkdir(parents=True)
-    paths.plots.mkdir()
-    for name in ("drift_scores", "performance", "late_rate", "scores", "distributions"):
-        (paths.drift / "png" / f"{name}.png").write_bytes(OWN_PNG)
-    for name in ("roc", "pr", "calibration", "confusion"):
-        (paths.plots / f"{name}.png").write_bytes(OWN_PNG)
-    found = report.copy_images(SimpleNamespace(paths=paths), tmp_path / "out")
-    lines = report._images([pair for pairs in found.values() for pair in pairs])
+@pytest.mark.parametrize("scenario", ["params_pr", "data_pr", "main_report", "failed_validation"])
+def test_every_plot_and_tag_the_report_writes_is_one_the_comment_keeps(
+    params: Any, tmp_path: Path, scenario: str
+) -> None:
+    """flightdelay.report's plot lines use the exact form compose() re-points at a URL, and every
+    tag it writes is one compose() keeps (nothing of its own markup reaches the comment as text)."""
+    import report_fixtures as rf
 
-    assert len(lines) == 9
-    names = rc.referenced_images("\n".join(lines))
-    assert names == [Path(line.split("(")[1].rstrip(")")).name for line in lines]
-    assert "](img/" not in rc.compose("\n".join(lines), {n: "https://x/" + n for n in names})
+    inputs = getattr(rf, scenario)(params)
+    report.write_report(inputs, tmp_path, rf.plot_data(inputs))
+    markdown_text = (tmp_path / "report.md").read_text()
+    written = sorted(p.name for p in (tmp_path / "img").glob("*.png"))
+
+    names = rc.referenced_images(markdown_text)
+    posted = rc.compose(markdown_text, {n: "https://x/" + n for n in names})
+    assert sorted(names) == written
+    assert "](img/" not in posted
+    assert "&lt;" not in posted, [line for line in posted.splitlines() if "&lt;" in line]

@@ -220,6 +220,8 @@ class Comparison:
     slices: list[SliceDelta] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     baseline_sha256: str | None = None
+    # The baseline's scores on the rows (for the report's overlaid curves); not serialised.
+    baseline_scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -352,6 +354,7 @@ def compare(
         slices=slices,
         notes=list(notes),
         baseline_sha256=baseline_sha256,
+        baseline_scores=b,
     )
 
 

@@ -2,21 +2,14 @@
 
 Writes ``${paths.report}/report.md`` (exactly what ``cml comment update`` posts), ``report.html``
 (a local preview rendered the way GitHub renders the comment, with the plots), ``report.json``
-(verdict and comparisons, for tools) and ``img/*.png`` (the plots, referenced relatively).
+(verdict and comparisons, for tools) and ``img/*.png`` (exactly the plots report.md references).
 
-Sections, most important first; an empty one is left out, and when nothing changed against the
-base branch one line says so:
-
-- **verdict**: would this model be promoted if merged, and why (:func:`flightdelay.gate.decide`,
-  the same code the promotion workflow runs, against the production model);
-- **metrics** vs the base branch (``main``) and vs the production model (the commit GTO says is
-  in ``prod``): value, delta and paired bootstrap interval, real or noise
-  (:mod:`flightdelay.compare`);
-- **parameters** changed (only changed keys) and **data** changed (batches added or changed,
-  rows, md5, from ``data.dvc``'s ``meta.files`` at both commits);
-- **data validation** (pass/fail per expectation group, failures in detail), **drift** with its
-  plots, **slices** with regressions highlighted, **model size and latency** vs the base branch;
-- a footer: commit, data hash, MLflow run id, how to reproduce.
+This module gathers the numbers (:func:`gather`: the verdict of :func:`flightdelay.gate.decide`,
+the comparisons with the base branch and the production model of :mod:`flightdelay.compare`, the
+params and data diffs, validation, drift, slices, the model cards);
+:mod:`flightdelay.report_render` turns them into a typed view and renders its templates, and
+:mod:`flightdelay.report_plots` draws the figures. No timing is reported: latency measured once
+on a shared runner is noise, and it would make a cached output differ run to run.
 
 The report is also written when the pipeline failed (``make report`` runs after a failed
 ``dvc repro``): it reads whatever outputs exist. When validation failed it names the broken
@@ -36,25 +29,29 @@ a job summary cannot show local images).
 from __future__ import annotations
 
 import argparse
-import html
 import os
-import re
-import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from flightdelay import MODEL_NAME
-from flightdelay.compare import LABELS, METRICS, Comparison, Delta
+from flightdelay.compare import Comparison
 from flightdelay.gate import Rule, Verdict
 from flightdelay.params import GateParams
+from flightdelay.report_plots import Curves, PlotData, PlotError, draw, drawable, read_drift_data
+from flightdelay.report_render import (
+    IMAGE_DIR,
+    build_view,
+    for_job_summary,
+    render,
+    same_model,
+    to_html,
+)
 
-TITLE = "flight-delay report"  # also CML's --watermark-title: one comment, updated in place
-IMAGE_DIR = "img"
-IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
+__all__ = ["for_job_summary"]  # the job summary's rewrite lives with the rendering
 
 
 # ---------------------------------------------------------------- pure core: inputs
@@ -79,15 +76,6 @@ class DataChange:
 
 
 @dataclass(frozen=True)
-class ModelStats:
-    """Size and prediction latency (median, milliseconds) of one model."""
-
-    size_bytes: int
-    latency_1_ms: float | None = None
-    latency_1000_ms: float | None = None
-
-
-@dataclass(frozen=True)
 class ReportInputs:
     verdict: Verdict
     gate: GateParams
@@ -102,9 +90,8 @@ class ReportInputs:
     drift: Mapping[str, Any] | None = None
     drift_table: Mapping[str, Any] | None = None
     slices: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
-    stats: Mapping[str, ModelStats] = field(default_factory=dict)  # "this", "base"
-    images: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
-    card_diff: str | None = None  # flightdelay.card.card_diff of the base's card and this one
+    scores: Curves | None = None  # this change's, main's and prod's scores on the same flights
+    cards: tuple[str | None, str | None] = (None, None)  # the model card at the base, here
     commit: str = "unknown"
     data_md5: str | None = None
     mlflow_run_id: str | None = None
@@ -170,579 +157,7 @@ def data_diff(old: Any, new: Any) -> list[DataChange]:
     return changes
 
 
-# ---------------------------------------------------------------- pure core: rendering
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    return "–" if value is None else f"{float(value):.{digits}f}"
-
-
-def _signed(value: float, digits: int = 4) -> str:
-    return f"{value:+.{digits}f}".replace("-", "−")
-
-
-def _interval(d: Delta) -> str:
-    return f"{_signed(d.delta)} ({_signed(d.low)} … {_signed(d.high)})"
-
-
-def _mark(d: Delta) -> str:
-    return {"better": "🟢 real, better", "worse": "🔴 real, worse"}.get(d.verdict, "⚪ noise")
-
-
-def _short(commit: str | None) -> str:
-    return commit[:8] if commit else "?"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> list[str]:
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    align = align or "-" * len(header)
-    marks = {"-": "---", "l": ":--", "r": "--:", "c": ":-:"}
-    return [
-        "| " + " | ".join(map(cell, header)) + " |",
-        "| " + " | ".join(marks[a] for a in align) + " |",
-        *("| " + " | ".join(map(cell, r)) + " |" for r in rows),
-    ]
-
-
-def _details(summary: str, body: Sequence[str]) -> list[str]:
-    # Blank lines around the body: GitHub renders markdown inside <details> only then.
-    return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>"]
-
-
-def _images(pairs: Sequence[tuple[str, str]]) -> list[str]:
-    return [f"![{alt}]({src})" for alt, src in pairs]
-
-
-def _verdict(r: ReportInputs) -> list[str]:
-    v = r.verdict
-    head = (
-        "✅ **Would be promoted if merged**"
-        if v.promote
-        else "❌ **Would not be promoted if merged**"
-    )
-    lines = [f"## {TITLE}", "", f"{head}: {v.reasons[0]}" if v.reasons else head]
-    if not v.promote and len(v.reasons) > 1:
-        lines += ["", *(f"- {reason}" for reason in v.reasons[1:])]
-    lines += _rule_change(r)
-    against = f"against {v.champion}" if v.champion else "with no production model yet"
-    rows = [("✅" if c.passed else "❌", c.name, c.detail) for c in v.checks]
-    lines += [
-        "",
-        *_details(
-            f"Promotion gate ({against}; thresholds: <code>params.yaml</code> <code>gate:</code>"
-            f"{' of ' + html.escape(r.rule.source) if r.rule else ''})",
-            _table(["", "check", "detail"], rows, "cll"),
-        ),
-    ]
-    return lines
-
-
-def _rule_change(r: ReportInputs) -> list[str]:
-    """A change that alters its own rule: said right under the verdict, with the rule's diff."""
-    if r.rule is None or not r.rule.changed:
-        return []
-    return ["", f"⚠️ **This change {r.rule.note()}.**", "", "```diff", r.rule.diff(), "```"]
-
-
-def same_model(a: Baseline, b: Baseline | None) -> bool:
-    """Whether two baselines are one model (same commit, or same model sha256)."""
-    if b is None:
-        return False
-    if a.commit is not None and a.commit == b.commit:
-        return True
-    sha = [x.comparison.baseline_sha256 if x.comparison else None for x in (a, b)]
-    return sha[0] is not None and sha[0] == sha[1]
-
-
-def _comparisons(r: ReportInputs) -> list[Baseline]:
-    return [r.base] if same_model(r.base, r.prod) or r.prod is None else [r.base, r.prod]
-
-
-def _metrics(r: ReportInputs) -> list[str]:
-    if r.metrics is None:
-        return []
-    baselines = _comparisons(r)
-    same = same_model(r.base, r.prod)
-    header = ["metric", "this change"]
-    align = "lr"
-    for b in baselines:
-        name = f"{b.name} = prod" if same and b is r.base else b.name
-        if b.comparison is not None:
-            header += [name, f"Δ vs {name} (CI)", ""]
-            align += "rrl"
-    rows = []
-    for metric, higher in METRICS.items():
-        if metric not in r.metrics:
-            continue
-        row: list[Any] = [f"{LABELS[metric]} {'↑' if higher else '↓'}", _num(r.metrics[metric])]
-        for b in baselines:
-            if b.comparison is None:
-                continue
-            d = b.comparison.metrics.get(metric)
-            row += ["–", "–", ""] if d is None else [_num(d.baseline), _interval(d), _mark(d)]
-        rows.append(row)
-    n = r.metrics.get("n")
-    month = r.metrics.get("eval_month", "the evaluation month")
-    flights = f" ({int(float(n)):,} flights)" if n is not None else ""
-    lines = [f"### Metrics on {month}{flights}", "", *_table(header, rows, align)]
-    with_ci = [b.comparison for b in baselines if b.comparison is not None]
-    if with_ci:
-        c = with_ci[0]
-        lines += [
-            "",
-            f"Δ = this change − baseline, both scored on the same flights; interval: "
-            f"paired bootstrap, {c.samples:,} resamples, {100 * c.confidence:g} %. "
-            "**Real** when the interval excludes 0, else noise.",
-        ]
-    notes = [f"- vs {b.name} ({_short(b.commit)}): {b.missing}" for b in baselines if b.missing]
-    notes += [
-        f"- vs {b.name}: {note}" for b in baselines if b.comparison for note in b.comparison.notes
-    ]
-    if r.prod is None:
-        notes.append(
-            f"- no production model yet: no version of {MODEL_NAME} was ever assigned prod"
-        )
-    return lines + (["", *notes] if notes else [])
-
-
-def _params(r: ReportInputs) -> list[str]:
-    if not r.params_diff:
-        return []
-    rows = [
-        (
-            f"`{k}`",
-            "_(absent)_" if old is None else f"`{old}`",
-            "_(removed)_" if new is None else f"`{new}`",
-        )
-        for k, old, new in r.params_diff
-    ]
-    return [
-        f"### Parameters changed (vs {r.base.name})",
-        "",
-        *_table(["key", r.base.name, "this change"], rows),
-    ]
-
-
-def _data(r: ReportInputs) -> list[str]:
-    if not r.data_diff:
-        return []
-
-    def rows_text(c: DataChange) -> str:
-        old, new = c.rows
-        if c.change == "changed" and old != new:
-            return f"{old or 0:,} → {new or 0:,}"
-        value = new if new is not None else old
-        return "" if value is None else f"{value:,}"
-
-    def md5_text(c: DataChange) -> str:
-        old, new = (f"`{m[:8]}`" if m else "" for m in c.md5)
-        return f"{old} → {new}" if c.change == "changed" else new or old
-
-    rows = [(f"`{c.path}`", c.change, rows_text(c), md5_text(c)) for c in r.data_diff]
-    lines = [
-        f"### Data changed (vs {r.base.name})",
-        "",
-        *_table(["file", "change", "rows", "md5"], rows, "llrl"),
-    ]
-    if r.data_files:
-        lines += [
-            "",
-            f"`data.dvc`: {r.data_files[0]} → {r.data_files[1]} files; data hash "
-            f"`{(r.data_md5 or '?')[:12]}`",
-        ]
-    return lines
-
-
-def _validation(r: ReportInputs) -> list[str]:
-    v = r.validation
-    if v is None:
-        return []
-    groups = v.get("groups") or {}
-    checks = sum(g.get("checks", 0) for t in groups.values() for g in t.values())
-    batches = sum(len(b) for b in (v.get("batches") or {}).values())
-    rows = [
-        (
-            "✅" if g.get("failed", 0) == 0 else "❌",
-            table,
-            group,
-            g.get("checks", 0),
-            g.get("failed", 0),
-        )
-        for table, by_group in groups.items()
-        for group, g in by_group.items()
-    ]
-    per_group = _table(["", "table", "group", "checks", "failed"], rows, "cllrr")
-    if v.get("success") is True:
-        return [
-            f"### Data validation ✅ passed ({checks} checks on {batches} batches)",
-            "",
-            *_details("Checks per expectation group", per_group),
-        ]
-    failures = v.get("failures") or []
-    detail = [
-        (
-            f"`{f.get('expectation')}`",
-            f.get("table", ""),
-            f.get("group", ""),
-            f.get("column") or "",
-            ", ".join(
-                f"{b} ({n:,} rows)" if n else str(b) for b, n in (f.get("batches") or {}).items()
-            ),
-            f.get("detail", ""),
-            ", ".join(map(str, f.get("examples") or [])),
-        )
-        for f in failures
-    ]
-    lines = [
-        f"### Data validation ❌ FAILED: {len(failures)} of {checks} checks on {batches} batches",
-        "",
-        *_table(
-            ["expectation", "table", "group", "column", "batch (rows)", "detail", "examples"],
-            detail,
-        ),
-    ]
-    skipped = {t: b for t, b in (v.get("skipped_from_row_checks") or {}).items() if b}
-    if skipped:
-        lines += [
-            "",
-            "Left out of the row checks until the above is fixed: "
-            + "; ".join(f"{t} {', '.join(b)}" for t, b in skipped.items()),
-        ]
-    return [*lines, "", *_details("Checks per expectation group", per_group)]
-
-
-def excluded_columns(excluded: Any) -> list[str]:
-    """Column names of drift.json's ``excluded`` (a mapping, or a list of {column, reason})."""
-    if isinstance(excluded, Mapping):
-        return [str(c) for c in excluded]
-    return [str(e.get("column", e)) if isinstance(e, Mapping) else str(e) for e in excluded]
-
-
-def _drift(r: ReportInputs) -> list[str]:
-    d = r.drift
-    if d is None:
-        return []
-    ds, label, pred, perf = (
-        d.get(k) or {} for k in ("dataset", "label", "prediction", "performance")
-    )
-    refs = d.get("reference_months") or []
-    span = f"{refs[0]} … {refs[-1]}" if refs else "the training months"
-
-    def yes(flag: Any) -> str:
-        return "**yes**" if flag else "no"
-
-    lines = [f"### Drift: {d.get('current_month')} vs {span}", ""]
-    if ds:
-        drifted = ds.get("drifted_features") or []
-        lines.append(
-            f"- Dataset drift: {yes(ds.get('drifted'))}: {ds.get('n_drifted')} of "
-            f"{ds.get('n_features')} features drifted ({100 * ds.get('share_drifted', 0):.0f} %, "
-            f"threshold {100 * ds.get('drift_share_threshold', 0):.0f} %)"
-            + (
-                f": {', '.join(f'`{c}`' for c in drifted[:8])}{' …' if len(drifted) > 8 else ''}"
-                if drifted
-                else ""
-            )
-        )
-        if ds.get("excluded"):
-            lines.append(
-                f"- Excluded (calendar columns differ by construction): "
-                f"{', '.join(f'`{c}`' for c in excluded_columns(ds['excluded']))}"
-            )
-    if label:
-        lines.append(
-            f"- Label drift: {yes(label.get('drifted'))}: late rate "
-            f"{100 * label.get('reference_late_rate', 0):.1f} % → "
-            f"{100 * label.get('current_late_rate', 0):.1f} %"
-        )
-    if pred.get("available"):
-        lines.append(
-            f"- Prediction drift: {yes(pred.get('drifted'))}: mean score "
-            f"{pred.get('reference_mean_score', 0):.3f} → "
-            f"{pred.get('current_mean_score', 0):.3f} ({pred.get('method')} "
-            f"{pred.get('score', 0):.3g}, threshold {pred.get('threshold')})"
-        )
-    if perf.get("available"):
-        lines.append(
-            f"- Performance drift: {yes(perf.get('drifted'))}: {perf.get('metric')} "
-            f"{perf.get('current', 0):.4f} vs worst backtest month "
-            f"{perf.get('backtest_worst', 0):.4f} (allowed drop "
-            f"{perf.get('max_drop')})"
-        )
-    elif perf.get("message"):
-        lines.append(f"- Performance drift: {perf['message']}")
-    images = r.images.get("drift", ())
-    lines += ["", *_images(images[:1])] if images else []
-    table = r.drift_table
-    body: list[str] = []
-    if table and table.get("rows"):
-        body += _table(table["header"], table["rows"])
-        notes = [f"- {note}" for note in table.get("notes", [])]
-        body += ["", *notes] if notes else []
-    body += ["", *_images(images[1:])] if images[1:] else []
-    if body:
-        lines += ["", *_details("Per-feature drift and distributions", body)]
-    return lines
-
-
-def _slices(r: ReportInputs) -> list[str]:
-    g = r.gate
-    name = LABELS.get(g.metric, g.metric)
-    comparison = r.base.comparison
-    if comparison is not None and comparison.slices:
-
-        def row(s: Any) -> list[Any]:
-            d = s.delta
-            regressed = d.verdict == "worse"
-            cell = _interval(d)
-            return [
-                f"**{s.column}={s.value}**" if regressed else f"{s.column}={s.value}",
-                f"{s.n:,}",
-                _num(d.challenger),
-                _num(d.baseline),
-                f"**{cell}**" if regressed else cell,
-                _mark(d),
-            ]
-
-        header = ["slice", "flights", "this change", r.base.name, "Δ (CI)", ""]
-        regressions = [s for s in comparison.slices if s.delta.verdict == "worse"]
-        lines = [
-            f"### Slices ({name}, slices with ≥ {g.slice_min_rows:,} flights, vs {r.base.name})",
-            "",
-        ]
-        if regressions:
-            lines += [
-                f"⚠️ {len(regressions)} slice(s) got really worse:",
-                "",
-                *_table(header, [row(s) for s in regressions], "lrrrrl"),
-                "",
-            ]
-        else:
-            lines += ["No slice got really worse.", ""]
-        return lines + _details(
-            f"All {len(comparison.slices)} slices",
-            _table(header, [row(s) for s in comparison.slices], "lrrrrl"),
-        )
-    if not r.slices:
-        return []
-    rows = []
-    for column in g.slice_columns:
-        for e in r.slices.get(column, []):
-            n, value = int(float(e.get("n", 0))), e.get(g.metric)
-            if n < g.slice_min_rows or value is None:
-                continue
-            low = float(value) < g.slice_min_metric
-            rows.append(
-                (
-                    f"{column}={e.get(column)}",
-                    f"{n:,}",
-                    f"**{float(value):.4f}**" if low else f"{float(value):.4f}",
-                    "🔴 below floor" if low else "",
-                )
-            )
-    if not rows:
-        return []
-    return [
-        f"### Slices ({name}, slices with ≥ {g.slice_min_rows:,} flights)",
-        "",
-        *_details(
-            f"{len(rows)} slices (floor {g.slice_min_metric:g})",
-            _table(["slice", "flights", name, ""], rows, "lrrl"),
-        ),
-    ]
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
-
-
-def _stats(r: ReportInputs) -> list[str]:
-    this, base = r.stats.get("this"), r.stats.get("base")
-    if this is None:
-        return []
-
-    def vs(a: float | None, b: float | None, text: Any) -> str:
-        if a is None:
-            return "–"
-        if b is None or b == 0:
-            return text(a)
-        change = 100 * (a - b) / b
-        return f"{text(a)} (same)" if abs(change) < 0.5 else f"{text(a)} ({_signed(change, 0)} %)"
-
-    def ms(x: float) -> str:
-        return f"{x:.1f} ms"
-
-    rows = [
-        (
-            "model file (`model.skops`)",
-            vs(this.size_bytes, base.size_bytes if base else None, _size),
-            _size(base.size_bytes) if base else "–",
-        ),
-        (
-            "predict 1 row",
-            vs(this.latency_1_ms, base.latency_1_ms if base else None, ms),
-            ms(base.latency_1_ms) if base and base.latency_1_ms is not None else "–",
-        ),
-        (
-            "predict 1,000 rows",
-            vs(this.latency_1000_ms, base.latency_1000_ms if base else None, ms),
-            ms(base.latency_1000_ms) if base and base.latency_1000_ms is not None else "–",
-        ),
-    ]
-    return [
-        "### Model size and latency",
-        "",
-        *_table(["", "this change", r.base.name], rows, "lrr"),
-        "",
-        "Latency: median of repeated `predict_proba` calls on evaluation rows (features "
-        "built), both models in the same process on this runner.",
-    ]
-
-
-def _card(r: ReportInputs) -> list[str]:
-    if not r.card_diff or r.card_diff.startswith(("The model card is unchanged", "New model card")):
-        return []
-    return _details(f"Model card changes (vs {r.base.name})", r.card_diff.strip().splitlines())
-
-
-def _plots(r: ReportInputs) -> list[str]:
-    images = r.images.get("evaluation", ())
-    return (
-        _details(
-            "Evaluation plots (ROC, precision-recall, calibration, confusion)", _images(images)
-        )
-        if images
-        else []
-    )
-
-
-def _footer(r: ReportInputs) -> list[str]:
-    run = f"MLflow run `{r.mlflow_run_id}`" if r.mlflow_run_id else "no MLflow run"
-    parts = [
-        f"commit `{_short(r.commit)}`",
-        f"data `{(r.data_md5 or '?')[:12]}`",
-        run,
-        f"reproduce: `git checkout {_short(r.commit)} && make run`",
-    ]
-    return ["---", f"<sub>{' · '.join(parts)} · `flightdelay report`</sub>"]
-
-
-def nothing_changed(r: ReportInputs) -> bool:
-    """No parameter, no data and no model change against the base branch."""
-    c = r.base.comparison
-    return (
-        not r.params_diff
-        and not r.data_diff
-        and c is not None
-        and c.baseline_sha256 is not None
-        and c.baseline_sha256 == r.model_sha256
-    )
-
-
-def render(r: ReportInputs) -> str:
-    """report.md: every non-empty section, most important first."""
-    sections = [_verdict(r)]
-    if nothing_changed(r):
-        sections.append(
-            [
-                f"Nothing changed against {r.base.name} ({_short(r.base.commit)}): "
-                f"same parameters, same data, same model (sha256 "
-                f"`{(r.model_sha256 or '')[:12]}`)."
-            ]
-        )
-    else:
-        if r.skipped_models:
-            sections.append([f"⚠️ {r.skipped_models}"])
-        sections += [
-            _metrics(r),
-            _params(r),
-            _data(r),
-            _validation(r),
-            _audit(r),
-            _drift(r),
-            _slices(r),
-            _stats(r),
-            _plots(r),
-            _card(r),
-        ]
-    sections.append(_footer(r))
-    return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
-
-
-def for_job_summary(markdown: str) -> str:
-    """The report for ``$GITHUB_STEP_SUMMARY``: local images become text (it cannot show them)."""
-    return IMAGE.sub(
-        lambda m: f"_(plot `{Path(m['src']).name}`: in the `model-report` artifact)_", markdown
-    )
-
-
-CSS = """
-body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI","Noto Sans",Helvetica,Arial,
-sans-serif;font-size:14px;line-height:1.5;color:#1f2328;max-width:900px;margin:24px auto;
-padding:16px 24px;border:1px solid #d1d9e0;border-radius:6px}
-h2{border-bottom:1px solid #d1d9e0;padding-bottom:.3em}h3{margin-top:24px}
-table{border-collapse:collapse;margin:8px 0;display:block;overflow:auto}
-th,td{border:1px solid #d1d9e0;padding:6px 13px}tr:nth-child(2n){background:#f6f8fa}
-th{font-weight:600}code{background:#eff1f3;padding:.2em .4em;border-radius:6px;font-size:85%}
-img{max-width:100%;margin:4px 0}details{margin:8px 0}summary{cursor:pointer}
-hr{border:0;border-top:1px solid #d1d9e0}sub{color:#59636e}
-"""
-
-
-def to_html(markdown_text: str) -> str:
-    """A standalone HTML page of the report, rendered the way GitHub renders the comment."""
-    import markdown
-
-    # GitHub renders markdown inside <details> when blank lines surround it; Python-Markdown
-    # needs md_in_html and markdown="1" for the same.
-    text = markdown_text.replace("<details>", '<details markdown="1">')
-    body = markdown.markdown(text, extensions=["tables", "fenced_code", "md_in_html"])
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(TITLE)}</title><style>{CSS}</style></head>"
-        f"<body>{body}</body></html>\n"
-    )
-
-
 # ---------------------------------------------------------------- I/O edge
-
-
-def _audit(r: ReportInputs) -> list[str]:
-    """The leakage audit (stage audit): verdict, failures, label policy, every feature."""
-    a = r.audit
-    if a is None:
-        return []
-    from flightdelay.audit import summary
-    from flightdelay.card import label_policy
-
-    rows = [
-        (
-            "✅" if not f.flags else "❌",
-            f.feature,
-            f"{f.missing_rows:,}",
-            "-" if f.missing_late_share is None else f"{f.missing_late_share:.1%}",
-            "-" if f.missing_auc is None else f"{f.missing_auc:.3f}",
-            "-" if f.single_auc is None else f"{f.single_auc:.3f}",
-        )
-        for f in a.features
-    ]
-    table = _table(
-        ["", "feature", "missing", "late among missing", "missingness AUC", "one-feature AUC"],
-        rows,
-        "clrrrr",
-    )
-    head = "✅ passed" if a.passed else f"❌ FAILED: {len(a.failures)} problem(s)"
-    return [
-        f"### Leakage audit {head}",
-        "",
-        *[f"- {failure}" for failure in a.failures],
-        *([""] if a.failures else []),
-        f"{summary(a)}. {label_policy(a)}",
-        "",
-        *_details(f"All {len(rows)} features", table),
-    ]
 
 
 def _read_optional(path: Path, what: str) -> Any:
@@ -771,56 +186,6 @@ def staleness(
     return None
 
 
-def latency(
-    models: Mapping[str, tuple[Any, Any]], repeats: int = 31
-) -> dict[str, tuple[float, float]]:
-    """Median milliseconds of ``predict_proba`` on 1 row and on 1,000 rows, per model
-    (``name -> (pipeline, rows)``). Calls alternate between the models so that a busy machine
-    slows them alike (timing one model after the other would favour whichever ran when the
-    machine was quieter)."""
-    import statistics
-
-    frames = {name: (p, rows.iloc[:1], rows.iloc[:1000]) for name, (p, rows) in models.items()}
-    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in frames}
-    for pipeline, one, _ in frames.values():
-        pipeline.predict_proba(one)  # warm-up
-    for i in range(repeats):
-        for name, (pipeline, one, many) in frames.items():
-            for frame, bucket in ((one, times[name][0]), (many, times[name][1])):
-                if bucket is times[name][1] and i % 3:
-                    continue  # 1,000 rows: every third round is enough for a stable median
-                started = time.perf_counter()
-                pipeline.predict_proba(frame)
-                bucket.append(1000 * (time.perf_counter() - started))
-    return {name: (statistics.median(a), statistics.median(b)) for name, (a, b) in times.items()}
-
-
-def copy_images(params: Any, out: Path) -> dict[str, list[tuple[str, str]]]:
-    """Copy the PNG plots into ``out/img`` and return them per section, relative to ``out``."""
-    wanted = {
-        "drift": [
-            (params.paths.drift / "png" / f"{n}.png", n)
-            for n in ("drift_scores", "performance", "late_rate", "scores", "distributions")
-        ],
-        "evaluation": [
-            (params.paths.plots / f"{n}.png", n) for n in ("roc", "pr", "calibration", "confusion")
-        ],
-    }
-    target = out / IMAGE_DIR
-    shutil.rmtree(target, ignore_errors=True)
-    found: dict[str, list[tuple[str, str]]] = {}
-    for section, files in wanted.items():
-        for source, name in files:
-            if source.is_file():
-                target.mkdir(parents=True, exist_ok=True)
-                copied = f"{section}-{name}.png"
-                shutil.copy2(source, target / copied)
-                found.setdefault(section, []).append(
-                    (name.replace("_", " "), f"{IMAGE_DIR}/{copied}")
-                )
-    return found
-
-
 def _git_yaml(commit: str | None, path: str) -> Any:
     import yaml
 
@@ -832,16 +197,33 @@ def _git_yaml(commit: str | None, path: str) -> Any:
     return None if text is None else yaml.safe_load(text)
 
 
-def card_changes(params: Any, base_commit: str | None) -> str | None:
-    """The model card's diff against the base branch's (flightdelay.card), or None."""
+def card_texts(params: Any, base_commit: str | None) -> tuple[str | None, str | None]:
+    """The model card at the base branch and in this work tree (None where there is none)."""
     from flightdelay.compare import show
 
     card = params.paths.cards / f"{MODEL_NAME}.md"
-    if base_commit is None or not card.is_file():
-        return None
-    from flightdelay.card import card_diff
+    here = card.read_text(encoding="utf-8") if card.is_file() else None
+    return (show(base_commit, card.as_posix()) if base_commit else None), here
 
-    return card_diff(show(base_commit, card.as_posix()) or "", card.read_text(encoding="utf-8"))
+
+def curves_of(scores: Any, baselines: Sequence[Baseline | None], same: bool) -> Curves | None:
+    """This change's scores and each compared baseline's on the same evaluation flights."""
+    if scores is None:
+        return None
+    import numpy as np
+
+    found: dict[str, Any] = {"this change": scores.predictions["score"].to_numpy()}
+    for b in baselines[:1] if same else baselines:  # main = prod: one curve
+        c = b.comparison if b is not None else None
+        if b is not None and c is not None and c.baseline_scores is not None:
+            name = b.name.split(" ")[0]
+            found.setdefault("main = prod" if same else name, c.baseline_scores)
+    return Curves(
+        y=np.asarray(scores.predictions["y_true"].to_numpy()),
+        scores=found,
+        threshold=scores.threshold,
+        month=scores.month,
+    )
 
 
 def base_ref(explicit: str | None) -> str:
@@ -849,17 +231,13 @@ def base_ref(explicit: str | None) -> str:
     return explicit or os.environ.get("GITHUB_BASE_REF") or "main"
 
 
-def gather(
-    params: Any, params_file: Path, base: str, champion: str | None, measure: bool = True
-) -> ReportInputs:
+def gather(params: Any, params_file: Path, base: str, champion: str | None) -> ReportInputs:
     """Read every output that exists and build the report's inputs (never raises for a missing
     output: the section is left out or says why)."""
     import yaml
 
     from flightdelay import compare as cmp
     from flightdelay.gate import decide, judged_by, read_challenger, rule_at
-    from flightdelay.io import DataFileError
-    from flightdelay.model_io import load_model_bundle
 
     paths = params.paths
     gate_challenger = read_challenger(paths)
@@ -938,37 +316,6 @@ def gather(
         )
     verdict = judged_by(verdict, rule)
 
-    stats: dict[str, ModelStats] = {}
-    if skipped is None and scores is not None:
-        try:
-            bundle = load_model_bundle(paths.model)
-            timed = {
-                "this": (
-                    bundle.pipeline,
-                    scores.predictions.loc[:, cmp.schema_columns(bundle.metadata)],
-                )
-            }
-            sizes = {"this": (paths.model / "model.skops").stat().st_size}
-            if base_side.comparison is not None and base_commit:
-                other_dir = cmp.materialise(base_commit, allow_reproduce=False).model_dir
-                other = load_model_bundle(other_dir)
-                other_rows, _ = cmp.baseline_features(
-                    scores.predictions,
-                    other.metadata,
-                    scores.featurize,
-                    paths.flights,
-                    paths.context,
-                    scores.month,
-                )
-                timed["base"] = (other.pipeline, other_rows)
-                sizes["base"] = (other_dir / "model.skops").stat().st_size
-            timing = latency(timed) if measure else {}
-            stats = {
-                name: ModelStats(size, *timing.get(name, (None, None)))
-                for name, size in sizes.items()
-            }
-        except (DataFileError, cmp.CompareError, KeyError):
-            stats = {}
     base_dvc = _git_yaml(base_commit, "data.dvc")
     here_params = yaml.safe_load(params_file.read_text())
     return ReportInputs(
@@ -996,8 +343,10 @@ def gather(
         if skipped is None
         else None,
         slices=gate_challenger.slices if skipped is None else None,
-        stats=stats,
-        card_diff=card_changes(params, base_commit) if skipped is None else None,
+        scores=curves_of(scores, [base_side, prod_side], same_model(base_side, prod_side))
+        if skipped is None
+        else None,
+        cards=card_texts(params, base_commit) if skipped is None else (None, None),
         commit=head,
         data_md5=data_md5,
         mlflow_run_id=(meta or {}).get("mlflow_run_id") if skipped is None else None,
@@ -1020,12 +369,30 @@ def _read_audit(path: Path, validation: Mapping[str, Any] | None) -> Any:
         return None
 
 
-def write_report(inputs: ReportInputs, out: Path, images: Mapping[str, Any]) -> Path:
+def plot_data(params: Any, inputs: ReportInputs) -> PlotData:
+    """What the figures are drawn from: the scores gathered, drift's plot CSVs."""
+    drift = inputs.drift or {}
+    return PlotData(
+        curves=inputs.scores,
+        drift=read_drift_data(params.paths.drift / "plots") if inputs.drift is not None else {},
+        current_month=str(drift.get("current_month") or ""),
+        performance=drift.get("performance") or {},
+    )
+
+
+def write_report(inputs: ReportInputs, out: Path, data: PlotData) -> Path:
+    """report.md, report.html, report.json and exactly the images report.md references."""
     from flightdelay.io import write_json
 
-    inputs = replace(inputs, images=images)
-    markdown_text = render(inputs)
+    view = build_view(inputs, *inputs.cards, drawable=drawable(data))
+    if view.mode == "unchanged" and data.curves is not None:  # main's own report
+        # main's model is this model: one curve for it, and prod's only if prod is another.
+        first, *rest = data.curves.scores.items()
+        others = {k: v for k, v in rest if not k.startswith("main")}
+        data = replace(data, curves=replace(data.curves, scores={"this model": first[1], **others}))
+    markdown_text = render(view)
     out.mkdir(parents=True, exist_ok=True)
+    draw(view.image_names(), data, out / IMAGE_DIR)
     (out / "report.md").write_text(markdown_text, encoding="utf-8")
     (out / "report.html").write_text(to_html(markdown_text), encoding="utf-8")
     write_json(
@@ -1096,7 +463,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="append the written report.md to $GITHUB_STEP_SUMMARY and exit",
     )
-    parser.add_argument("--no-latency", action="store_true", help="skip the latency timing")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
@@ -1106,18 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             append_job_summary(out / "report.md")
             print(f"report: {out / 'report.md'} appended to the job summary")
             return 0
-        inputs = gather(
-            params,
-            Path(args.params),
-            base_ref(args.base),
-            args.champion_ref,
-            measure=not args.no_latency,
-        )
-        # Plots of a run that did not get that far would be stale: show none then.
-        shutil.rmtree(out / IMAGE_DIR, ignore_errors=True)
-        images = copy_images(params, out) if inputs.skipped_models is None else {}
-        path = write_report(inputs, out, images)
-    except (ParamsError, DataFileError, OSError) as exc:
+        inputs = gather(params, Path(args.params), base_ref(args.base), args.champion_ref)
+        path = write_report(inputs, out, plot_data(params, inputs))
+    except (ParamsError, DataFileError, PlotError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(
