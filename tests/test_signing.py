@@ -1,4 +1,4 @@
-"""signing: real model-signing signatures over a model directory, made and checked with key pairs."""
+"""signing: real model-signing signatures over a model directory, made and checked with keys."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def test_sign_then_verify_names_the_key_and_the_digest(
     assert checked == made
     assert checked.method == "key"
     assert checked.signer == f"key {signing.key_fingerprint(keys['promotion'].public)}"
-    assert checked.digest.startswith("sha256:") and len(checked.digest) == 7 + 64
+    assert checked.digest.startswith("sha256:")
+    assert len(checked.digest) == 7 + 64
     assert checked.files == 3
     assert checked.line().startswith(f"{checked.signer}; manifest digest {checked.digest}")
 
@@ -78,7 +79,9 @@ def test_verify_a_removed_file_says_missing(model: Path, signed: Path, keys) -> 
 def test_verify_a_signature_by_another_key_is_refused(model: Path, keys) -> None:
     other = model.with_name("other.sig")
     signing.sign(model, other, Signer(keys["other"].private))
-    with pytest.raises(SignatureError, match=r"was not made by the expected signer: .*Key mismatch"):
+    with pytest.raises(
+        SignatureError, match=r"was not made by the expected signer: .*Key mismatch"
+    ):
         signing.verify(model, other, expect(keys))
 
 
@@ -134,7 +137,8 @@ def test_verify_configured_is_off_by_default_and_refuses_when_required(model: Pa
 def test_verify_configured_checks_the_sibling_signature(model: Path, signed: Path, keys) -> None:
     env = {"FLIGHTDELAY_MODEL_PUBKEY": str(keys["promotion"].public)}
     info = signing.verify_configured(model, env)
-    assert info is not None and info.method == "key"
+    assert info is not None
+    assert info.method == "key"
     shutil.move(signed, model.with_name("elsewhere.sig"))
     with pytest.raises(SignatureError, match=r"refusing to serve: no signature at .*; expected a"):
         signing.verify_configured(model, env)
