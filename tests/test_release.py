@@ -423,6 +423,8 @@ def release_dir(tmp_path: Path) -> Path:
     out = tmp_path / "release"
     (out / "model").mkdir(parents=True)
     (out / "model" / "model.json").write_text("{}")
+    (out / "signature").mkdir()
+    (out / "signature" / "model.sig").write_text("{}")
     (out / "assets").mkdir()
     for name in ("evaluate.json", "flight-delay.md", "flight-delay@v0.2.0.md"):
         (out / "assets" / name).write_text("x")
@@ -445,11 +447,15 @@ def test_make_image_logs_in_builds_with_the_model_and_pushes(
         GITHUB_REPOSITORY="Owner/Flight-Delay",
         REGISTRY_USER="bot",
         REGISTRY_TOKEN="t0ken",
+        FLIGHTDELAY_MODEL_IDENTITY="https://github.com/Owner/Flight-Delay/.github/workflows/"
+        "promote.yml@refs/heads/main",
     )
     image = "ghcr.io/owner/flight-delay:v0.2.0"  # GHCR wants lower case
     assert calls == [
         "docker login ghcr.io --username bot --password-stdin",
-        f"docker build --build-arg MODEL_DIR={release_dir}/model --build-arg MODEL_VERSION=v0.2.0"
+        f"docker build --build-arg MODEL_DIR={release_dir}/model --build-arg SIGNATURE_DIR="
+        f"{release_dir}/signature --build-arg MODEL_VERSION=v0.2.0 --build-arg MODEL_IDENTITY="
+        "https://github.com/Owner/Flight-Delay/.github/workflows/promote.yml@refs/heads/main"
         f" --tag {image} .",
         f"docker push {image}",
     ]
