@@ -9,7 +9,13 @@
 #
 # MODEL_DIR must lie inside the build context and be allowed by .dockerignore (outputs/model,
 # outputs/release/model). The service verifies the model directory's SHA256SUMS manifest and
-# model.json at start-up and exits 1, naming the file, if anything differs. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serve`); the root
+# model.json at start-up and exits 1, naming the file, if anything differs. It also requires the
+# model to verify against its signature
+# (SIGNATURE_DIR/model.sig, what `flightdelay release` wrote) by the Sigstore identity MODEL_IDENTITY
+# (the release workflow passes promote.yml's) or by a public key mounted at run time
+# (-e FLIGHTDELAY_MODEL_PUBKEY=/path/in/container); without either it exits 1. Keyless
+# verification fetches Sigstore's trust root (tuf-repo-cdn.sigstore.dev) into /tmp unless
+# FLIGHTDELAY_SIGSTORE_TRUST_CONFIG names a trust config. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serve`); the root
 # filesystem may be read-only (with several workers, metrics go to a directory under /tmp).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -29,12 +35,24 @@ COPY --from=build /opt/venv /opt/venv
 ARG MODEL_DIR=outputs/model
 # Owned by root: the service reads the model, it can never rewrite it.
 COPY ${MODEL_DIR} /opt/model
+# A directory, empty only for a release overridden as unsigned (which then must be run with
+# -e FLIGHTDELAY_REQUIRE_SIGNATURE=false: the override stays explicit at every step).
+ARG SIGNATURE_DIR=outputs/release/signature
+COPY ${SIGNATURE_DIR} /opt/signature
+ARG MODEL_IDENTITY=
+ARG MODEL_OIDC_ISSUER=https://token.actions.githubusercontent.com
 ARG MODEL_VERSION=dev
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     FLIGHTDELAY_MODEL_DIR=/opt/model \
     FLIGHTDELAY_MODEL_VERSION=${MODEL_VERSION} \
+    FLIGHTDELAY_MODEL_SIGNATURE=/opt/signature/model.sig \
+    FLIGHTDELAY_MODEL_IDENTITY=${MODEL_IDENTITY} \
+    FLIGHTDELAY_MODEL_OIDC_ISSUER=${MODEL_OIDC_ISSUER} \
+    FLIGHTDELAY_REQUIRE_SIGNATURE=true \
+    XDG_CACHE_HOME=/tmp/.cache \
+    XDG_DATA_HOME=/tmp/.local/share \
     FLIGHTDELAY_WORKERS=1
 USER 10001
 WORKDIR /tmp

@@ -124,9 +124,12 @@ STAGE ?=
 VERSION_TAG ?=
 PR_LABELS ?=
 DEPLOY_PORT ?=
+# A reason to release and deploy a model without a signature (a version promoted before signing
+# existed): make release REF=... ALLOW_UNSIGNED="predates signing, OPS-12". Logged everywhere.
+ALLOW_UNSIGNED ?=
 IMAGE_REPO ?= ghcr.io/$(shell printf '%s' '$(GITHUB_REPOSITORY)' | tr '[:upper:]' '[:lower:]')
 IMAGE ?= $(IMAGE_REPO):$(VERSION)
-export DEPLOY_TARGET REF VERSION STAGE VERSION_TAG PR_LABELS DEPLOY_PORT
+export DEPLOY_TARGET REF VERSION STAGE VERSION_TAG PR_LABELS DEPLOY_PORT ALLOW_UNSIGNED
 RELEASE_DIR := outputs/release
 
 # Without DVC_REMOTE_URL (a fork, a fresh repository without the secret) the default remote is a
@@ -162,7 +165,7 @@ rollback: venv ## Re-assign prod to the version it held before (from gto history
 .PHONY: release
 release: venv ## Resolve a stage tag into outputs/release (verified model, assets): make release REF=<tag>
 	@test -n "$$REF" || { echo "usage: make release REF=$(MODEL)#staging#N" >&2; exit 2; }
-	flightdelay release --ref "$$REF"
+	flightdelay release --ref "$$REF" $${ALLOW_UNSIGNED:+--allow-unsigned "$$ALLOW_UNSIGNED"}
 
 .PHONY: release-check
 release-check: venv ## Check REF is the current assignment of its stage; print stage and version
@@ -170,15 +173,18 @@ release-check: venv ## Check REF is the current assignment of its stage; print s
 	flightdelay release --ref "$$REF" --resolve-only
 
 .PHONY: image
-image: ## Build the serving image with outputs/release/model baked in, push it to IMAGE (GHCR)
-	@test -n "$$VERSION" -a -f $(RELEASE_DIR)/model/model.json || { echo "run make release first; make image VERSION=vX.Y.Z" >&2; exit 2; }
+image: ## Build the serving image with outputs/release/model and its signature baked in, push it to IMAGE (GHCR)
+	@test -n "$$VERSION" -a -f $(RELEASE_DIR)/model/model.json -a -d $(RELEASE_DIR)/signature || { echo "run make release first; make image VERSION=vX.Y.Z" >&2; exit 2; }
 	@if [ -n "$${REGISTRY_TOKEN:-}" ]; then printf '%s' "$$REGISTRY_TOKEN" | docker login "$(firstword $(subst /, ,$(IMAGE)))" --username "$${REGISTRY_USER:?set REGISTRY_USER}" --password-stdin; fi
-	docker build --build-arg MODEL_DIR=$(RELEASE_DIR)/model --build-arg MODEL_VERSION="$$VERSION" --tag "$(IMAGE)" .
+	docker build --build-arg MODEL_DIR=$(RELEASE_DIR)/model --build-arg SIGNATURE_DIR=$(RELEASE_DIR)/signature \
+	  --build-arg MODEL_VERSION="$$VERSION" --build-arg MODEL_IDENTITY="$${FLIGHTDELAY_MODEL_IDENTITY:-}" \
+	  --tag "$(IMAGE)" .
 	docker push "$(IMAGE)"
 
 .PHONY: deploy
 deploy: venv ## Run outputs/release for its stage and smoke it: DEPLOY_TARGET=local (default) | kubernetes
-	flightdelay deploy --target "$$DEPLOY_TARGET" --image "$(IMAGE)" $${DEPLOY_PORT:+--port "$$DEPLOY_PORT"}
+	flightdelay deploy --target "$$DEPLOY_TARGET" --image "$(IMAGE)" $${DEPLOY_PORT:+--port "$$DEPLOY_PORT"} \
+	  $${ALLOW_UNSIGNED:+--allow-unsigned "$$ALLOW_UNSIGNED"}
 
 .PHONY: undeploy
 undeploy: venv ## Stop a stage's local service: make undeploy STAGE=prod

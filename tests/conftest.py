@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flightdelay.params import Params, load_params
+from signing_keys import KeyPair, make_key_pair
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +50,26 @@ def data_ready(params: Params) -> Path:
 def _isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test writes to the work tree's mlflow.db or reaches a tracking server by accident."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
+    """Two real key pairs: "promotion" (the signer the tests expect) and "other" (anyone else)."""
+    directory = tmp_path_factory.mktemp("keys")
+    return {name: make_key_pair(directory, name) for name in ("promotion", "other")}
+
+
+@pytest.fixture(autouse=True)
+def _no_signing_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own signer or verifier settings never leak into a test."""
+    for name in (
+        "FLIGHTDELAY_SIGNING_KEY",
+        "FLIGHTDELAY_SIGNER",
+        "FLIGHTDELAY_MODEL_PUBKEY",
+        "FLIGHTDELAY_MODEL_IDENTITY",
+        "FLIGHTDELAY_MODEL_OIDC_ISSUER",
+        "FLIGHTDELAY_MODEL_SIGNATURE",
+        "FLIGHTDELAY_REQUIRE_SIGNATURE",
+        "FLIGHTDELAY_SIGSTORE_TRUST_CONFIG",
+    ):
+        monkeypatch.delenv(name, raising=False)

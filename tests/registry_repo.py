@@ -116,6 +116,18 @@ class RegistryRepo:
         self.git("commit", "--quiet", "--message", f"model {name}")
         return self.git("rev-parse", "HEAD").strip()
 
+    def sign_model(self, private_key: Path) -> str:
+        """Sign the work tree's model as the promotion does and store the signature in the DVC
+        remote under the hash dvc.lock records; return that hash."""
+        from flightdelay import artifacts, signing
+
+        md5 = artifacts.recorded("flight-delay", "HEAD", self.root).md5
+        signature = self.root.parent / f"{md5}.sig"
+        signing.sign(self.root / "outputs/model", signature, signing.Signer(private_key))
+        artifacts.push_signature(signature, "flight-delay", md5, self.root)
+        signature.unlink()
+        return md5
+
     def tags(self) -> set[str]:
         return set(self.git("tag", "--list").split())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay import deploy
+from flightdelay import deploy, signing
 from flightdelay.deploy import DeployError, render
 from flightdelay.params import DeployParams
 from flightdelay.release import Release
 from serving import build_model_dir
+from signing_keys import KeyPair
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
 
@@ -56,6 +58,35 @@ def test_render_sets_namespace_image_version_and_commit() -> None:
     assert {"name": "FLIGHTDELAY_MODEL_VERSION", "value": "v0.3.0"} in container["env"]
     assert pod["metadata"]["labels"]["app.kubernetes.io/version"] == "v0.3.0"
     assert pod["metadata"]["annotations"]["flight-delay/git-commit"] == "c" * 40
+
+
+def serve_env(docs: list[dict]) -> dict[str, str]:
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_render_makes_the_pods_verify_the_expected_identity() -> None:
+    identity = "https://github.com/o/r/.github/workflows/promote.yml@refs/heads/main"
+    release = release_of("v0.3.0")
+    env = serve_env(
+        render(
+            templates(),
+            release,
+            "img",
+            deploy.signer_env(release, signing.Expected(identity=identity)),
+        )
+    )
+    assert env["FLIGHTDELAY_REQUIRE_SIGNATURE"] == "true"  # the manifest's own default
+    assert env["FLIGHTDELAY_MODEL_IDENTITY"] == identity
+    assert env["FLIGHTDELAY_MODEL_OIDC_ISSUER"] == "https://token.actions.githubusercontent.com"
+
+
+def test_render_of_an_unsigned_override_lets_the_pods_start_unverified() -> None:
+    release = dataclasses.replace(release_of("v0.1.0"), unsigned_override="predates signing")
+    env = serve_env(render(templates(), release, "img", deploy.signer_env(release, None)))
+    assert env["FLIGHTDELAY_REQUIRE_SIGNATURE"] == "false"
+    assert "FLIGHTDELAY_MODEL_IDENTITY" not in env
 
 
 def test_render_leaves_the_templates_untouched() -> None:
@@ -266,3 +297,85 @@ def test_port_for_an_unknown_stage_names_the_key() -> None:
     with pytest.raises(DeployError, match=r"deploy\.ports has no port for stage 'staging'"):
         deploy.port_for(params, "staging", None)
     assert deploy.port_for(params, "staging", 9000) == 9000
+
+
+# ---------------------------------------------------------------- main: verify before anything
+
+
+@pytest.fixture
+def signed_release(
+    model_dir: Path, tmp_path: Path, keys: dict[str, KeyPair], monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """outputs/release as `flightdelay release` leaves it: release.json, model/, signature/."""
+    out = tmp_path / "release"
+    shutil.copytree(model_dir, out / "model")
+    (out / "signature").mkdir()
+    signing.sign(
+        out / "model", out / "signature/model.sig", signing.Signer(keys["promotion"].private)
+    )
+    (out / "release.json").write_text(json.dumps(dataclasses.asdict(release_of("v0.1.0"))))
+    monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
+    return out
+
+
+def deploy_main(release_dir: Path, state_dir: Path, *extra: str) -> int:
+    return deploy.main(
+        [
+            "--release",
+            str(release_dir),
+            "--state-dir",
+            str(state_dir),
+            "--port",
+            str(free_port()),
+            *list(extra),
+        ]
+    )
+
+
+def test_main_verifies_then_serves_and_the_service_reports_the_signer(
+    signed_release: Path, state_dir: Path, keys: dict[str, KeyPair], capsys
+) -> None:
+    assert deploy_main(signed_release, state_dir) == 0
+    fingerprint = signing.key_fingerprint(keys["promotion"].public)
+    assert f"deploy: model {'m' * 32}.dir verified, signature: key {fingerprint}" in (
+        capsys.readouterr().out
+    )
+    service = deploy.read_state(state_dir, "prod")
+    assert service is not None
+    with urllib.request.urlopen(f"{service.url}/version", timeout=5) as answer:
+        signed = json.loads(answer.read())["signature"]
+    assert signed["signer"] == f"key {fingerprint}"  # serve verified it again at start
+
+
+def test_main_refuses_a_release_whose_model_changed_since(
+    signed_release: Path, state_dir: Path, capsys
+) -> None:
+    (signed_release / "model/model.json").write_text("{}")
+    assert deploy_main(signed_release, state_dir) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: model {'m' * 32}.dir (flight-delay@v0.1.0): the files of ")
+    assert "model.json sha256" in line
+    assert deploy.read_state(state_dir, "prod") is None  # nothing was started
+
+
+def test_main_refuses_an_unsigned_release_without_the_override(
+    signed_release: Path, state_dir: Path, capsys
+) -> None:
+    (signed_release / "signature/model.sig").unlink()
+    assert deploy_main(signed_release, state_dir) == 1
+    assert "no signature in the DVC remote; expected a signature by the key" in (
+        capsys.readouterr().err
+    )
+    assert deploy.read_state(state_dir, "prod") is None
+
+
+@pytest.mark.slow
+def test_main_with_the_override_serves_an_unsigned_release(
+    signed_release: Path, state_dir: Path, capsys
+) -> None:
+    (signed_release / "signature/model.sig").unlink()
+    assert deploy_main(signed_release, state_dir, "--allow-unsigned", "predates signing") == 0
+    assert "UNSIGNED by override: predates signing" in capsys.readouterr().err
+    service = deploy.read_state(state_dir, "prod")
+    assert service is not None
+    assert version_of(service.url) == "v0.1.0"

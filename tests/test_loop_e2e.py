@@ -16,7 +16,10 @@ GitHub). The story:
    promoted, and the promotion gate refuses it: no tag.
 4. Rollback re-assigns prod to v0.1.0; the release redeploys it; the service reports v0.1.0.
 
-Afterwards ``gto show`` (in the clone and on origin's tags) and the MLflow aliases say the same.
+Every promotion signs the model it approved with a key pair (``FLIGHTDELAY_SIGNING_KEY``, as
+Sigstore keyless would on GitHub) and every release, deployment and service start verifies it
+against the public key (``FLIGHTDELAY_MODEL_PUBKEY``). Afterwards ``gto show`` (in the clone and
+on origin's tags) and the MLflow aliases say the same.
 The training config is shrunk in the clone (fewer trees, one backtest month, a small permutation
 importance sample) so the loop fits in the 5 minutes the acceptance criterion allows.
 """
@@ -38,6 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from flightdelay.signing import key_fingerprint
+from signing_keys import KeyPair
 
 pytestmark = pytest.mark.slow
 
@@ -223,6 +229,7 @@ class Loop:
     refused_tags: set[str] = field(default_factory=set)
     rollback_tag: str = ""
     rolled_back: dict[str, Any] = field(default_factory=dict)
+    signer: str = ""  # "key sha256:<fingerprint>" of the promotion's key
     seconds: float = 0.0
 
     def url(self, stage: str) -> str:
@@ -230,7 +237,9 @@ class Loop:
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Loop]:
+def loop(
+    tmp_path_factory: pytest.TempPathFactory, repo_root: Path, keys: dict[str, KeyPair]
+) -> Iterator[Loop]:
     started = time.perf_counter()
     ws = tmp_path_factory.mktemp("loop")
     (ws / "home").mkdir()
@@ -246,6 +255,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[
         "GIT_AUTHOR_EMAIL": "loop@example.com",
         "GIT_COMMITTER_NAME": "Loop Test",
         "GIT_COMMITTER_EMAIL": "loop@example.com",
+        "FLIGHTDELAY_SIGNING_KEY": str(keys["promotion"].private),  # promote signs with it
+        "FLIGHTDELAY_MODEL_PUBKEY": str(keys["promotion"].public),  # release, deploy, serve
     }
     subprocess.run(
         ["git", "clone", "--quiet", "--bare", str(repo_root), str(ws / "origin.git")],
@@ -259,7 +270,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[
     remote = work.dvc("config", "core.remote").strip()
     work.dvc("remote", "modify", "--local", remote, "url", str(ws / "dvc-remote"))
     ports = {"staging": free_port(), "prod": free_port()}
-    state = Loop(work, ports)
+    state = Loop(work, ports, signer=f"key {key_fingerprint(keys['promotion'].public)}")
     try:
         # 1. main, with the fast config and this run's ports, pushed; promoted; deployed to prod.
         set_params(
@@ -344,7 +355,16 @@ def test_staging_release_attaches_the_card_of_v0_2_0(loop: Loop) -> None:
     commit = loop.work.git("rev-parse", f"{MODEL}@v0.2.0^{{commit}}").strip()
     assert f"| Version | v0.2.0 (git tag `{MODEL}@v0.2.0`) |" in card
     assert f"| Registered commit | `{commit}` |" in card
+    assert f"| Signature | {loop.signer}; manifest digest sha256:" in card
     assert f"{MODEL}.md" in loop.staging_assets  # the working-tree card of that commit, too
+
+
+def test_promotion_signs_and_release_deploy_and_serve_verify(loop: Loop) -> None:
+    assert loop.first_prod["signature"]["signer"] == loop.signer
+    assert loop.first_prod["unsigned_override"] is None
+    assert loop.staging_version["signature"]["signer"] == loop.signer  # serve checked it at start
+    assert loop.prod_version["signature"]["signer"] == loop.signer
+    assert f"{MODEL}@v0.2.0.sig" in loop.staging_assets  # attached to the GitHub release
 
 
 def test_prod_serves_v0_2_0_and_predicts(loop: Loop) -> None:

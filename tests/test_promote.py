@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from flightdelay import promote, rescore
+from flightdelay import artifacts, promote, rescore, signing
 from flightdelay.compare import Comparison, Delta
 from flightdelay.gate import Challenger
 from flightdelay.promote import Decision, PromoteError, bump_from_labels, decide
 from registry_repo import RegistryRepo, build_base
+from signing_keys import KeyPair
 
 # ---------------------------------------------------------------- pure cores
 
@@ -91,10 +92,14 @@ def base(
 
 @pytest.fixture
 def repo(
-    base: tuple[RegistryRepo, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    base: tuple[RegistryRepo, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keys: dict[str, KeyPair],
 ) -> RegistryRepo:
     repo = base[0].copy(tmp_path / "repo")
     monkeypatch.chdir(repo.root)
+    monkeypatch.setenv("FLIGHTDELAY_SIGNING_KEY", str(keys["promotion"].private))
     for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
         monkeypatch.setenv(name, str(tmp_path / name))
     return repo
@@ -219,6 +224,41 @@ def test_main_without_the_pulled_model_says_dvc_pull(
     err = capsys.readouterr().err
     assert "outputs/model deleted" in err
     assert "Run `dvc pull`" in err
+
+
+def test_main_signs_the_approved_model_into_the_remote_by_its_hash(
+    repo: RegistryRepo, gate: dict, keys: dict[str, KeyPair], tmp_path: Path, capsys
+) -> None:
+    assert promote.main([]) == 0
+    md5 = artifacts.recorded("flight-delay", "HEAD").md5
+    fetched = tmp_path / "fetched.sig"
+    assert artifacts.fetch_signature("flight-delay", md5, fetched) is not None
+    info = signing.verify(
+        repo.root / "outputs/model", fetched, signing.Expected(public_key=keys["promotion"].public)
+    )
+    assert f"promote: signed model {md5}: {info.signer}" in capsys.readouterr().out
+    assert f"Signed model `{md5}`" in summary_of(tmp_path)
+
+
+def test_main_without_a_signer_creates_no_tag(
+    repo: RegistryRepo, gate: dict, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.delenv("FLIGHTDELAY_SIGNING_KEY")
+    assert promote.main([]) == 1
+    assert "error: no model signer configured: set FLIGHTDELAY_SIGNING_KEY" in (
+        capsys.readouterr().err
+    )
+    assert repo.tags() == set()  # signing comes before any tag
+
+
+def test_sign_approved_refuses_a_directory_that_is_not_the_approved_model(
+    repo: RegistryRepo,
+) -> None:
+    (repo.root / "outputs/model/model.json").write_text("{}")
+    with pytest.raises(promote.PromoteError, match=r"is not the approved model .*refusing to sign"):
+        promote.sign_approved(
+            repo.root / "outputs/model", artifacts.recorded("flight-delay", "HEAD").md5
+        )
 
 
 # ---------------------------------------------------------------- approval: what it trusts

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from flightdelay import release
+from flightdelay import release, signing
 from flightdelay.data import dir_md5
 from flightdelay.release import Release, ReleaseError, notes, resolve
 from registry_repo import RegistryRepo
+from signing_keys import KeyPair
 from test_card import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
 
 COMMIT = "c" * 40
@@ -94,8 +95,11 @@ def test_notes_show_metrics_provenance_and_what_is_missing() -> None:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> RegistryRepo:
-    """v0.1.0 (with a model card) in prod, then v0.2.0 (without) in staging."""
+def base(
+    tmp_path_factory: pytest.TempPathFactory, repo_root: Path, keys: dict[str, KeyPair]
+) -> RegistryRepo:
+    """v0.1.0 (with a model card) in prod, then v0.2.0 (without) in staging, both signed by
+    the "promotion" key as the promotion signs them."""
     repo = RegistryRepo.create(
         tmp_path_factory.mktemp("release") / "base",
         tmp_path_factory.mktemp("release-remote"),
@@ -104,8 +108,10 @@ def base(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> RegistryR
     (repo.root / "model-cards").mkdir()
     (repo.root / "model-cards/flight-delay.md").write_text("# card\n")
     first = repo.commit_model("a", mlflow_run_id="run-a")
+    repo.sign_model(keys["promotion"].private)
     repo.git("rm", "--quiet", "-r", "model-cards")
     second = repo.commit_model("b", roc_auc=0.85)
+    repo.sign_model(keys["promotion"].private)
     for version, commit, stage in (("v0.1.0", first, "prod"), ("v0.2.0", second, "staging")):
         repo.gto("register", "flight-delay", commit, "--version", version)
         repo.gto("assign", "flight-delay", "--version", version, "--stage", stage)
@@ -113,12 +119,24 @@ def base(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> RegistryR
 
 
 @pytest.fixture
-def repo(base: RegistryRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RegistryRepo:
+def repo(
+    base: RegistryRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: dict[str, KeyPair]
+) -> RegistryRepo:
     repo = base.copy(tmp_path / "repo")
     shutil.rmtree(repo.root / ".dvc" / "cache")  # as on a fresh runner: only the remote has it
     monkeypatch.chdir(repo.root)
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "GITHUB_OUTPUT"))
+    monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
     return repo
+
+
+@pytest.fixture
+def own_remote(repo: RegistryRepo, tmp_path: Path) -> Path:
+    """A copy of the shared DVC remote for this test alone (it tampers with it)."""
+    remote = tmp_path / "remote"
+    shutil.copytree(repo.dvc("remote", "list").split()[1], remote)
+    repo.dvc("remote", "modify", "--local", "store", "url", str(remote))
+    return remote
 
 
 def test_main_materialises_the_tagged_model_and_assets(repo: RegistryRepo, tmp_path: Path) -> None:
@@ -135,8 +153,12 @@ def test_main_materialises_the_tagged_model_and_assets(repo: RegistryRepo, tmp_p
     assert sorted(p.name for p in (out / "assets").iterdir()) == [
         "evaluate.json",
         "flight-delay.md",
+        "flight-delay@v0.1.0.sig",  # the signature, for anyone to verify
         "model.json",
     ]
+    assert (out / "signature/model.sig").read_bytes() == (
+        out / "assets/flight-delay@v0.1.0.sig"
+    ).read_bytes()
     text = (out / "notes.md").read_text()
     assert "| roc_auc | 0.8000 |" in text
     # v0.1.0's commit predates the card's inputs: it still deploys, the notes say why
@@ -191,8 +213,11 @@ def commit_card_inputs(repo: RegistryRepo) -> str:
     return repo.git("rev-parse", "HEAD").strip()
 
 
-def test_main_attaches_the_card_of_the_released_version(repo: RegistryRepo) -> None:
+def test_main_attaches_the_card_of_the_released_version(
+    repo: RegistryRepo, keys: dict[str, KeyPair]
+) -> None:
     commit = commit_card_inputs(repo)
+    md5 = repo.sign_model(keys["promotion"].private)
     repo.gto("register", "flight-delay", commit, "--version", "v0.3.0")
     before = repo.tags()
     repo.gto("assign", "flight-delay", "--version", "v0.3.0", "--stage", "staging")
@@ -206,6 +231,15 @@ def test_main_attaches_the_card_of_the_released_version(repo: RegistryRepo) -> N
     assert "| Version | v0.3.0 (git tag `flight-delay@v0.3.0`) |" in markdown
     assert f"| Registered commit | `{commit}` |" in markdown
     assert "| MLflow run | `run4242` |" in markdown  # model.json of that commit
+    signed = json.loads((out / "release.json").read_text())["signature"]
+    fingerprint = signing.key_fingerprint(keys["promotion"].public)
+    assert signed["signer"] == f"key {fingerprint}"
+    assert (
+        f"| Signature | key {fingerprint}; manifest digest {signed['digest']} over 2 files |"
+        in markdown
+    )
+    assert f"- signature: key {fingerprint}; manifest digest" in (out / "notes.md").read_text()
+    assert md5 == json.loads((out / "release.json").read_text())["model_md5"]
     text = (out / "notes.md").read_text()
     assert "- `flight-delay@v0.3.0.md`" in text
     assert "No model card" not in text
@@ -239,6 +273,127 @@ def test_main_resolve_only_outputs_the_stage_without_fetching(
     assert not (repo.root / "outputs/release").exists()
 
 
+# ---------------------------------------------------------------- signatures: what is refused
+
+
+def remote_object(remote: Path, md5: str) -> Path:
+    """The file of the DVC remote that holds the object ``md5`` (DVC 3 layout)."""
+    return remote / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def refusal_of(ref: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the release of ``ref``, which must fail; return its one error line."""
+    assert release.main(["--ref", ref]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: model ")
+    assert not Path("outputs/release").exists()  # nothing half-written
+    return line
+
+
+def test_main_refuses_a_model_swapped_in_the_remote_after_promotion(
+    repo: RegistryRepo, own_remote: Path, capsys
+) -> None:
+    """Acceptance: overwrite the prod model's files in the DVC remote, then release."""
+    md5 = release.artifacts.recorded("flight-delay", "flight-delay@v0.1.0").md5
+    manifest = json.loads(remote_object(own_remote, md5).read_text())
+    for entry in manifest:
+        target = remote_object(own_remote, entry["md5"])
+        target.chmod(0o644)
+        target.write_bytes(
+            b"swapped " + target.read_bytes()
+        )  # what someone with write access could do
+    line = refusal_of("flight-delay#prod#1", capsys)
+    assert line.startswith(f"error: model {md5} (flight-delay@v0.1.0): the files of ")
+    assert "differ from what was signed: model.json sha256" in line
+    assert "weights.bin sha256" in line
+    assert "; expected a signature by the key " in line
+
+
+def test_main_refuses_a_model_re_signed_with_another_key(
+    repo: RegistryRepo, own_remote: Path, keys: dict[str, KeyPair], tmp_path: Path, capsys
+) -> None:
+    recorded = release.artifacts.recorded("flight-delay", "flight-delay@v0.1.0")
+    md5 = recorded.md5
+    model = release.artifacts.materialise(recorded, tmp_path / "model")
+    signing.sign(model, tmp_path / "other.sig", signing.Signer(keys["other"].private))
+    release.artifacts.push_signature(tmp_path / "other.sig", "flight-delay", md5)  # overwrites
+    line = refusal_of("flight-delay#prod#1", capsys)
+    assert line.startswith(f"error: model {md5} (flight-delay@v0.1.0): signature ")
+    assert "was not made by the expected signer: ValueError: Key mismatch" in line
+    assert f"expected a signature by the key {keys['promotion'].public}" in line
+
+
+def test_main_refuses_a_truncated_signature(repo: RegistryRepo, own_remote: Path, capsys) -> None:
+    md5 = release.artifacts.recorded("flight-delay", "flight-delay@v0.2.0").md5
+    stored = own_remote / "signatures" / "flight-delay" / f"{md5}.sig"
+    stored.write_bytes(stored.read_bytes()[:300])
+    line = refusal_of("flight-delay#staging#2", capsys)
+    assert line.startswith(f"error: model {md5} (flight-delay@v0.2.0): signature ")
+    assert "is unreadable (truncated, or not a model-signing bundle: JSONDecodeError)" in line
+
+
+def register_unsigned(repo: RegistryRepo) -> tuple[str, str]:
+    """v0.3.0 in staging, tagged by hand on a commit no promotion approved; (tag, model md5)."""
+    commit = repo.commit_model("unsigned")
+    repo.gto("register", "flight-delay", commit, "--version", "v0.3.0")
+    before = repo.tags()
+    repo.gto("assign", "flight-delay", "--version", "v0.3.0", "--stage", "staging")
+    (tag,) = repo.tags() - before
+    return tag, release.artifacts.recorded("flight-delay", commit).md5
+
+
+def test_main_refuses_an_unsigned_version_and_names_the_override(
+    repo: RegistryRepo, capsys
+) -> None:
+    tag, md5 = register_unsigned(repo)
+    line = refusal_of(tag, capsys)
+    assert line == (
+        f"error: model {md5} (flight-delay@v0.3.0): no signature in the DVC remote; expected a "
+        f"signature by the key {os.environ['FLIGHTDELAY_MODEL_PUBKEY']} "
+        f"({signing.key_fingerprint(Path(os.environ['FLIGHTDELAY_MODEL_PUBKEY']))}); a version "
+        "promoted before signing existed is released only with --allow-unsigned REASON"
+    )
+
+
+def test_main_allow_unsigned_releases_and_logs_the_reason(
+    repo: RegistryRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    tag, md5 = register_unsigned(repo)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    reason = "v0.3.0 predates signing (ticket OPS-12)"
+    assert release.main(["--ref", tag, "--allow-unsigned", reason]) == 0
+    out = repo.root / "outputs/release"
+    assert f"releasing model {md5} (flight-delay@v0.3.0) UNSIGNED by override: {reason}" in (
+        capsys.readouterr().err
+    )
+    described = json.loads((out / "release.json").read_text())
+    assert (described["signature"], described["unsigned_override"]) == (None, reason)
+    assert f"- signature: none: released unsigned by override ({reason})" in (
+        (out / "notes.md").read_text()
+    )
+    assert "Unsigned model released by override" in (tmp_path / "summary.md").read_text()
+    assert list((out / "signature").iterdir()) == []
+
+
+def test_main_allow_unsigned_never_excuses_a_bad_signature(
+    repo: RegistryRepo, own_remote: Path, capsys
+) -> None:
+    md5 = release.artifacts.recorded("flight-delay", "flight-delay@v0.2.0").md5
+    (own_remote / "signatures" / "flight-delay" / f"{md5}.sig").write_text("{}")
+    assert release.main(["--ref", "flight-delay#staging#2", "--allow-unsigned", "why not"]) == 1
+    assert "is unreadable" in capsys.readouterr().err
+
+
+def test_main_without_an_expected_signer_refuses(
+    repo: RegistryRepo, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.delenv("FLIGHTDELAY_MODEL_PUBKEY")
+    line = refusal_of("flight-delay#prod#1", capsys)
+    assert "no signer is expected: set FLIGHTDELAY_MODEL_PUBKEY or FLIGHTDELAY_MODEL_IDENTITY" in (
+        line
+    )
+
+
 # ---------------------------------------------------------------- make image, make github-release
 
 
@@ -268,6 +423,8 @@ def release_dir(tmp_path: Path) -> Path:
     out = tmp_path / "release"
     (out / "model").mkdir(parents=True)
     (out / "model" / "model.json").write_text("{}")
+    (out / "signature").mkdir()
+    (out / "signature" / "model.sig").write_text("{}")
     (out / "assets").mkdir()
     for name in ("evaluate.json", "flight-delay.md", "flight-delay@v0.2.0.md"):
         (out / "assets" / name).write_text("x")
@@ -290,11 +447,15 @@ def test_make_image_logs_in_builds_with_the_model_and_pushes(
         GITHUB_REPOSITORY="Owner/Flight-Delay",
         REGISTRY_USER="bot",
         REGISTRY_TOKEN="t0ken",
+        FLIGHTDELAY_MODEL_IDENTITY="https://github.com/Owner/Flight-Delay/.github/workflows/"
+        "promote.yml@refs/heads/main",
     )
     image = "ghcr.io/owner/flight-delay:v0.2.0"  # GHCR wants lower case
     assert calls == [
         "docker login ghcr.io --username bot --password-stdin",
-        f"docker build --build-arg MODEL_DIR={release_dir}/model --build-arg MODEL_VERSION=v0.2.0"
+        f"docker build --build-arg MODEL_DIR={release_dir}/model --build-arg SIGNATURE_DIR="
+        f"{release_dir}/signature --build-arg MODEL_VERSION=v0.2.0 --build-arg MODEL_IDENTITY="
+        "https://github.com/Owner/Flight-Delay/.github/workflows/promote.yml@refs/heads/main"
         f" --tag {image} .",
         f"docker push {image}",
     ]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from flightdelay import serve
+from flightdelay import serve, signing
 from flightdelay.features import RAW_COLUMNS, aircraft_warning, build_features
 from flightdelay.model_io import (
     METADATA_FILE,
@@ -34,6 +34,7 @@ from flightdelay.schemas import Flight
 from flightdelay.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
 from flightdelay.smoke import SmokeError, smoke
 from serving import DATA_MD5, build_model_dir, raw_flights, records
+from signing_keys import KeyPair
 
 TOKEN = "s3cret-s3cret-s3cret"  # 20 characters: above the minimum the service accepts
 
@@ -949,3 +950,58 @@ def test_service_falls_back_to_the_pipeline_if_the_fast_path_breaks(
     np.testing.assert_array_equal(
         service.predict(serve.to_columns(records(frame))), direct_scores(model_dir, frame)
     )
+
+
+# ---------------------------------------------------------------- signature at start
+
+
+@pytest.fixture
+def signed_copy(model_dir: Path, tmp_path: Path, keys: dict[str, KeyPair]) -> Path:
+    """A copy of the model with the promotion key's signature beside it (``model.sig``)."""
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    signing.sign(copy, tmp_path / "model.sig", signing.Signer(keys["promotion"].private))
+    return copy
+
+
+def test_main_with_a_key_refuses_an_unsigned_model_dir(
+    model_dir: Path, tmp_path: Path, keys: dict[str, KeyPair], monkeypatch, capsys
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
+    assert serve.main(["--model-dir", str(copy), "--port", "9"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {copy}: refusing to serve: no signature at {tmp_path / 'model.sig'}; expected a "
+        f"signature by the key {keys['promotion'].public} "
+        f"({signing.key_fingerprint(keys['promotion'].public)})\n"
+    )
+
+
+def test_main_with_a_key_refuses_a_model_signed_by_another(
+    signed_copy: Path, keys: dict[str, KeyPair], monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["other"].public))
+    assert serve.main(["--model-dir", str(signed_copy), "--port", "9", "--workers", "2"]) == 1
+    assert "was not made by the expected signer" in capsys.readouterr().err
+
+
+def test_main_required_without_a_verifier_refuses(signed_copy: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("FLIGHTDELAY_REQUIRE_SIGNATURE", "true")  # as in the image
+    assert serve.main(["--model-dir", str(signed_copy), "--port", "9"]) == 1
+    assert "REQUIRE_SIGNATURE is set but no signer is expected" in capsys.readouterr().err
+
+
+def test_version_reports_who_signed_the_model(
+    signed_copy: Path, keys: dict[str, KeyPair], monkeypatch
+) -> None:
+    monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
+    with TestClient(create_app(signed_copy)) as client:
+        signed = client.get("/version").json()["signature"]
+    assert signed["method"] == "key"
+    assert signed["signer"] == f"key {signing.key_fingerprint(keys['promotion'].public)}"
+    assert signed["digest"].startswith("sha256:")
+
+
+def test_version_without_a_verifier_reports_no_signature(client: TestClient) -> None:
+    assert client.get("/version").json()["signature"] is None  # loopback default: not checked

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flightdelay.data import dir_md5
 from flightdelay.io import md5_file
@@ -73,6 +74,13 @@ def recorded(name: str, commit: str, repo: Path = Path(".")) -> Recorded:
 
 def materialise(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
     """Download the artifact's recorded bytes into ``dest`` (replaced) and verify their hash."""
+    download(artifact, dest, repo)
+    check_hash(artifact, dest)
+    return dest
+
+
+def download(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
+    """Download the artifact into ``dest`` (replaced), unchecked: call :func:`check_hash` next."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
     from dvc_data.index.index import DataIndexError  # a directory missing from cache and remote
@@ -88,13 +96,59 @@ def materialise(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
             f"{artifact.path} at {artifact.commit[:12]} is neither in the DVC cache nor in the "
             f"remote (was `dvc push` run after `dvc repro`?): {exc}"
         ) from None
+    return dest
+
+
+def check_hash(artifact: Recorded, dest: Path) -> None:
+    """Raise ArtifactError unless ``dest`` holds the bytes dvc.lock records for the artifact."""
     actual = directory_md5(dest)
     if actual != artifact.md5:
         raise ArtifactError(
             f"{dest}: hash {actual} differs from {artifact.md5}, which dvc.lock records for "
             f"{artifact.path} at {artifact.commit[:12]}; refusing to release other bytes"
         )
-    return dest
+
+
+SIGNATURES_DIR = "signatures"
+
+
+def _signature_location(repo: Path, name: str, md5: str) -> tuple[Any, str]:
+    """(remote filesystem, path) of the signature of the model ``md5`` in the default remote."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            remote = dvc_repo.cloud.get_remote(command="push")
+    except DvcException as exc:
+        raise ArtifactError(f"no DVC remote for the model signature: {exc}") from None
+    return remote.fs, remote.fs.join(remote.path, SIGNATURES_DIR, name, f"{md5}.sig")
+
+
+def push_signature(signature: Path, name: str, md5: str, repo: Path = Path(".")) -> str:
+    """Upload the signature of model ``md5`` to the default DVC remote; return where it went."""
+    fs, path = _signature_location(repo, name, md5)
+    try:
+        fs.makedirs(fs.parent(path), exist_ok=True)
+        fs.put_file(str(signature), path)
+    except OSError as exc:
+        raise ArtifactError(f"cannot upload the signature to {path}: {exc}") from None
+    return str(path)
+
+
+def fetch_signature(name: str, md5: str, dest: Path, repo: Path = Path(".")) -> str | None:
+    """Download the signature of model ``md5`` into ``dest``; return its remote path, or None
+    when the remote holds none (a model promoted before signing, or never approved)."""
+    fs, path = _signature_location(repo, name, md5)
+    dest.unlink(missing_ok=True)
+    try:
+        if not fs.exists(path):
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(path, str(dest))
+    except OSError as exc:
+        raise ArtifactError(f"cannot download the signature {path}: {exc}") from None
+    return str(path)
 
 
 def pipeline_changes(targets: list[str], repo: Path = Path(".")) -> dict[str, list[str]]:

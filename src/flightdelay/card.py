@@ -110,6 +110,7 @@ class CardSpec:
     seed: int
     min_slice_rows: int
     top_features: int
+    signature: str | None = None  # who signed the registered model, and its digest (release)
 
 
 # ---------------------------------------------------------------- bootstrap
@@ -300,6 +301,8 @@ def _model_details(inputs: CardInputs, spec: CardSpec) -> list[str]:
     ]
     if spec.registered_commit:
         rows.append(["Registered commit", f"`{spec.registered_commit}`"])
+    if spec.signature:
+        rows.append(["Signature", spec.signature])
     rows += [
         ["Type", f"binary classifier: scikit-learn Pipeline, {ESTIMATOR} (boosted trees)"],
         ["Predicts", f"probability of a late arrival: {_get(m, 'target', 'model.json')}"],

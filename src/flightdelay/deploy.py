@@ -1,5 +1,10 @@
 """``flightdelay deploy``: run the released model (``outputs/release``) for its stage, smoke it.
 
+Before anything starts, the released model is verified against its signature again
+(:func:`flightdelay.release.verify_release_dir`, the signer expected from the environment:
+``FLIGHTDELAY_MODEL_PUBKEY`` or ``FLIGHTDELAY_MODEL_IDENTITY``); an unsigned one needs
+``--allow-unsigned REASON``, as for the release. The service itself verifies it again at start.
+
 Targets:
 
 - ``local`` (default): one service per stage on loopback (``params.yaml`` ``deploy:``). The
@@ -36,10 +41,17 @@ from typing import Any
 
 import yaml
 
-from flightdelay import MODEL_NAME
+from flightdelay import MODEL_NAME, signing
 from flightdelay.io import DataFileError
 from flightdelay.params import DeployParams, ParamsError, load_params
-from flightdelay.release import DEFAULT_OUT, Release, load_release
+from flightdelay.release import (
+    DEFAULT_OUT,
+    SIGNATURE_DIR,
+    SIGNATURE_FILE,
+    Release,
+    ReleaseError,
+    verify_release_dir,
+)
 
 STATE_DIR = Path(".deploy")
 MANIFESTS = Path("deploy/kubernetes")
@@ -74,12 +86,29 @@ def namespace(stage: str) -> str:
     return f"{MODEL_NAME}-{stage}"
 
 
-def render(documents: Sequence[Mapping[str, Any]], release: Release, image: str) -> list[dict]:
+def signer_env(release: Release, expected: signing.Expected | None) -> dict[str, str]:
+    """What the service needs to verify the model at start: the expected Sigstore identity (a
+    public key must be mounted, see README), or, for a release overridden as unsigned, no check."""
+    if release.unsigned_override:
+        return {signing.REQUIRE_ENV: "false"}
+    if expected is not None and expected.identity:
+        return {signing.IDENTITY_ENV: expected.identity, signing.ISSUER_ENV: expected.issuer}
+    return {}
+
+
+def render(
+    documents: Sequence[Mapping[str, Any]],
+    release: Release,
+    image: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> list[dict]:
     """The manifests for ``release``: its namespace, image and version on every object.
 
-    The container named ``serve`` gets the image and FLIGHTDELAY_MODEL_VERSION; a Deployment
-    without it is an error (the manifests and this function would have drifted apart).
+    The container named ``serve`` gets the image, FLIGHTDELAY_MODEL_VERSION and ``extra_env``
+    (:func:`signer_env`); a Deployment without it is an error (the manifests and this function
+    would have drifted apart).
     """
+    values = {**(extra_env or {}), "FLIGHTDELAY_MODEL_VERSION": release.version}
     labels = {
         "app.kubernetes.io/name": MODEL_NAME,
         "app.kubernetes.io/version": release.version,
@@ -102,13 +131,8 @@ def render(documents: Sequence[Mapping[str, Any]], release: Release, image: str)
                 raise DeployError(f"Deployment {meta.get('name')!r} has no container {CONTAINER!r}")
             container = containers[0]
             container["image"] = image
-            env = [
-                e for e in container.get("env", []) if e.get("name") != "FLIGHTDELAY_MODEL_VERSION"
-            ]
-            container["env"] = [
-                *env,
-                {"name": "FLIGHTDELAY_MODEL_VERSION", "value": release.version},
-            ]
+            env = [e for e in container.get("env", []) if e.get("name") not in values]
+            container["env"] = [*env, *({"name": k, "value": v} for k, v in values.items())]
         rendered.append(doc)
     if not any(d.get("kind") == "Deployment" for d in rendered):
         raise DeployError("the manifests hold no Deployment")
@@ -210,9 +234,17 @@ def start(
         shutil.rmtree(home)
     model_dir = home / "model"
     shutil.copytree(model_src, model_dir)
+    for signature in (model_src.parent / SIGNATURE_DIR / SIGNATURE_FILE, _sibling_sig(model_src)):
+        if signature.is_file():  # where serve looks by default: <model dir>.sig
+            shutil.copyfile(signature, _sibling_sig(model_dir))
+            break
     log = home / "serve.log"
     url = f"http://{'[::1]' if host == '::1' else host}:{port}"
     env = {**os.environ, "FLIGHTDELAY_MODEL_NAME": release.artifact}
+    env.pop(signing.SIGNATURE_ENV, None)
+    if release.unsigned_override:  # released unsigned by the operator's override: serve it so
+        for name in (signing.PUBKEY_ENV, signing.IDENTITY_ENV, signing.REQUIRE_ENV):
+            env.pop(name, None)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -253,6 +285,10 @@ def start(
         stop(service)
         raise
     return service
+
+
+def _sibling_sig(model_dir: Path) -> Path:
+    return model_dir.with_name(model_dir.name + signing.SIGNATURE_SUFFIX)
 
 
 def smoke(url: str, version: str) -> None:
@@ -320,6 +356,8 @@ def _restore(previous: LocalService | None, params: DeployParams, state_dir: Pat
     staged = Path(tempfile.mkdtemp(prefix="flightdelay-restore-"))
     try:
         shutil.copytree(previous.model_dir, staged / "model")
+        if _sibling_sig(Path(previous.model_dir)).is_file():
+            shutil.copyfile(_sibling_sig(Path(previous.model_dir)), _sibling_sig(staged / "model"))
         service = start(
             release, staged / "model", params.host, previous.port, state_dir, params.ready_timeout_s
         )
@@ -366,7 +404,14 @@ def kubectl(env: Mapping[str, str], *args: str) -> str:
     return done.stdout
 
 
-def deploy_kubernetes(release: Release, image: str, url: str, manifests: Path, out: Path) -> Path:
+def deploy_kubernetes(
+    release: Release,
+    image: str,
+    url: str,
+    manifests: Path,
+    out: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Path:
     """Apply the rendered manifests, wait for the rollout, smoke-test ``url``."""
     if not image:
         raise DeployError("target kubernetes needs --image (the pushed serving image)")
@@ -380,7 +425,9 @@ def deploy_kubernetes(release: Release, image: str, url: str, manifests: Path, o
         raise DeployError(f"{manifests}: no manifests (*.yaml)")
     documents = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
     rendered = out / f"kubernetes-{release.stage}.yaml"
-    rendered.write_text(yaml.safe_dump_all(render(documents, release, image), sort_keys=False))
+    rendered.write_text(
+        yaml.safe_dump_all(render(documents, release, image, extra_env), sort_keys=False)
+    )
     with kubeconfig() as env:
         kubectl(env, "apply", "-f", str(rendered))
         kubectl(
@@ -426,6 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="kubernetes: the stage's endpoint (default $DEPLOY_URL)",
     )
     parser.add_argument(
+        "--allow-unsigned",
+        metavar="REASON",
+        help="deploy a release that has no signature (as `flightdelay release --allow-unsigned`)",
+    )
+    parser.add_argument(
         "--stop", metavar="STAGE", help="local: stop the stage's service instead of deploying"
     )
     args = parser.parse_args(argv)
@@ -439,7 +491,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + (f"{service.version} stopped" if stopped and service else "was not running")
             )
             return 0
-        release = load_release(args.release)
+        expected = signing.expected_from_env()
+        release = verify_release_dir(args.release, expected, args.allow_unsigned)
+        print(
+            f"deploy: model {release.model_md5} verified, signature: "
+            + (
+                signing.SignatureInfo.model_validate(release.signature).line()
+                if release.signature
+                else f"none (override: {release.unsigned_override})"
+            )
+        )
         if args.target == "local":
             params = load_params().deploy
             service = deploy_local(
@@ -450,12 +511,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{service.url} (pid {service.pid}), smoke test passed"
             )
         else:
-            rendered = deploy_kubernetes(release, args.image, args.url, MANIFESTS, args.release)
+            rendered = deploy_kubernetes(
+                release,
+                args.image,
+                args.url,
+                MANIFESTS,
+                args.release,
+                signer_env(release, expected),
+            )
             print(
                 f"deploy: {release.version} rolled out to namespace "
                 f"{namespace(release.stage)} ({rendered}), smoke test of {args.url} passed"
             )
-    except (DeployError, DataFileError, ParamsError) as exc:
+    except (DeployError, ReleaseError, DataFileError, ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

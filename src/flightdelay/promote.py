@@ -13,7 +13,10 @@ the reproduced lock file) or missing outputs are refused with the stages named. 
    of the commit before the merge (HEAD's first parent), never the merged params.yaml's. The
    committed metrics are for the report; nothing the branch wrote as an output decides. If the
    gate refuses, no tag is created and the reasons go to the job summary; the exit status is 1.
-3. ``gto register`` (bump from the merged PR's labels: ``major``, ``minor`` or ``patch``,
+3. :func:`sign_approved`: the approved model directory is signed (OpenSSF model-signing, the
+   signer from the environment: :mod:`flightdelay.signing`) and the signature uploaded to the DVC
+   remote keyed by the model's hash, where the release looks for it. No signature, no tag.
+4. ``gto register`` (bump from the merged PR's labels: ``major``, ``minor`` or ``patch``,
    default minor; the very first version is v0.1.0) and ``gto assign --stage staging``.
 
 Tags are created locally; pushing them (``git push origin <tags>``) is the caller's step, after
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from flightdelay import MODEL_NAME, artifacts, gitops
+from flightdelay import MODEL_NAME, artifacts, gitops, signing
 from flightdelay.io import DataFileError, write_json
 from flightdelay.params import ParamsError, load_params
 
@@ -191,6 +194,22 @@ def approve(commit: str, params: Any, params_file: Path) -> Approved:
     return Approved(commit, model_dir, md5, verdict)
 
 
+def sign_approved(model_dir: Path, md5: str) -> signing.SignatureInfo:
+    """Sign the directory the gate approved (it must hold the model ``md5``, which is registered)
+    and store the signature in the DVC remote under that hash; say who signed."""
+    import tempfile
+
+    if artifacts.directory_md5(model_dir) != md5:
+        raise PromoteError(f"{model_dir} is not the approved model {md5}: refusing to sign it")
+    with tempfile.TemporaryDirectory(prefix="flightdelay-sign-") as tmp:
+        signature = Path(tmp) / "model.sig"
+        info = signing.sign(model_dir, signature, signing.signer_from_env())
+        where = artifacts.push_signature(signature, MODEL_NAME, md5)
+    print(f"promote: signed model {md5}: {info.line()} -> {where}")
+    gitops.step_summary(f"Signed model `{md5}`: {info.line()}; signature at `{where}`.\n\n")
+    return info
+
+
 def latest_registered(name: str) -> tuple[str, str] | None:
     """(version, model md5) of the latest registered version, or None before the first."""
     version = gitops.latest_version(name)
@@ -228,6 +247,7 @@ def promote(
     except RefusedError as refused:
         return decide(head_md5, latest, verdict_lines(refused.verdict)), head, None, []
     decision = decide(head_md5, latest, verdict_lines(approved.verdict))
+    sign_approved(approved.model_dir, approved.md5)  # what was approved; before any tag
     version = gitops.register(
         MODEL_NAME,
         head,

