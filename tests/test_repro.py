@@ -209,3 +209,34 @@ def test_make_run_failed_later_stage_leaves_only_the_users_change(
         assert _ok(path, "git", "status", "--porcelain") == " M src/flightdelay/featurize.py\n"
     finally:
         _ok(path, "git", "checkout", "--", "src/flightdelay/featurize.py")
+
+
+def _make(clone: tuple[Path, dict[str, str]], target: str) -> subprocess.CompletedProcess[str]:
+    path, env = clone
+    venv = Path(sys.executable).parent.parent
+    args = ["make", "-s", target, f"VENV={venv}", "-o", str(venv / ".installed-dev")]
+    return subprocess.run(args, cwd=path, env=env, capture_output=True, text=True, check=False)
+
+
+def test_make_validate_after_a_corrupting_edit_leaves_data_dvc_alone(
+    clone: tuple[Path, dict[str, str]],
+) -> None:
+    path, _ = clone
+    assert _make(clone, "data").returncode == 0
+    batch = path / "data/flights/2013-03.csv"
+    original = batch.read_bytes()
+    batch.write_bytes(original.replace(b",UA,", b",ZZ,", 1))
+
+    try:
+        done = _make(clone, "validate")
+        assert done.returncode != 0
+        assert "column=carrier in 2013-03 (1 rows)" in done.stderr, done.stderr[-3000:]
+        assert _ok(path, "git", "status", "--porcelain") == "", "DVC re-recorded data.dvc"
+
+        done = _make_run(clone)  # `make data` refuses to overwrite the edit
+        assert done.returncode != 0
+        assert "data/flights/2013-03.csv: modified" in done.stderr
+        assert batch.read_bytes() != original, "the user's edit was overwritten"
+        assert _ok(path, "git", "status", "--porcelain") == ""
+    finally:
+        batch.write_bytes(original)
