@@ -95,7 +95,6 @@ def _fake_dvc(
         return done
 
     monkeypatch.setattr(data, "_dvc", fake)
-    monkeypatch.setattr(data, "dvc_cache", lambda root: lambda md5: False)
     return calls
 
 
@@ -535,24 +534,6 @@ def test_pull_force_discards_an_edit_and_a_stray_file(
     assert _snapshot(data_dir) == saved
 
 
-def test_pull_replaces_an_edit_whose_bytes_the_dvc_cache_holds(
-    repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, upstream: Upstream
-) -> None:
-    # e.g. a batch from another branch: `dvc checkout` there brings it back, nothing is lost.
-    data_dir, dvc_path = repo
-    saved = _snapshot(data_dir)
-    (data_dir / "flights" / "2013-01.csv").write_text("cached elsewhere\n")
-    monkeypatch.setattr(data, "load_upstream", lambda: upstream)
-    calls = _fake_dvc(monkeypatch, {"pull": 1, "commit": 0, "push": 0}, {})
-    cached = _md5(b"cached elsewhere\n")
-    monkeypatch.setattr(data, "dvc_cache", lambda root: lambda md5: md5 == cached)
-
-    pull(data_dir, dvc_path)
-
-    assert calls == ["pull", "commit", "push"]
-    assert _snapshot(data_dir) == saved
-
-
 def test_record_writes_the_manifest_and_runs_dvc_add(
     repo: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -573,7 +554,6 @@ def test_record_writes_the_manifest_and_runs_dvc_add(
     assert f"{edited}: md5" in done
     dvc_file = read_dvc_file(dvc_path)
     assert manifest(dvc_file, dvc_path)["flights/2013-02.csv"]["md5"] == _md5(edited.read_bytes())
-    assert dvc_file["frozen"] is True
     assert mismatches(data_dir, manifest(dvc_file, dvc_path)) == []
 
 

@@ -8,17 +8,18 @@ error that names it, and a data pull request shows per-file hashes in its diff.
 Commands (``flightdelay data ...``):
   pull       make data/ match data.dvc: verify, else ``dvc pull``, else rebuild from upstream
              (verified against data.dvc before anything is written), ``dvc commit`` and push.
-             It never overwrites or deletes a file whose bytes exist nowhere else (an edited
-             batch, a file data.dvc does not record): it lists them and stops, unless --force
+             It never overwrites or deletes a file that differs from data.dvc (an edited batch,
+             a file data.dvc does not record): it lists them and stops, unless --force
   add-month  append exactly one new monthly batch (the month after the newest) and ``dvc add``;
              all or nothing
   record     record data/ as it is in data.dvc (hashes and manifest): a deliberate data change,
              to be proposed in a data pull request
   init       create data/ with the first batches (used once, when the repository was made)
 
-data.dvc is frozen (``frozen: true``): ``dvc repro`` would otherwise re-record a changed data/
-in it before running ``validate``, so a failed validation left data.dvc rewritten (and its
-manifest disagreeing with its hash). Only these commands record data.
+``dvc repro`` re-records a changed data/ in data.dvc (its hash, not the manifest) and copies the
+changed files into the DVC cache before it runs ``validate``, frozen or not (DVC "verifies" a data
+source by saving it). ``flightdelay repro`` (``make run``, ``make validate``) puts data.dvc back
+when the run fails; the cache copy is why an edit is refused even when the cache holds its bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,6 @@ def write_manifest(data_dir: Path, dvc_path: Path = DVC_FILE) -> dict[str, dict[
     }
     dvc_file = read_dvc_file(dvc_path)
     dvc_file["meta"] = {"source": f"{UPSTREAM} (PyPI)", "files": files}
-    dvc_file["frozen"] = True  # see the module docstring; `dvc add` keeps it
     dvc_path.write_text(yaml.safe_dump(dvc_file, sort_keys=False))
     return files
 
@@ -241,20 +241,18 @@ def mismatches(data_dir: Path, files: dict[str, dict[str, Any]]) -> list[str]:
     return problems
 
 
-def at_risk(
-    data_dir: Path, files: dict[str, dict[str, Any]], cached: Callable[[str], bool]
-) -> list[str]:
-    """Files under data/ that making it match data.dvc would destroy: edited or unrecorded files
-    whose bytes the DVC cache does not hold (a file it holds can be checked out again)."""
+def user_changes(data_dir: Path, files: dict[str, dict[str, Any]]) -> list[str]:
+    """Files under data/ that making it match data.dvc would overwrite or delete: edited files
+    and files data.dvc does not record. (A missing file is not one: restoring it loses nothing.)
+    """
     problems = []
     for rel, expected in files.items():
         path = data_dir / rel
-        if path.is_file() and (actual := md5_file(path)) != expected["md5"] and not cached(actual):
+        if path.is_file() and (actual := md5_file(path)) != expected["md5"]:
             problems.append(f"{path}: modified (md5 {actual}, data.dvc records {expected['md5']})")
-    for rel in unrecorded(data_dir, files):
-        if not cached(md5_file(data_dir / rel)):
-            problems.append(f"{data_dir / rel}: not recorded in data.dvc")
-    return problems
+    return problems + [
+        f"{data_dir / rel}: not recorded in data.dvc" for rel in unrecorded(data_dir, files)
+    ]
 
 
 def _refusal(problems: list[str], dvc_path: Path) -> DataError:
@@ -268,19 +266,6 @@ def _refusal(problems: list[str], dvc_path: Path) -> DataError:
 
 
 # ---------------------------------------------------------------- commands (I/O)
-
-
-def dvc_cache(root: Path) -> Callable[[str], bool]:
-    """Whether the repository's DVC cache holds a file with this MD5 (never, outside a repo)."""
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            odb = repo.cache.local
-    except NotDvcRepoError:
-        return lambda md5: False
-    return lambda md5: bool(odb.exists(md5))
 
 
 def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -337,30 +322,26 @@ def _commit(dvc_path: Path) -> None:
 def pull(data_dir: Path, dvc_path: Path = DVC_FILE, push: bool = True, force: bool = False) -> str:
     """Make data/ match data.dvc. Returns what was done, for the log.
 
-    Without ``force``, a file whose bytes only exist here (edited, or not recorded) is never
-    overwritten or deleted: the refusal lists them and says how to keep or discard them. A
-    missing file is restored: nothing is lost, and a batch that data.dvc gained on another
-    branch looks the same.
+    Without ``force``, a file that differs from data.dvc (edited, or not recorded) is never
+    overwritten or deleted, even when the DVC cache holds its bytes (``dvc repro`` caches a
+    changed data/, so that is no sign of a copy anyone can find): the refusal lists them and says
+    how to keep or discard them. A missing file is restored: nothing is lost, and a batch that
+    data.dvc gained on another branch looks the same.
     """
     files = manifest(read_dvc_file(dvc_path), dvc_path)
     if not mismatches(data_dir, files):
         return "data/ matches data.dvc"
-    if not force and (problems := at_risk(data_dir, files, dvc_cache(dvc_path.parent))):
+    if not force and (problems := user_changes(data_dir, files)):
         raise _refusal(problems, dvc_path)
     pulled = _dvc("pull", *(["--force"] if force else []), str(dvc_path), check=False)
     problems = mismatches(data_dir, files)
     if pulled.returncode == 0 and not problems:
         return "data/ pulled from the DVC remote"
-    # DVC removes unrecorded files it has in its cache; others may be someone's work (a batch
-    # being added by hand): never delete them without --force, never record them.
-    if extra := unrecorded(data_dir, files):
-        if not force:
-            raise _refusal(
-                [f"{data_dir / rel}: not recorded in data.dvc" for rel in extra], dvc_path
-            )
-        for rel in extra:
-            print(f"  deleting {data_dir / rel} (--force)", file=sys.stderr)
-            (data_dir / rel).unlink()
+    # Only under --force (refused above otherwise): DVC deletes the unrecorded files it has in
+    # its cache; the others are deleted here, never recorded.
+    for rel in unrecorded(data_dir, files):
+        print(f"  deleting {data_dir / rel} (--force)", file=sys.stderr)
+        (data_dir / rel).unlink()
     reason = next(
         (ln for ln in (pulled.stderr + pulled.stdout).splitlines() if "ERROR" in ln),
         "the remote does not hold every file",
