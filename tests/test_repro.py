@@ -190,9 +190,11 @@ def test_make_run_failed_validation_leaves_only_the_users_change(
 def test_make_run_failed_later_stage_leaves_only_the_users_change(
     clone: tuple[Path, dict[str, str]],
 ) -> None:
-    # A pull request's bug in featurize: validate runs (DVC records it in dvc.lock when its
-    # output differs from the committed one), then featurize fails.
+    # A pull request that changes a validate parameter (so validate runs whatever the caches
+    # hold, and DVC records it in dvc.lock) and has a bug in featurize, which then fails.
     path, _ = clone
+    params = path / "params.yaml"
+    params.write_text(params.read_text().replace("failure_examples: 5", "failure_examples: 6", 1))
     module = path / "src/flightdelay/featurize.py"
     text = module.read_text()
     module.write_text(
@@ -206,9 +208,11 @@ def test_make_run_failed_later_stage_leaves_only_the_users_change(
         assert "Running stage 'validate'" in done.stdout, done.stdout[-3000:]
         assert "a bug" in done.stderr
         assert "file(s) git tracks put back as they were before the run" in done.stderr
-        assert _ok(path, "git", "status", "--porcelain") == " M src/flightdelay/featurize.py\n"
+        assert _ok(path, "git", "status", "--porcelain") == (
+            " M params.yaml\n M src/flightdelay/featurize.py\n"
+        )
     finally:
-        _ok(path, "git", "checkout", "--", "src/flightdelay/featurize.py")
+        _ok(path, "git", "checkout", "--", "params.yaml", "src/flightdelay/featurize.py")
 
 
 def _make(clone: tuple[Path, dict[str, str]], target: str) -> subprocess.CompletedProcess[str]:
