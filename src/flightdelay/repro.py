@@ -1,16 +1,16 @@
 """``flightdelay repro [dvc repro args]``: ``dvc repro`` that, when it fails, leaves git's files
 as it found them (``make run``, ``make repro`` and ``make validate`` call it).
 
-A failed run is not a result, but DVC writes as it goes: it re-records a changed data/ in
-data.dvc before running ``validate`` (a data source is "verified" by saving it, frozen or not: a
-failed validation left data.dvc's hash rewritten and its manifest not), it deletes a stage's
-outputs before running its command (a stage that fails leaves a committed metric or the model card deleted),
-records each stage that succeeded in dvc.lock (a run that fails at ``card`` leaves dvc.lock
-half-updated), and ``core.autostage`` stages what it wrote. So before the run, every file git
-tracks that the pipeline may write is read: dvc.lock, the ``.dvc`` files, the ``.gitignore`` files
-DVC keeps beside outputs and the outputs with ``cache: false``, with their git index entries. If
-``dvc repro`` fails (or is interrupted), each is put back byte for byte, or removed if it did not
-exist. Cached outputs are git-ignored: they stay, and DVC's run cache reuses them next time.
+A failed run is not a result, but DVC writes as it goes: it re-records a changed data/ in data.dvc
+before running ``validate`` (a data source is "verified" by saving it, frozen or not: a failed
+validation left data.dvc's hash rewritten and its manifest not), it deletes a stage's outputs
+before running its command (a stage that fails leaves a committed metric or the model card
+deleted), records each stage that succeeded in dvc.lock (a run that fails at ``card`` leaves
+dvc.lock half-updated), and ``core.autostage`` stages what it wrote. So before the run, every file
+git tracks that the pipeline may write is read: dvc.lock, the ``.dvc`` files, the ``.gitignore``
+files DVC keeps beside outputs and the outputs with ``cache: false``, with their git index entries.
+If ``dvc repro`` fails (or is interrupted), each is put back byte for byte, or removed if it did
+not exist. Cached outputs are git-ignored: they stay, and DVC's run cache reuses them next time.
 """
 
 from __future__ import annotations
