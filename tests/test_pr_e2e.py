@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from signing_keys import KeyPair
+
 pytestmark = pytest.mark.slow
 
 VENV = Path(sys.executable).parent.parent
@@ -99,9 +101,13 @@ class Clone:
 
 
 @pytest.fixture(scope="module")
-def clone(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Clone:
-    """The clone after `make data repro` on main and a commit of its dvc.lock."""
+def clone(
+    repo_root: Path, tmp_path_factory: pytest.TempPathFactory, keys: dict[str, KeyPair]
+) -> Clone:
+    """The clone after `make data repro` on main and a commit of its dvc.lock. Promotions sign
+    what they approve (no signer, no promotion): with the tests' "promotion" key pair."""
     c = Clone(repo_root, tmp_path_factory.mktemp("pr-e2e"))
+    c.env["FLIGHTDELAY_SIGNING_KEY"] = str(keys["promotion"].private)
     c.make("data")
     c.make("repro")
     # Everything the run changed that git tracks: dvc.lock, the model card, metrics and plots.
