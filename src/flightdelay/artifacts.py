@@ -34,10 +34,10 @@ def directory_md5(directory: Path) -> str:
     """The hash DVC 3 records for a directory (or plain md5 for a file)."""
     if directory.is_file():
         return md5_file(directory)
+    from flightdelay.model_io import hashed_files
+
     files = {
-        p.relative_to(directory).as_posix(): {"md5": md5_file(p)}
-        for p in directory.rglob("*")
-        if p.is_file()
+        p.relative_to(directory).as_posix(): {"md5": md5_file(p)} for p in hashed_files(directory)
     }
     return dir_md5(files)
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("flightdelay.data", "get, rebuild or extend the versioned raw data"),
+    "repro": ("flightdelay.repro", "the main job's pipeline: pull what exists, dvc repro, push"),
     "validate": ("flightdelay.validate", "validate every batch with Great Expectations"),
     "featurize": ("flightdelay.featurize", "build pre-departure features, target and context"),
     "train": ("flightdelay.train", "fit the model on all months before the newest"),

@@ -3,9 +3,16 @@
 Layout of ``${paths.model}``::
 
     model.skops         the fitted sklearn Pipeline (skops format, never pickle)
-    model.json          metadata: input schema, threshold, sha256 of model.skops, provenance,
+    model.json          metadata: input schema, threshold, sha256 of model.skops, data hash,
                         featurize params the features must be built with, trusted types
     context/*.parquet   the Context tables build_features needs (departures, weather, ...)
+    provenance.json     optional sidecar, not part of the model (``.dvcignore`` keeps it out of
+                        the directory's DVC hash): MLflow run id, commit, host, wall clock
+
+Everything but the sidecar is a deterministic function of code, params and data, so a fresh
+clone that retrains gets the bytes dvc.lock records. What differs from run to run lives in the
+sidecar, written by ``flightdelay train`` (and by ``flightdelay release`` with the released
+commit), and in MLflow (the run is tagged with the model's sha256, :func:`tracking.find_run`).
 
 :func:`load_model_bundle` refuses a model.skops whose sha256 differs from model.json and loads it
 with an explicit allow-list of types.
@@ -18,6 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel, ConfigDict
 from sklearn.pipeline import Pipeline
 
 from flightdelay.features import Context
@@ -27,6 +35,8 @@ from flightdelay.params import FeaturizeParams
 MODEL_FILE = "model.skops"
 METADATA_FILE = "model.json"
 CONTEXT_DIR = "context"
+#: The sidecar; kept out of DVC's hash of the model directory by ``.dvcignore``.
+PROVENANCE_FILE = "provenance.json"
 
 #: Types (beyond skops' defaults) that model.skops may contain; anything else is refused on save
 #: and on load. HistGradientBoosting keeps a ``functools.partial`` of sklearn's ``check_array``;
@@ -108,6 +118,50 @@ def _make_reproducible(path: Path) -> None:
 
 def write_metadata(model_dir: Path, metadata: dict[str, Any]) -> None:
     write_json(model_dir / METADATA_FILE, metadata)
+
+
+class Provenance(BaseModel):
+    """Where and when a model was made: facts that differ between two runs of the same code.
+
+    ``git_commit`` is the commit whose dvc.lock records the model when ``flightdelay release``
+    wrote the sidecar; written by ``flightdelay train`` it is HEAD at training time, ``-dirty``
+    when tracked files had changed (the usual case: the run is committed afterwards).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sha256: str  # of the model.skops this sidecar describes
+    git_commit: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_tracking_uri: str | None = None  # without credentials
+    trained_at: str | None = None  # UTC, ISO 8601
+    host: str | None = None
+
+
+def hashed_files(model_dir: Path) -> list[Path]:
+    """The files of a model directory that DVC hashes: all but the provenance sidecar."""
+    sidecar = model_dir / PROVENANCE_FILE
+    return sorted(p for p in model_dir.rglob("*") if p.is_file() and p != sidecar)
+
+
+def write_provenance(model_dir: Path, provenance: Provenance) -> None:
+    write_json(model_dir / PROVENANCE_FILE, provenance.model_dump())
+
+
+def read_provenance(model_dir: Path | str, sha256: str) -> Provenance | None:
+    """The sidecar of ``model_dir`` if it describes the model with ``sha256``, else None.
+
+    A sidecar left behind by another model (or unreadable) is ignored rather than reported as
+    this model's provenance.
+    """
+    path = Path(model_dir) / PROVENANCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        provenance = Provenance.model_validate(read_json(path, "model provenance"))
+    except (DataFileError, ValueError):
+        return None
+    return provenance if provenance.sha256 == sha256 else None
 
 
 def write_context(context: Context, directory: Path) -> None:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flightdelay import MODEL_NAME, artifacts, card, gitops
+from flightdelay import MODEL_NAME, artifacts, card, gitops, model_io, tracking
 from flightdelay.io import DataFileError, read_json, write_json
 from flightdelay.params import ParamsError, load_params
 
@@ -164,12 +164,20 @@ def notes(
     return "\n".join(lines)
 
 
-def card_spec(params: Any, version: str, commit: str) -> card.CardSpec:
+def card_spec(
+    params: Any,
+    version: str,
+    commit: str,
+    trained_commit: str | None = None,
+    mlflow_run_id: str | None = None,
+) -> card.CardSpec:
     """The card of registered ``version`` at ``commit``, made as `flightdelay card --version`."""
     return card.CardSpec(
         name=MODEL_NAME,
         version=version,
         registered_commit=commit,
+        trained_commit=trained_commit,
+        mlflow_run_id=mlflow_run_id,
         confidence=params.card.confidence,
         bootstrap_samples=params.evaluate.bootstrap_samples,
         seed=params.train.seed,
@@ -207,7 +215,9 @@ def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str |
         reader = card._Reader(release.commit)
         lock = reader.yaml(Path("dvc.lock"), "dvc.lock")
         inputs = card.load_inputs(params, reader, lock if isinstance(lock, dict) else {})
-        markdown = card.render_card(inputs, card_spec(params, release.version, release.commit))
+        trained, _ = card.provenance(inputs, release.commit)
+        spec = card_spec(params, release.version, release.commit, trained, release.mlflow_run_id)
+        markdown = card.render_card(inputs, spec)
     except (card.CardError, DataFileError) as exc:
         return None, str(exc)
     path = dest / card.card_path(params, release.version).name
@@ -254,7 +264,16 @@ def build(ref: str, out: Path) -> Release:
         model_path=recorded.path,
         model_md5=recorded.md5,
         data_md5=metadata.get("data_md5"),
-        mlflow_run_id=metadata.get("mlflow_run_id"),
+        mlflow_run_id=tracking.find_run(str(metadata.get("sha256"))),
+    )
+    # /version of the deployed service reads these (model.json holds no run id or commit).
+    model_io.write_provenance(
+        model_dir,
+        model_io.Provenance(
+            sha256=str(metadata.get("sha256")),
+            git_commit=release.commit,
+            mlflow_run_id=release.mlflow_run_id,
+        ),
     )
     paths = asset_paths(
         params.paths.cards,

@@ -10,11 +10,13 @@ is reported beside the threshold-free metrics (ROC AUC, PR AUC) that do not depe
 from __future__ import annotations
 
 import argparse
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,12 +190,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ParamsError, DataFileError, TrainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    save(result, features, params, data_md5, log_mlflow=not args.no_mlflow)
+    from flightdelay import model_io
+
+    metadata = save(result, features, params, data_md5, log_mlflow=not args.no_mlflow)
+    provenance = model_io.read_provenance(params.paths.model, metadata["sha256"])
+    logged = (
+        f"MLflow run {provenance.mlflow_run_id} in {provenance.mlflow_tracking_uri}"
+        if provenance and provenance.mlflow_run_id
+        else "not logged to MLflow"
+    )
     print(
         f"train: {int(result.train_metrics['train_rows'])} rows of {result.train_months[0]}.."
         f"{result.train_months[-1]}, {int(result.train_metrics['n_iter'])} iterations, "
         f"threshold {result.threshold:.3f} -> {params.paths.model} "
-        f"({time.perf_counter() - started:.1f}s)"
+        f"(sha256 {metadata['sha256'][:12]}, {logged}, {time.perf_counter() - started:.1f}s)"
     )
     return 0
 
@@ -211,7 +221,12 @@ def save(
     data_md5: str,
     log_mlflow: bool = True,
 ) -> dict[str, Any]:
-    """Write model.skops, the context tables and model.json; log the run to MLflow."""
+    """Write model.skops, the context tables and model.json; log the run to MLflow.
+
+    model.json holds only what code, params and data determine (no run id, commit, host or
+    clock), so retraining the same commit gives the bytes its dvc.lock records. Those facts go
+    to MLflow and to the sidecar ``provenance.json`` (:class:`model_io.Provenance`).
+    """
     from flightdelay import model_io
 
     model_dir = params.paths.model
@@ -219,9 +234,9 @@ def save(
     model_io.write_context(
         model_io.read_context(params.paths.context), model_dir / model_io.CONTEXT_DIR
     )
-    commit = git_commit()
+    sha256 = sha256_file(path)
     metadata: dict[str, Any] = {
-        "sha256": sha256_file(path),
+        "sha256": sha256,
         "threshold": result.threshold,
         "input_schema": input_schema(features),
         "target": f"arr_delay >= {params.featurize.target_delay_minutes} minutes",
@@ -230,16 +245,17 @@ def save(
         "train_months": result.train_months,
         "eval_month": result.eval_month,
         "train_metrics": result.train_metrics,
-        "git_commit": commit,
         "data_md5": data_md5,
         "trusted_types": list(model_io.TRUSTED_TYPES),
-        "mlflow_run_id": None,
     }
+    model_io.write_metadata(model_dir, metadata)
+    commit = git_commit()
+    run_id = uri = None
     if log_mlflow:
         from flightdelay import tracking
 
         example = features.loc[:, list(FEATURE_COLUMNS)].head(5)
-        metadata["mlflow_run_id"] = tracking.log_training(
+        run_id = tracking.log_training(
             result.pipeline,
             example,
             params={
@@ -248,13 +264,25 @@ def save(
             },
             metrics={**result.train_metrics, "threshold": result.threshold},
             tags={
+                tracking.SHA256_TAG: sha256,
                 "git_commit": commit,
                 "data_md5": data_md5,
                 "train_months": ",".join(result.train_months),
             },
             trusted_types=list(model_io.TRUSTED_TYPES),
         )
-    model_io.write_metadata(model_dir, metadata)
+        uri = tracking.public_uri(tracking.configure())
+    model_io.write_provenance(
+        model_dir,
+        model_io.Provenance(
+            sha256=sha256,
+            git_commit=commit,
+            mlflow_run_id=run_id,
+            mlflow_tracking_uri=uri,
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            host=socket.gethostname(),
+        ),
+    )
     return metadata
 
 
