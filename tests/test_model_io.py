@@ -11,11 +11,16 @@ from flightdelay.features import build_context, build_features
 from flightdelay.io import sha256_file
 from flightdelay.model_io import (
     CONTEXT_DIR,
+    PROVENANCE_FILE,
     ModelBundleError,
+    Provenance,
     dump_pipeline,
+    hashed_files,
     load_model_bundle,
+    read_provenance,
     write_context,
     write_metadata,
+    write_provenance,
 )
 from flightdelay.params import TrainParams
 from flightdelay.train import score, train
@@ -143,3 +148,22 @@ def test_dump_pipeline_same_model_gives_same_bytes_and_scores(
     bundle = load_model_bundle(tmp_path / "again")
     features = build_features(flights, bundle.context, bundle.featurize_params)
     assert (score(bundle.pipeline, features) == score(pipeline, features)).all()
+
+
+def test_read_provenance_ignores_a_sidecar_of_another_model(tmp_path: Path) -> None:
+    write_provenance(tmp_path, Provenance(sha256="a" * 64, git_commit="c" * 40))
+    assert read_provenance(tmp_path, "a" * 64) == Provenance(sha256="a" * 64, git_commit="c" * 40)
+    assert read_provenance(tmp_path, "b" * 64) is None
+    (tmp_path / PROVENANCE_FILE).write_text("{not json")
+    assert read_provenance(tmp_path, "a" * 64) is None
+
+
+def test_hashed_files_leave_out_the_provenance_sidecar(tmp_path: Path) -> None:
+    (tmp_path / "context").mkdir()
+    for name in ("model.json", "model.skops", "context/weather.parquet", PROVENANCE_FILE):
+        (tmp_path / name).write_text(name)
+    assert [p.relative_to(tmp_path).as_posix() for p in hashed_files(tmp_path)] == [
+        "context/weather.parquet",
+        "model.json",
+        "model.skops",
+    ]
