@@ -31,8 +31,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || { echo "venv: creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	@echo "venv: installing the pinned dev environment (constraints.txt) into $(VENV); log in $(PIP_LOG)"
 	@$(VENV)/bin/python -m pip install --progress-bar off -c constraints.txt -e '.[dev]' > $(PIP_LOG) 2>&1 & pid=$$!; \
-	  while kill -0 $$pid 2>/dev/null; do sleep 10; kill -0 $$pid 2>/dev/null && \
-	    echo "venv: $$(grep -c '^Collecting\|^Requirement already satisfied\|^Processing\|^Obtaining' $(PIP_LOG) || true) packages resolved..."; done; \
+	  i=0; while kill -0 $$pid 2>/dev/null; do sleep 1; i=$$((i + 1)); \
+	    if [ $$((i % 10)) -eq 0 ] && kill -0 $$pid 2>/dev/null; then \
+	      n=$$(grep -c '^Collecting\|^Requirement already satisfied\|^Processing\|^Obtaining' $(PIP_LOG) || true); \
+	      if grep -q '^Installing collected packages' $(PIP_LOG); then echo "venv: installing $$n packages ($${i}s)..."; \
+	      else echo "venv: $$n packages resolved, downloading ($${i}s)..."; fi; fi; done; \
 	  wait $$pid || { tail -n 20 $(PIP_LOG) >&2; echo "venv: pip install failed (full log: $(PIP_LOG))" >&2; exit 1; }
 	@echo "venv: $(VENV) ready ($$($(VENV)/bin/python --version), $$($(VENV)/bin/python -m pip list --format=freeze 2>/dev/null | wc -l) packages)"
 	@touch $@

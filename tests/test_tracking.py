@@ -205,7 +205,7 @@ def test_train_and_mirror_a_stage_alias_on_a_postgresql_backed_server(
 ) -> None:
     """What the README tells a team to run: mlflow server on PostgreSQL, training logged to it,
     the released stage mirrored as a registry alias (``flightdelay mlflow-alias``)."""
-    pytest.importorskip("psycopg2", reason="psycopg2-binary (pyproject dev dependency) missing")
+    pytest.importorskip("psycopg", reason="psycopg[binary] (a pyproject dev dependency) missing")
     with _postgres() as backend, _mlflow_server(backend, tmp_path / "artifacts") as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         metadata = _train_with_mlflow(tmp_path / "repo", repo_root, monkeypatch)

@@ -156,3 +156,27 @@ def test_main_without_features_says_run_featurize(
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1,)))
     assert main(["--no-mlflow"]) == 1
     assert "feature table not found (run `dvc repro featurize`)" in capsys.readouterr().err
+
+
+def test_fit_uses_fixed_threads_whatever_the_cpus_and_the_callers_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HistGradientBoosting's gradient sums depend on the thread count (on the real data 1 and
+    2 threads give different model.skops), so fits run on FIT_THREADS threads everywhere: more
+    than this machine's CPUs, and despite a caller's lower limit."""
+    import os
+
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    from threadpoolctl import threadpool_limits
+
+    from flightdelay.train import FIT_THREADS, fixed_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    many = (os.cpu_count() or 1) + 1
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert _openmp_effective_n_threads() == 1
+        with fixed_threads(many):
+            assert _openmp_effective_n_threads() == many
+        assert _openmp_effective_n_threads() == 1
+    assert "OMP_NUM_THREADS" not in os.environ
+    assert FIT_THREADS == 2  # what main's dvc.lock was recorded with

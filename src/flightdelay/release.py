@@ -258,19 +258,20 @@ def build(ref: str, out: Path) -> Release:
         shutil.rmtree(out)
     model_dir = artifacts.materialise(recorded, out / "model")
     metadata = read_json(model_dir / "model.json", "model metadata")
+    sha256 = metadata.get("sha256")
     release = Release(
         **found,
         version_tag=f"{MODEL_NAME}@{found['version']}",
         model_path=recorded.path,
         model_md5=recorded.md5,
         data_md5=metadata.get("data_md5"),
-        mlflow_run_id=tracking.find_run(str(metadata.get("sha256"))),
+        mlflow_run_id=tracking.find_run(str(sha256)) if sha256 else None,
     )
     # /version of the deployed service reads these (model.json holds no run id or commit).
     model_io.write_provenance(
         model_dir,
         model_io.Provenance(
-            sha256=str(metadata.get("sha256")),
+            sha256=str(sha256),
             git_commit=release.commit,
             mlflow_run_id=release.mlflow_run_id,
         ),

@@ -5,7 +5,12 @@
 2. ``dvc repro``: runs the stages whose outputs are missing or whose inputs changed. Every output
    is a deterministic function of code, params and data, so rebuilding main's outputs gives the
    hashes main's dvc.lock records, and ``git status`` stays clean.
-3. Push what the run made to the default remote, so the next clone pulls instead of rebuilding.
+3. ``flightdelay report`` when the report stage was up to date but no report exists (a fresh
+   clone): the report depends on git history (commits, main's and prod's models), so it is no
+   hashed DVC output (dvc.yaml) and cannot be pulled.
+4. With ``--push``, push what the run made to the default remote. Not by default: a pull
+   request's job (pr-report.yml runs ``make repro``) may hold read-only credentials, and pushes
+   nothing a merge has not accepted.
 
 One line per step says what it did. DVC runs with stdin closed: no step of the main job can stop
 at a ``[y/n]`` prompt (DVC asks one, when stdin is a terminal, for a directory output whose
@@ -69,6 +74,18 @@ def missing_outputs() -> list[str]:
     return sorted(missing)
 
 
+def report_path() -> Path | None:
+    """``${paths.report}/report.md`` when dvc.yaml has a report stage, else None."""
+    import yaml
+
+    from flightdelay.params import load_params
+
+    stages = (yaml.safe_load(Path("dvc.yaml").read_text()) or {}).get("stages") or {}
+    if "report" not in stages:
+        return None
+    return Path(load_params("params.yaml").paths.report) / "report.md"
+
+
 def checkout_recorded(remote: str) -> str:
     """Step 1: pull what the cache or remote has; return the log line."""
     before = missing_outputs()
@@ -84,7 +101,7 @@ def checkout_recorded(remote: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flightdelay repro", description=__doc__)
-    parser.add_argument("--no-push", action="store_true", help="do not push the new outputs")
+    parser.add_argument("--push", action="store_true", help="push the outputs to the remote")
     args = parser.parse_args(argv)
     if not Path("dvc.yaml").is_file():
         print("error: no dvc.yaml here: run from the repository root", file=sys.stderr)
@@ -99,8 +116,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dvc("repro").returncode != 0:
         print("error: `dvc repro` failed (its output is above)", file=sys.stderr)
         return 1
-    if args.no_push or remote == "no default remote":
-        print(f"pipeline: up to date ({time.perf_counter() - started:.0f}s); not pushed")
+    report = report_path()
+    if report is not None and not report.is_file():
+        print(
+            f"report: {report} missing (the stage's inputs are unchanged); writing it", flush=True
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "flightdelay", "report"], stdin=subprocess.DEVNULL, check=False
+        )
+        if done.returncode != 0:
+            print("error: `flightdelay report` failed (its output is above)", file=sys.stderr)
+            return 1
+    if not args.push:
+        print(f"pipeline: up to date ({time.perf_counter() - started:.0f}s)")
         return 0
     pushed = dvc("push", "-q", quiet=True)
     if pushed.returncode != 0:

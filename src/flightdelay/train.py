@@ -10,11 +10,13 @@ is reported beside the threshold-free metrics (ROC AUC, PR AUC) that do not depe
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,11 @@ from flightdelay.params import Params, ParamsError, TrainParams, load_params
 
 #: Monotonic constraints (+1: the score never decreases as the feature grows).
 MONOTONIC: dict[str, int] = {"precip": 1}
+#: OpenMP threads of every fit, whatever the machine. HistGradientBoosting sums gradients in one
+#: chunk per thread, so the thread count changes the model's last bits (measured: 1 and 2 threads
+#: give different model.skops on the real data); with it fixed, a laptop, CI and a 1-CPU
+#: container train the bytes dvc.lock records.
+FIT_THREADS = 2
 
 
 class TrainError(ValueError):
@@ -102,7 +109,29 @@ def fit(features: pd.DataFrame, params: TrainParams) -> Pipeline:
     y = features[TARGET].to_numpy()
     if len(np.unique(y)) < 2:
         raise TrainError(f"training rows hold a single class ({np.unique(y).tolist()})")
-    return make_pipeline(params).fit(features.loc[:, list(FEATURE_COLUMNS)], y)
+    with fixed_threads(FIT_THREADS):
+        return make_pipeline(params).fit(features.loc[:, list(FEATURE_COLUMNS)], y)
+
+
+@contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """Exactly ``n`` OpenMP threads inside the block, even on a machine with fewer CPUs.
+
+    scikit-learn caps its threads at the CPU count unless ``OMP_NUM_THREADS`` is set, and then
+    uses OpenMP's current maximum, which threadpoolctl sets; both are restored on exit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    try:
+        with threadpool_limits(limits=n, user_api="openmp"):
+            yield
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
 
 
 def score(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
