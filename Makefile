@@ -62,7 +62,7 @@ add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013
 	flightdelay data add-month $(MONTH)
 
 .PHONY: repro
-repro: venv ## Run the DVC pipeline: pull recorded outputs the remote has, rebuild the rest, push
+repro: venv ## Run the DVC pipeline: check out recorded outputs the cache or remote has, rebuild the rest
 	flightdelay repro
 
 .PHONY: validate
