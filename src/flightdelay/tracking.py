@@ -28,7 +28,13 @@ def configure() -> str:
     """Point MLflow at ``$MLFLOW_TRACKING_URI`` (default DEFAULT_TRACKING_URI), telemetry off
     unless the caller turned it on; return the URI."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import logging
+
     import mlflow
+
+    # Its INFO lines (creating the store's tables, the experiment) would crowd the stage's one
+    # line; warnings and errors still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
