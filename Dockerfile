@@ -35,6 +35,9 @@ COPY --from=build /opt/venv /opt/venv
 ARG MODEL_DIR=outputs/model
 # Owned by root: the service reads the model, it can never rewrite it.
 COPY ${MODEL_DIR} /opt/model
+# Its provenance sidecar (run id, commit: /version), beside the directory as flightdelay.model_io
+# keeps it, outside what the manifest and the signature cover.
+COPY ${MODEL_DIR}.provenance.json /opt/model.provenance.json
 # A directory, empty only for a release overridden as unsigned (which then must be run with
 # -e FLIGHTDELAY_REQUIRE_SIGNATURE=false: the override stays explicit at every step).
 ARG SIGNATURE_DIR=outputs/release/signature

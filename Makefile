@@ -4,13 +4,18 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The newest supported interpreter on PATH (pyproject.toml: requires-python >=3.11,<3.14);
+# `make PYTHON=/path/to/python3.x` picks another.
+PYTHON ?= $(or $(shell for p in python3.13 python3.12 python3.11; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done),python3)
 VENV ?= .venv
 STAMP := $(VENV)/.installed-dev
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 # Embedded defaults: MLflow on SQLite in the work tree unless the caller points elsewhere.
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+# MLflow's usage telemetry is off unless you opt in: make run MLFLOW_DISABLE_TELEMETRY=false.
+# (DVC's analytics are off in .dvc/config: `dvc config --local core.analytics true` opts in.)
+export MLFLOW_DISABLE_TELEMETRY ?= true
 MONTH ?=
 
 .PHONY: help
@@ -18,11 +23,21 @@ help: ## List every target with its purpose
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- environment ----------------------------------------------------------------------------
+# pip's own log goes to $(VENV)/pip.log; the terminal gets a line per 25 packages (a first
+# install takes a minute or two) and, on failure, the log's last lines.
+PIP_LOG := $(VENV)/pip.log
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required, found " + sys.version.split()[0])'
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13) and "Python 3.11 to 3.13 is required, found " + sys.version.split()[0] + " ($(PYTHON)); make PYTHON=python3.x picks one")'
+	@test -x $(VENV)/bin/python || { echo "venv: creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	@echo "venv: installing the pinned dev environment (constraints.txt) into $(VENV); log in $(PIP_LOG)"
+	@$(VENV)/bin/python -m pip install --progress-bar off -c constraints.txt -e '.[dev]' > $(PIP_LOG) 2>&1 & pid=$$!; \
+	  i=0; while kill -0 $$pid 2>/dev/null; do sleep 1; i=$$((i + 1)); \
+	    if [ $$((i % 10)) -eq 0 ] && kill -0 $$pid 2>/dev/null; then \
+	      n=$$(grep -c '^Collecting\|^Requirement already satisfied\|^Processing\|^Obtaining' $(PIP_LOG) || true); \
+	      if grep -q '^Installing collected packages' $(PIP_LOG); then echo "venv: installing $$n packages ($${i}s)..."; \
+	      else echo "venv: $$n packages resolved, downloading ($${i}s)..."; fi; fi; done; \
+	  wait $$pid || { tail -n 20 $(PIP_LOG) >&2; echo "venv: pip install failed (full log: $(PIP_LOG))" >&2; exit 1; }
+	@echo "venv: $(VENV) ready ($$($(VENV)/bin/python --version), $$($(VENV)/bin/python -m pip list --format=freeze 2>/dev/null | wc -l) packages)"
 	@touch $@
 
 .PHONY: venv
@@ -47,8 +62,8 @@ add-month: venv data ## Append the next monthly batch: make add-month MONTH=2013
 	flightdelay data add-month $(MONTH)
 
 .PHONY: repro
-repro: venv ## Run the DVC pipeline (only changed stages; cached outputs it lacks are pulled)
-	flightdelay repro --pull
+repro: venv ## Run the DVC pipeline: check out recorded outputs the cache or remote has, rebuild the rest
+	flightdelay repro
 
 .PHONY: validate
 validate: venv ## Validate every batch with Great Expectations

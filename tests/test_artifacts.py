@@ -111,3 +111,33 @@ def test_pipeline_changes_names_the_stage_and_the_changed_dependency(repo: Regis
     assert artifacts.pipeline_changes(["train"]) == {
         "train": ["changed deps: model_spec.json modified"]
     }
+
+
+def _lock(path: str, md5: str) -> dict:
+    return {"stages": {"train": {"outs": [{"path": path, "hash": "md5", "md5": md5}]}}}
+
+
+def test_check_reproduced_accepts_the_recorded_bytes_whatever_the_sidecar(tmp_path: Path) -> None:
+    from flightdelay.model_io import Provenance, write_provenance
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_text("{}")
+    recorded = artifacts.directory_md5(model)
+    write_provenance(model, Provenance(sha256="a" * 64, mlflow_run_id="differs every run"))
+    artifacts.check_reproduced("outputs/model", model, _lock("outputs/model", recorded), "c" * 40)
+
+
+def test_check_reproduced_names_the_output_whose_hash_differs(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_text('{"other": "bytes"}')
+    lock = _lock("outputs/model", "0" * 32 + ".dir")
+    with pytest.raises(
+        ArtifactError,
+        match=r"outputs/model reproduced at cccccccccccc hashes \w+\.dir, but its dvc\.lock "
+        r"records 0{32}\.dir",
+    ):
+        artifacts.check_reproduced("outputs/model", model, lock, "c" * 40)
+    with pytest.raises(ArtifactError, match=r"outputs/other: the dvc\.lock of cccccccccccc"):
+        artifacts.check_reproduced("outputs/other", model, lock, "c" * 40)

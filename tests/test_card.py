@@ -26,8 +26,6 @@ MODEL = {
     "data_md5": "0123456789abcdef0123456789abcdef.dir",
     "eval_month": "2013-03",
     "featurize": {"cancelled": "late", "lead_minutes": 60, "target_delay_minutes": 30},
-    "git_commit": "feedc0de" * 5,
-    "mlflow_run_id": "run4242",
     "sha256": "ab" * 32,
     "target": "arr_delay >= 30 minutes",
     "threshold": 0.3141,
@@ -124,7 +122,11 @@ BATCHES = {
     "flights/2013-02.csv": {"md5": "22" * 16, "rows": 24951},
     "flights/2013-03.csv": {"md5": "33" * 16, "rows": 28834},
 }
-FINGERPRINT = {"data": MODEL["data_md5"], "outputs/metrics/evaluate.json": "e" * 32}
+FINGERPRINT = {
+    "data": MODEL["data_md5"],
+    "outputs/metrics/evaluate.json": "e" * 32,
+    "outputs/model": "f" * 32 + ".dir",
+}
 
 
 def inputs(**changes: Any) -> CardInputs:
@@ -176,9 +178,7 @@ def test_render_card_has_every_model_card_section_in_order() -> None:
 
 def test_render_card_model_details_come_from_model_json() -> None:
     details = section(card.render_card(inputs(), spec()), "Model details")
-    assert f"`{MODEL['git_commit']}`" in details
     assert "`0123456789abcdef0123456789abcdef.dir`" in details
-    assert "`run4242`" in details
     assert "2013-01 .. 2013-02 (2013-01-01 to 2013-02-28)" in details
     assert "| Decision threshold | 0.314" in details
     assert "| Boosting iterations | 123 |" in details
@@ -228,11 +228,28 @@ def test_render_card_of_a_version_names_version_and_commit() -> None:
     assert "| Registered commit | `c0ffee` |" in markdown
 
 
-def test_render_card_says_what_a_dirty_training_commit_means() -> None:
-    dirty = MODEL | {"git_commit": "abc123-dirty"}
-    details = section(card.render_card(inputs(model=dirty), spec()), "Model details")
-    assert "| Trained at commit | `abc123` plus uncommitted changes (the change that" in details
-    assert "uncommitted changes" not in card.render_card(inputs(), spec())
+def test_render_card_of_the_work_tree_says_how_to_find_commit_and_run() -> None:
+    """The working tree's card is a pipeline output: the same bytes on every machine, so it names
+    no commit (the one about to be made) and no MLflow run id (one per training)."""
+    details = section(card.render_card(inputs(), spec()), "Model details")
+    model_md5 = "f" * 32 + ".dir"
+    assert (
+        f"| Trained at commit | the commit whose `dvc.lock` first records model `{model_md5}` "
+        f"(`git log --reverse -S {model_md5.removesuffix('.dir')} -- dvc.lock`) |"
+    ) in details
+    assert "| MLflow run | the run of experiment `flightdelay` tagged `model_sha256`" in details
+
+
+def test_render_card_of_a_version_shows_its_training_commit_and_run() -> None:
+    details = section(
+        card.render_card(
+            inputs(),
+            spec(version="v1.2.0", trained_commit="feedc0de" * 5, mlflow_run_id="run4242"),
+        ),
+        "Model details",
+    )
+    assert f"| Trained at commit | `{'feedc0de' * 5}` |" in details
+    assert "| MLflow run | `run4242` |" in details
 
 
 def test_render_card_is_deterministic_and_lint_clean() -> None:

@@ -12,10 +12,14 @@ from flightdelay.io import sha256_file
 from flightdelay.model_io import (
     CONTEXT_DIR,
     ModelBundleError,
+    Provenance,
     dump_pipeline,
     load_model_bundle,
+    provenance_path,
+    read_provenance,
     write_context,
     write_metadata,
+    write_provenance,
 )
 from flightdelay.params import TrainParams
 from flightdelay.train import score, train
@@ -143,3 +147,18 @@ def test_dump_pipeline_same_model_gives_same_bytes_and_scores(
     bundle = load_model_bundle(tmp_path / "again")
     features = build_features(flights, bundle.context, bundle.featurize_params)
     assert (score(bundle.pipeline, features) == score(pipeline, features)).all()
+
+
+def test_read_provenance_ignores_a_sidecar_of_another_model(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    write_provenance(model, Provenance(sha256="a" * 64, git_commit="c" * 40))
+    assert read_provenance(model, "a" * 64) == Provenance(sha256="a" * 64, git_commit="c" * 40)
+    assert read_provenance(model, "b" * 64) is None
+    provenance_path(model).write_text("{not json")
+    assert read_provenance(model, "a" * 64) is None
+
+
+def test_provenance_sidecar_lives_beside_the_model_directory_not_in_it(model_dir: Path) -> None:
+    """Nothing hashed, listed in SHA256SUMS or signed may depend on a run: it is outside."""
+    assert provenance_path(model_dir) == model_dir.parent / f"{model_dir.name}.provenance.json"
+    assert provenance_path("outputs/model") == Path("outputs/model.provenance.json")

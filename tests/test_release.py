@@ -19,6 +19,8 @@ from registry_repo import RegistryRepo
 from signing_keys import KeyPair
 from test_card import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
 
+MODEL_A_SHA256 = "a1" * 32
+
 COMMIT = "c" * 40
 ASSIGNED = {
     "artifact": "flight-delay",
@@ -107,7 +109,7 @@ def base(
     )
     (repo.root / "model-cards").mkdir()
     (repo.root / "model-cards/flight-delay.md").write_text("# card\n")
-    first = repo.commit_model("a", mlflow_run_id="run-a")
+    first = repo.commit_model("a", sha256=MODEL_A_SHA256)
     repo.sign_model(keys["promotion"].private)
     repo.git("rm", "--quiet", "-r", "model-cards")
     second = repo.commit_model("b", roc_auc=0.85)
@@ -139,15 +141,32 @@ def own_remote(repo: RegistryRepo, tmp_path: Path) -> Path:
     return remote
 
 
+def log_training_run(sha256: str) -> str:
+    """A training run in the test's MLflow store, tagged as flightdelay.train tags one."""
+    import mlflow
+
+    from flightdelay import tracking
+
+    tracking.configure()
+    mlflow.set_experiment(tracking.EXPERIMENT)
+    with mlflow.start_run() as run:
+        mlflow.set_tag(tracking.SHA256_TAG, sha256)
+    return str(run.info.run_id)
+
+
 def test_main_materialises_the_tagged_model_and_assets(repo: RegistryRepo, tmp_path: Path) -> None:
+    run_id = log_training_run(MODEL_A_SHA256)
     assert release.main(["--ref", "flight-delay#prod#1"]) == 0
     out = repo.root / "outputs/release"
     described = json.loads((out / "release.json").read_text())
     assert (described["version"], described["stage"], described["mlflow_run_id"]) == (
         "v0.1.0",
         "prod",
-        "run-a",
+        run_id,
     )
+    # /version of the released service reads the sidecar: commit and run, not in model.json
+    sidecar = json.loads((out / "model.provenance.json").read_text())
+    assert (sidecar["git_commit"], sidecar["mlflow_run_id"]) == (described["commit"], run_id)
     assert described["commit"] == repo.git("rev-parse", "flight-delay@v0.1.0^{commit}").strip()
     assert json.loads((out / "model/model.json").read_text())["name"] == "a"
     assert sorted(p.name for p in (out / "assets").iterdir()) == [
@@ -222,6 +241,7 @@ def test_main_attaches_the_card_of_the_released_version(
     before = repo.tags()
     repo.gto("assign", "flight-delay", "--version", "v0.3.0", "--stage", "staging")
     (tag,) = repo.tags() - before
+    run_id = log_training_run(MODEL["sha256"])
     assert release.main(["--ref", tag]) == 0
     out = repo.root / "outputs/release"
     assert "flight-delay@v0.3.0.md" in {p.name for p in (out / "assets").iterdir()}
@@ -230,7 +250,9 @@ def test_main_attaches_the_card_of_the_released_version(
     assert "# Model card: flight-delay@v0.3.0" in markdown
     assert "| Version | v0.3.0 (git tag `flight-delay@v0.3.0`) |" in markdown
     assert f"| Registered commit | `{commit}` |" in markdown
-    assert "| MLflow run | `run4242` |" in markdown  # model.json of that commit
+    assert f"| MLflow run | `{run_id}` |" in markdown  # the run tagged with the model's sha256
+    # the oldest commit whose dvc.lock records this model: commit_model's, before the outputs
+    assert f"| Trained at commit | `{repo.git('rev-parse', commit + '^').strip()}` |" in markdown
     signed = json.loads((out / "release.json").read_text())["signature"]
     fingerprint = signing.key_fingerprint(keys["promotion"].public)
     assert signed["signer"] == f"key {fingerprint}"

@@ -27,8 +27,10 @@ from flightdelay.model_io import (
     METADATA_FILE,
     MODEL_FILE,
     ModelBundleError,
+    Provenance,
     load_model_bundle,
     write_manifest,
+    write_provenance,
 )
 from flightdelay.schemas import Flight
 from flightdelay.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
@@ -660,12 +662,28 @@ def test_version_reports_model_json_provenance_and_release_tag(
     body = client.get("/version").json()
     assert body["model"] == "flight-delay"
     assert body["version"] == "v1.2.3"
-    assert body["git_commit"] == metadata["git_commit"]
     assert body["data_md5"] == DATA_MD5
-    assert body["mlflow_run_id"] == metadata["mlflow_run_id"]
     assert body["sha256"] == metadata["sha256"]
     assert body["train_months"] == ["2013-01", "2013-02", "2013-03"]
     assert body["predictor"] == "fast"
+
+
+def test_version_reads_commit_and_run_id_from_the_provenance_sidecar(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """model.json holds no run id or commit (they would change its hash on every training);
+    `flightdelay release` writes them beside it, in model.provenance.json."""
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    sha = json.loads((copy / METADATA_FILE).read_text())["sha256"]
+    write_provenance(copy, Provenance(sha256=sha, git_commit="c" * 40, mlflow_run_id="run-7"))
+    with TestClient(create_app(copy)) as client:
+        body = client.get("/version").json()
+    assert (body["git_commit"], body["mlflow_run_id"]) == ("c" * 40, "run-7")
+    write_provenance(copy, Provenance(sha256="0" * 64, git_commit="d" * 40, mlflow_run_id="old"))
+    with TestClient(create_app(copy)) as client:  # another model's sidecar is not this one's
+        body = client.get("/version").json()
+    assert (body["git_commit"], body["mlflow_run_id"]) == (None, None)
 
 
 def test_version_tag_comes_from_the_environment(

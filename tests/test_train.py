@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from flightdelay import featurize as featurize_stage
+from flightdelay.artifacts import directory_md5
 from flightdelay.features import FEATURE_COLUMNS, OUTCOME_COLUMNS
-from flightdelay.model_io import load_model_bundle
+from flightdelay.model_io import load_model_bundle, read_provenance
 from flightdelay.params import TrainParams
 from flightdelay.train import (
     TrainError,
@@ -112,7 +113,38 @@ def test_main_saves_a_verified_bundle_with_provenance(
         "planes.parquet",
         "weather.parquet",
     ]
-    assert json.loads(Path("outputs/model/model.json").read_text())["mlflow_run_id"] is None
+    written = json.loads(Path("outputs/model/model.json").read_text())
+    assert not {"mlflow_run_id", "git_commit"} & set(written)
+    provenance = read_provenance(Path("outputs/model"), meta["sha256"])
+    assert provenance is not None
+    assert provenance.mlflow_run_id is None  # --no-mlflow
+    assert provenance.host
+    assert provenance.trained_at
+
+
+@pytest.mark.slow  # two trainings logged to MLflow: ~40 s
+def test_main_twice_gives_the_model_directory_dvc_records(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two trainings of the same code, params and data in two work trees, each logged as its own
+    MLflow run: the model directory hashes alike (what dvc.lock records); the run ids live in the
+    sidecar, which the hash leaves out."""
+    hashes, runs = [], []
+    for name in ("one", "two"):
+        root = tmp_path / name
+        root.mkdir()
+        monkeypatch.chdir(work_tree(root, repo_root, months=(1, 2, 3)))
+        assert featurize_stage.main([]) == 0
+        assert main([]) == 0
+        model_dir = Path("outputs/model")
+        hashes.append(directory_md5(model_dir))
+        sha = json.loads((model_dir / "model.json").read_text())["sha256"]
+        provenance = read_provenance(model_dir, sha)
+        assert provenance is not None
+        runs.append(provenance.mlflow_run_id)
+    assert hashes[0] == hashes[1]
+    assert None not in runs
+    assert runs[0] != runs[1]
 
 
 def test_main_without_features_says_run_featurize(
@@ -124,3 +156,27 @@ def test_main_without_features_says_run_featurize(
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1,)))
     assert main(["--no-mlflow"]) == 1
     assert "feature table not found (run `dvc repro featurize`)" in capsys.readouterr().err
+
+
+def test_fit_uses_fixed_threads_whatever_the_cpus_and_the_callers_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HistGradientBoosting's gradient sums depend on the thread count (on the real data 1 and
+    2 threads give different model.skops), so fits run on FIT_THREADS threads everywhere: more
+    than this machine's CPUs, and despite a caller's lower limit."""
+    import os
+
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    from threadpoolctl import threadpool_limits
+
+    from flightdelay.train import FIT_THREADS, fixed_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    many = (os.cpu_count() or 1) + 1
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert _openmp_effective_n_threads() == 1
+        with fixed_threads(many):
+            assert _openmp_effective_n_threads() == many
+        assert _openmp_effective_n_threads() == 1
+    assert "OMP_NUM_THREADS" not in os.environ
+    assert FIT_THREADS == 2  # what main's dvc.lock was recorded with

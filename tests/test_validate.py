@@ -213,6 +213,25 @@ def test_validate_main_passes_and_writes_reports(workdir: Path, capsys) -> None:
     assert "validation passed" in capsys.readouterr().out
 
 
+def test_validate_main_twice_writes_the_same_bytes(workdir: Path) -> None:
+    """GX stamps results with the wall clock and Data Docs with uuid4s; the stage removes both,
+    so its output directory hashes as dvc.lock records on any machine at any time."""
+    out = workdir / "outputs/validation"
+
+    def files() -> dict[str, bytes]:
+        return {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+        }
+
+    assert v.main([]) == 0
+    first = files()
+    assert v.main([]) == 0
+    second = files()
+    assert sorted(first) == sorted(second)
+    assert [name for name in first if first[name] != second[name]] == []
+    assert b"ge_load_time" not in first["result.json"]
+
+
 def test_validate_main_truncated_csv_fails_naming_file(workdir: Path, capsys) -> None:
     path = workdir / "data/flights/2013-04.csv"
     path.write_bytes(path.read_bytes()[:-500])

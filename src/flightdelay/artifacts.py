@@ -9,6 +9,7 @@ tree, and are re-hashed here: a release ships only the bytes the commit recorded
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,27 @@ def directory_md5(directory: Path) -> str:
         if p.is_file()
     }
     return dir_md5(files)
+
+
+def check_reproduced(path: str, produced: Path, lock: Mapping[str, Any], commit: str) -> None:
+    """Raise ArtifactError unless ``produced`` (``path`` rebuilt at ``commit``) hashes as that
+    commit's dvc.lock (``lock``) records: a rebuilt baseline must be the recorded one."""
+    outs = [
+        out
+        for stage in ((lock or {}).get("stages") or {}).values()
+        for out in (stage or {}).get("outs") or []
+        if out.get("path") == path
+    ]
+    if not outs:
+        raise ArtifactError(f"{path}: the dvc.lock of {commit[:12]} records no such output")
+    want = str(outs[0].get("md5"))
+    got = directory_md5(produced)
+    if got != want:
+        raise ArtifactError(
+            f"{path} reproduced at {commit[:12]} hashes {got}, but its dvc.lock records {want}: "
+            "that commit's pipeline does not rebuild its own outputs; refusing a model that is "
+            "not the recorded one"
+        )
 
 
 def recorded(name: str, commit: str, repo: Path = Path(".")) -> Recorded:

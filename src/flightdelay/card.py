@@ -111,6 +111,10 @@ class CardSpec:
     min_slice_rows: int
     top_features: int
     signature: str | None = None  # who signed the registered model, and its digest (release)
+    # Provenance of a version's card, found outside the model (flightdelay.model_io): the commit
+    # whose dvc.lock first records the model, and the MLflow training run tagged with its sha256.
+    trained_commit: str | None = None
+    mlflow_run_id: str | None = None
 
 
 # ---------------------------------------------------------------- bootstrap
@@ -287,7 +291,7 @@ def _model_details(inputs: CardInputs, spec: CardSpec) -> list[str]:
     train_months = list(_get(m, "train_months", "model.json"))
     train = dict(_get(m, "train", "model.json"))
     featurize = dict(_get(m, "featurize", "model.json"))
-    commit = str(m.get("git_commit") or "unknown")
+    model_md5 = _model_md5(inputs)
     metrics = m.get("train_metrics") or {}
     hyper = ", ".join(f"{k} {v}" for k, v in sorted(train.items()))
     version = (
@@ -310,9 +314,9 @@ def _model_details(inputs: CardInputs, spec: CardSpec) -> list[str]:
             "Prediction time",
             f"scheduled departure - {featurize.get('lead_minutes', 'n/a')} minutes",
         ],
-        ["Trained at commit", _trained_at(commit)],
+        ["Trained at commit", _trained_at(spec, model_md5)],
         ["Data version (data.dvc)", f"`{_get(m, 'data_md5', 'model.json')}`"],
-        ["MLflow run", f"`{m['mlflow_run_id']}`" if m.get("mlflow_run_id") else "not logged"],
+        ["MLflow run", _mlflow_run(spec)],
         [
             "Training data",
             f"{train_months[0]} .. {train_months[-1]} ({month_range(train_months)})"
@@ -335,15 +339,28 @@ def _model_details(inputs: CardInputs, spec: CardSpec) -> list[str]:
     return ["## Model details", "", *_table(["", ""], rows), ""]
 
 
-def _trained_at(commit: str) -> str:
-    """The commit model.json records; ``-dirty`` (the usual case: the pipeline runs before its
-    result is committed) means that commit plus the change that records this model."""
-    if commit.endswith("-dirty"):
-        return (
-            f"`{commit.removesuffix('-dirty')}` plus uncommitted changes (the change that "
-            "records this model; `dvc.lock` pins its exact inputs)"
-        )
-    return f"`{commit}`"
+def _model_md5(inputs: CardInputs) -> str:
+    """DVC's hash of the model directory (the one directory among the card's inputs)."""
+    dirs = (v for k, v in inputs.fingerprint.items() if k != DATA_KEY and v.endswith(".dir"))
+    return next(dirs, "unknown")
+
+
+def _trained_at(spec: CardSpec, model_md5: str) -> str:
+    """The commit whose dvc.lock records the model. The working tree's card cannot name it (it is
+    the commit about to be made, and the card must be the same bytes on every machine), so it
+    says how to find it."""
+    if spec.trained_commit:
+        return f"`{spec.trained_commit}`"
+    return (
+        f"the commit whose `dvc.lock` first records model `{model_md5}` "
+        f"(`git log --reverse -S {model_md5.removesuffix('.dir')} -- dvc.lock`)"
+    )
+
+
+def _mlflow_run(spec: CardSpec) -> str:
+    if spec.mlflow_run_id:
+        return f"`{spec.mlflow_run_id}`"
+    return "the run of experiment `flightdelay` tagged `model_sha256` = the model file's sha256"
 
 
 def _origins(inputs: CardInputs) -> str:
@@ -1119,6 +1136,21 @@ def check(params: Any, lock_path: Path = Path("dvc.lock")) -> list[str]:
     )
 
 
+def provenance(inputs: CardInputs, rev: str) -> tuple[str | None, str | None]:
+    """(commit whose dvc.lock first records the model, MLflow training run id) for a version's
+    card; either is None when git or the tracking store does not know it."""
+    from flightdelay import tracking
+    from flightdelay.gitops import GitOpsError, first_commit_recording
+
+    md5 = _model_md5(inputs)
+    try:
+        commit = first_commit_recording(md5, rev) if md5 != "unknown" else None
+    except GitOpsError:
+        commit = None
+    sha = inputs.model.get("sha256")
+    return commit, tracking.find_run(str(sha)) if sha else None
+
+
 def _git_show(rev: str, path: Path) -> str:
     done = subprocess.run(
         ["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True, check=False
@@ -1175,10 +1207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 commit = commit_of(args.rev or "HEAD")
             except GitOpsError:
                 commit = None
+        trained, run_id = provenance(inputs, args.rev or "HEAD") if args.version else (None, None)
         spec = CardSpec(
             name=MODEL_NAME,
             version=args.version,
             registered_commit=commit,
+            trained_commit=trained,
+            mlflow_run_id=run_id,
             confidence=params.card.confidence,
             bootstrap_samples=params.evaluate.bootstrap_samples,
             seed=params.train.seed,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("flightdelay.data", "get, rebuild or extend the versioned raw data"),
-    "repro": ("flightdelay.repro", "dvc repro; on failure git's files are put back as they were"),
+    "repro": ("flightdelay.repro", "pull what exists, dvc repro (git files put back on failure)"),
     "validate": ("flightdelay.validate", "validate every batch with Great Expectations"),
     "featurize": ("flightdelay.featurize", "build pre-departure features, target and context"),
     "audit": ("flightdelay.audit", "leakage audit: features that tell the label, time travel"),

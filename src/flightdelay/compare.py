@@ -528,6 +528,7 @@ def reproduce(commit: str, model_path: str, repo: Path, dest: Path) -> None:
                 env,
                 f"reproducing train at {commit[:12]}",
             )
+            _check_reproduced(commit, model_path, worktree / model_path, repo)
             shutil.copytree(worktree / model_path, dest)
         finally:
             subprocess.run(
@@ -537,6 +538,16 @@ def reproduce(commit: str, model_path: str, repo: Path, dest: Path) -> None:
                 check=False,
             )
             subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True, check=False)
+
+
+def _check_reproduced(commit: str, model_path: str, produced: Path, repo: Path) -> None:
+    """CompareError unless the rebuilt model is the one ``commit``'s dvc.lock records."""
+    from flightdelay import artifacts
+
+    try:
+        artifacts.check_reproduced(model_path, produced, _yaml_at(commit, "dvc.lock", repo), commit)
+    except artifacts.ArtifactError as exc:
+        raise CompareError(str(exc)) from None
 
 
 def materialise(

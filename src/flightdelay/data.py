@@ -346,8 +346,11 @@ def pull(data_dir: Path, dvc_path: Path = DVC_FILE, push: bool = True, force: bo
         (ln for ln in (pulled.stderr + pulled.stdout).splitlines() if "ERROR" in ln),
         "the remote does not hold every file",
     )
+    # Expected on a fresh machine (an empty remote), so not worded as an error.
+    detail = reason.strip().removeprefix("ERROR: ")
     print(
-        f"dvc pull did not provide the data ({reason.strip()}); rebuilding from {UPSTREAM}",
+        f"data/: not in the DVC cache or remote yet (dvc pull: {detail}); "
+        f"rebuilding it from the {UPSTREAM} package",
         file=sys.stderr,
     )
     for problem in problems:

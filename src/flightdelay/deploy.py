@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from flightdelay import MODEL_NAME, signing
+from flightdelay import MODEL_NAME, model_io, signing
 from flightdelay.io import DataFileError
 from flightdelay.params import DeployParams, ParamsError, load_params
 from flightdelay.release import (
@@ -234,6 +234,8 @@ def start(
         shutil.rmtree(home)
     model_dir = home / "model"
     shutil.copytree(model_src, model_dir)
+    if model_io.provenance_path(model_src).is_file():  # /version's run id and commit
+        shutil.copyfile(model_io.provenance_path(model_src), model_io.provenance_path(model_dir))
     for signature in (model_src.parent / SIGNATURE_DIR / SIGNATURE_FILE, _sibling_sig(model_src)):
         if signature.is_file():  # where serve looks by default: <model dir>.sig
             shutil.copyfile(signature, _sibling_sig(model_dir))
@@ -356,6 +358,11 @@ def _restore(previous: LocalService | None, params: DeployParams, state_dir: Pat
     staged = Path(tempfile.mkdtemp(prefix="flightdelay-restore-"))
     try:
         shutil.copytree(previous.model_dir, staged / "model")
+        if model_io.provenance_path(Path(previous.model_dir)).is_file():
+            shutil.copyfile(
+                model_io.provenance_path(Path(previous.model_dir)),
+                model_io.provenance_path(staged / "model"),
+            )
         if _sibling_sig(Path(previous.model_dir)).is_file():
             shutil.copyfile(_sibling_sig(Path(previous.model_dir)), _sibling_sig(staged / "model"))
         service = start(

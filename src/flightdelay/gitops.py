@@ -150,6 +150,16 @@ def first_parent(commit: str, cwd: Path | None = None) -> str | None:
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
 
+def first_commit_recording(
+    md5: str, rev: str = "HEAD", lock: str = "dvc.lock", cwd: Path | None = None
+) -> str | None:
+    """The oldest commit reachable from ``rev`` whose ``lock`` gained ``md5``: the commit a model
+    with that DVC hash was trained at (a model no longer records the commit inside it)."""
+    out = run("git", "log", "--format=%H", "--reverse", f"-S{md5}", rev, "--", lock, cwd=cwd)
+    commits = out.split()
+    return commits[0] if commits else None
+
+
 def head_is_clean(paths: Sequence[str], cwd: Path | None = None) -> bool:
     """True when ``paths`` in the work tree are exactly what HEAD commits."""
     done = subprocess.run(

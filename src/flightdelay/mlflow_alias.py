@@ -13,7 +13,6 @@ Then the alias named like the stage (``staging``, ``prod``) is pointed at it. Th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,8 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    mlflow.set_tracking_uri(uri)
+    from flightdelay import tracking
+
+    uri = tracking.configure()
     try:
         version = mirror(release, args.release / "model", mlflow.MlflowClient())
     except MlflowException as exc:

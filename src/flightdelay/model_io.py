@@ -3,11 +3,19 @@
 Layout of ``${paths.model}``::
 
     model.skops         the fitted sklearn Pipeline (skops format, never pickle)
-    model.json          metadata: input schema, threshold, sha256 of model.skops, provenance,
+    model.json          metadata: input schema, threshold, sha256 of model.skops, data hash,
                         featurize params the features must be built with, trusted types
     context/*.parquet   the Context tables build_features needs (departures, weather, ...)
     SHA256SUMS          manifest: sha256 of every other file, ``sha256sum`` format, written
                         last by :func:`write_manifest` (``sha256sum -c SHA256SUMS`` checks it)
+
+Every file of the directory is a deterministic function of code, params and data, so a fresh
+clone that retrains gets the bytes dvc.lock records, and the manifest, the DVC hash and the
+signature cover all of them. What differs from run to run (MLflow run id, commit, host, wall
+clock) is in MLflow (the run is tagged with the model's sha256, :func:`tracking.find_run`) and in
+a sidecar *beside* the directory, ``<model dir>.provenance.json`` (:func:`provenance_path`),
+written by ``flightdelay train`` and by ``flightdelay release`` (with the released commit). It is
+outside the directory so that nothing hashed, listed or signed can ever depend on a run.
 
 :func:`load_model_bundle` verifies the manifest before reading any file (a missing, altered or
 unlisted model file is refused, naming it), validates model.json (threshold a finite number in
@@ -23,6 +31,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel, ConfigDict
 from sklearn.pipeline import Pipeline
 
 from flightdelay.features import Context
@@ -33,6 +42,10 @@ MODEL_FILE = "model.skops"
 METADATA_FILE = "model.json"
 CONTEXT_DIR = "context"
 MANIFEST_FILE = "SHA256SUMS"
+
+
+#: The sidecar's suffix: ``outputs/model`` -> ``outputs/model.provenance.json`` (git-ignored).
+PROVENANCE_SUFFIX = ".provenance.json"
 
 #: Types (beyond skops' defaults) that model.skops may contain; anything else is refused on save
 #: and on load. HistGradientBoosting keeps a ``functools.partial`` of sklearn's ``check_array``;
@@ -188,6 +201,50 @@ def check_metadata(path: Path, metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata["sha256"], str) or not isinstance(metadata["featurize"], dict):
         raise ModelBundleError(f"{path}: sha256 must be a string and featurize an object")
     return metadata
+
+
+class Provenance(BaseModel):
+    """Where and when a model was made: facts that differ between two runs of the same code.
+
+    ``git_commit`` is the commit whose dvc.lock records the model when ``flightdelay release``
+    wrote the sidecar; written by ``flightdelay train`` it is HEAD at training time, ``-dirty``
+    when tracked files had changed (the usual case: the run is committed afterwards).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sha256: str  # of the model.skops this sidecar describes
+    git_commit: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_tracking_uri: str | None = None  # without credentials
+    trained_at: str | None = None  # UTC, ISO 8601
+    host: str | None = None
+
+
+def provenance_path(model_dir: Path | str) -> Path:
+    """Where the sidecar of ``model_dir`` lives: beside it, never inside it."""
+    model_dir = Path(model_dir)
+    return model_dir.with_name(model_dir.name + PROVENANCE_SUFFIX)
+
+
+def write_provenance(model_dir: Path, provenance: Provenance) -> None:
+    write_json(provenance_path(model_dir), provenance.model_dump())
+
+
+def read_provenance(model_dir: Path | str, sha256: str) -> Provenance | None:
+    """The sidecar of ``model_dir`` if it describes the model with ``sha256``, else None.
+
+    A sidecar left behind by another model (or unreadable) is ignored rather than reported as
+    this model's provenance.
+    """
+    path = provenance_path(model_dir)
+    if not path.is_file():
+        return None
+    try:
+        provenance = Provenance.model_validate(read_json(path, "model provenance"))
+    except (DataFileError, ValueError):
+        return None
+    return provenance if provenance.sha256 == sha256 else None
 
 
 def write_context(context: Context, directory: Path) -> None:

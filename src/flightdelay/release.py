@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from flightdelay import MODEL_NAME, artifacts, card, gitops, signing
+from flightdelay import MODEL_NAME, artifacts, card, gitops, model_io, signing, tracking
 from flightdelay.io import DataFileError, read_json, write_json
 from flightdelay.params import ParamsError, load_params
 
@@ -238,7 +238,12 @@ def verify_model(
 
 
 def card_spec(
-    params: Any, version: str, commit: str, signature: str | None = None
+    params: Any,
+    version: str,
+    commit: str,
+    signature: str | None = None,
+    trained_commit: str | None = None,
+    mlflow_run_id: str | None = None,
 ) -> card.CardSpec:
     """The card of registered ``version`` at ``commit``, made as `flightdelay card --version`."""
     return card.CardSpec(
@@ -246,6 +251,8 @@ def card_spec(
         version=version,
         registered_commit=commit,
         signature=signature,
+        trained_commit=trained_commit,
+        mlflow_run_id=mlflow_run_id,
         confidence=params.card.confidence,
         bootstrap_samples=params.evaluate.bootstrap_samples,
         seed=params.train.seed,
@@ -283,7 +290,15 @@ def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str |
         reader = card._Reader(release.commit)
         lock = reader.yaml(Path("dvc.lock"), "dvc.lock")
         inputs = card.load_inputs(params, reader, lock if isinstance(lock, dict) else {})
-        spec = card_spec(params, release.version, release.commit, signature_line(release))
+        trained, _ = card.provenance(inputs, release.commit)
+        spec = card_spec(
+            params,
+            release.version,
+            release.commit,
+            signature_line(release),
+            trained,
+            release.mlflow_run_id,
+        )
         markdown = card.render_card(inputs, spec)
     except (card.CardError, DataFileError) as exc:
         return None, str(exc)
@@ -338,6 +353,16 @@ def build(
     except (ReleaseError, artifacts.ArtifactError, DataFileError):
         shutil.rmtree(out, ignore_errors=True)
         raise
+    # /version of the deployed service reads these (model.json holds no run id or commit); the
+    # sidecar is beside the model directory, outside what was signed and hashed.
+    sha256 = read_json(out / "model" / "model.json", "model metadata").get("sha256")
+    if sha256:
+        model_io.write_provenance(
+            out / "model",
+            model_io.Provenance(
+                sha256=str(sha256), git_commit=release.commit, mlflow_run_id=release.mlflow_run_id
+            ),
+        )
     paths = asset_paths(
         params.paths.cards,
         params.paths.metrics,
@@ -386,10 +411,11 @@ def _verified_model(
     release = verify_model(release, model_dir, signature, expected, allow_unsigned)
     artifacts.check_hash(recorded, model_dir)
     metadata = read_json(model_dir / "model.json", "model metadata")
+    sha256 = metadata.get("sha256")
     return replace(
         release,
         data_md5=metadata.get("data_md5"),
-        mlflow_run_id=metadata.get("mlflow_run_id"),
+        mlflow_run_id=tracking.find_run(str(sha256)) if sha256 else None,  # tagged by train
     )
 
 

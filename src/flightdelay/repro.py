@@ -1,22 +1,39 @@
-"""``flightdelay repro [dvc repro args]``: ``dvc repro`` that, when it fails, leaves git's files
-as it found them (``make run``, ``make repro`` and ``make validate`` call it).
+"""``flightdelay repro [--push] [stage ...]``: the main job's pipeline step, unattended, and a
+failed run leaves git's files as it found them (``make run``, ``make repro`` and ``make validate``
+call it).
+
+1. Check out every output ``dvc.lock`` records that the DVC cache or the default remote holds;
+   the others are not an error (a fresh machine's remote holds none): ``dvc repro`` rebuilds
+   them. Every output is a deterministic function of code, params and data, so rebuilding main's
+   outputs gives the hashes main's dvc.lock records, and ``git status`` stays clean.
+2. ``dvc repro [stage ...]``: runs the stages whose outputs are missing or whose inputs changed.
+3. With ``--push``, push what the run made to the default remote. Not by default: a pull
+   request's job (pr-report.yml runs ``make repro``) may hold read-only credentials, and pushes
+   nothing a merge has not accepted.
+
+DVC runs with stdin closed: no step of the main job can stop at a ``[y/n]`` prompt (DVC asks one,
+when stdin is a terminal, for a directory output whose cache is missing). Why not ``dvc repro
+--pull``: for each stage it pulls first and, on a remote that lacks the output, prints the
+missing objects as ``WARNING`` lines and may prompt.
 
 A failed run is not a result, but DVC writes as it goes: it re-records a changed data/ in data.dvc
-before running ``validate`` (a data source is "verified" by saving it, frozen or not: a failed
-validation left data.dvc's hash rewritten and its manifest not), it deletes a stage's outputs
-before running its command (a stage that fails leaves a committed metric or the model card
-deleted), records each stage that succeeded in dvc.lock (a run that fails at ``card`` leaves
-dvc.lock half-updated), and ``core.autostage`` stages what it wrote. So before the run, every file
-git tracks that the pipeline may write is read: dvc.lock, the ``.dvc`` files, the ``.gitignore``
-files DVC keeps beside outputs and the outputs with ``cache: false``, with their git index entries.
-If ``dvc repro`` fails (or is interrupted), each is put back byte for byte, or removed if it did
-not exist. Cached outputs are git-ignored: they stay, and DVC's run cache reuses them next time.
+before running ``validate`` (a failed validation left data.dvc's hash rewritten and its manifest
+not), it deletes a stage's outputs before running its command (a stage that fails leaves a
+committed metric or the model card deleted), records each stage that succeeded in dvc.lock, and
+``core.autostage`` stages what it wrote. So before step 2, every file git tracks that the pipeline
+may write is read: dvc.lock, the ``.dvc`` files, the ``.gitignore`` files DVC keeps beside outputs
+and the outputs with ``cache: false``, with their git index entries. If ``dvc repro`` fails (or is
+interrupted), each is put back byte for byte, or removed if it did not exist. Cached outputs are
+git-ignored: they stay, and DVC's run cache reuses them next time.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +41,67 @@ from pathlib import Path
 from flightdelay import gitops
 
 LOCK_FILE = "dvc.lock"
+
+
+class ReproError(RuntimeError):
+    """A DVC step of the main job failed; the message names the command."""
+
+
+# ---------------------------------------------------------------- DVC, never interactive
+
+
+def dvc(*args: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``dvc args`` with stdin closed (never a prompt); output streams unless ``quiet``."""
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=quiet,
+        text=True,
+        check=False,
+    )
+
+
+def remote_url() -> str:
+    """The default remote as ``name (url)``, or ``no default remote``."""
+    name = dvc("remote", "default", quiet=True).stdout.strip()
+    if not name:
+        return "no default remote"
+    for line in dvc("remote", "list", quiet=True).stdout.splitlines():
+        fields = line.split()
+        if fields and fields[0] == name and len(fields) > 1:
+            return f"{name} ({fields[1]})"
+    return name
+
+
+def missing_outputs() -> list[str]:
+    """Outputs dvc.lock records that the work tree does not hold (as ``dvc status`` sees them)."""
+    done = dvc("status", "--json", quiet=True)
+    if done.returncode != 0:
+        raise ReproError(f"`dvc status` failed: {(done.stderr or done.stdout).strip()}")
+    missing = set()
+    for entries in (json.loads(done.stdout or "{}") or {}).values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                for path, state in (entry.get("changed outs") or {}).items():
+                    if state in ("deleted", "not in cache", "modified"):
+                        missing.add(path)
+    return sorted(missing)
+
+
+def checkout_recorded(remote: str) -> str:
+    """Step 1: pull what the cache or remote has; return the log line."""
+    before = missing_outputs()
+    if not before:
+        return "outputs: the work tree holds every output dvc.lock records"
+    # -q: the objects the remote lacks are the expected case here, not a warning to show.
+    dvc("pull", "--allow-missing", "-q", quiet=True)
+    after = missing_outputs()
+    pulled = len(before) - len(after)
+    line = f"outputs: {pulled} of {len(before)} missing outputs pulled from {remote}"
+    return line + (f"; dvc repro rebuilds {len(after)}" if after else "")
+
+
+# ---------------------------------------------------------------- put git's files back on failure
 
 
 @dataclass(frozen=True)
@@ -102,16 +180,12 @@ def restore(snapshot: Snapshot) -> list[str]:
     return changed
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] in (["-h"], ["--help"]):
-        print(__doc__)
-        return 0
-    root = Path.cwd()
+def run_restoring(root: Path, targets: Sequence[str]) -> int:
+    """Step 2: ``dvc repro targets``; when it fails, git's files are put back and listed."""
     snapshot = take(root, pipeline_files(root))
     code = 1
     try:
-        code = subprocess.run([sys.executable, "-m", "dvc", "repro", *args], check=False).returncode
+        code = dvc("repro", *targets).returncode
     finally:
         if code != 0:
             restored = restore(snapshot)
@@ -122,3 +196,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="flightdelay repro", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--push", action="store_true", help="push the outputs to the remote")
+    parser.add_argument("targets", nargs="*", help="stages to reproduce (default: all)")
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    if not (root / "dvc.yaml").is_file():
+        print("error: no dvc.yaml here: run from the repository root", file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    remote = remote_url()
+    try:
+        print(checkout_recorded(remote), flush=True)
+    except ReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    code = run_restoring(root, args.targets)
+    if code != 0:
+        return code
+    if not args.push:
+        print(f"pipeline: up to date ({time.perf_counter() - started:.0f}s)")
+        return 0
+    pushed = dvc("push", "-q", quiet=True)
+    if pushed.returncode != 0:
+        print(
+            f"error: the pipeline ran, but `dvc push` to {remote} failed: "
+            f"{(pushed.stderr or pushed.stdout).strip()}",
+            file=sys.stderr,
+        )
+        return 1
+    elapsed = time.perf_counter() - started
+    print(f"pipeline: up to date ({elapsed:.0f}s); outputs pushed to {remote}")
+    return 0

@@ -114,7 +114,7 @@ from flightdelay.features import (
     to_minutes,
 )
 from flightdelay.io import DataFileError
-from flightdelay.model_io import ModelBundle, ModelBundleError, load_model_bundle
+from flightdelay.model_io import ModelBundle, ModelBundleError, load_model_bundle, read_provenance
 from flightdelay.schemas import (
     EXAMPLE_FLIGHT,
     ErrorResponse,
@@ -795,14 +795,16 @@ def create_app(
     if not (len(warm) == 1 and 0.0 <= warm[0] <= 1.0):
         raise ModelBundleError(f"{model_dir}: the model returned {warm!r} for the example flight")
     metadata = bundle.metadata
+    provenance = read_provenance(model_dir, str(metadata["sha256"]))
     name = settings.model_name or str(metadata.get("name") or DEFAULT_MODEL_NAME)
     version = settings.model_version
     version_info = VersionInfo(
         model=name,
         version=version,
-        git_commit=metadata.get("git_commit"),
+        # The run id and commit live in the sidecar (model_io.Provenance), not in model.json.
+        git_commit=provenance.git_commit if provenance else None,
         data_md5=metadata.get("data_md5"),
-        mlflow_run_id=metadata.get("mlflow_run_id"),
+        mlflow_run_id=provenance.mlflow_run_id if provenance else None,
         sha256=str(metadata["sha256"]),
         threshold=service.threshold,
         target=metadata.get("target"),

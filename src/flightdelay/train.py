@@ -10,11 +10,15 @@ is reported beside the threshold-free metrics (ROC AUC, PR AUC) that do not depe
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,11 @@ from flightdelay.params import Params, ParamsError, TrainParams, load_params
 
 #: Monotonic constraints (+1: the score never decreases as the feature grows).
 MONOTONIC: dict[str, int] = {"precip": 1}
+#: OpenMP threads of every fit, whatever the machine. HistGradientBoosting sums gradients in one
+#: chunk per thread, so the thread count changes the model's last bits (measured: 1 and 2 threads
+#: give different model.skops on the real data); with it fixed, a laptop, CI and a 1-CPU
+#: container train the bytes dvc.lock records.
+FIT_THREADS = 2
 
 
 class TrainError(ValueError):
@@ -100,7 +109,29 @@ def fit(features: pd.DataFrame, params: TrainParams) -> Pipeline:
     y = features[TARGET].to_numpy()
     if len(np.unique(y)) < 2:
         raise TrainError(f"training rows hold a single class ({np.unique(y).tolist()})")
-    return make_pipeline(params).fit(features.loc[:, list(FEATURE_COLUMNS)], y)
+    with fixed_threads(FIT_THREADS):
+        return make_pipeline(params).fit(features.loc[:, list(FEATURE_COLUMNS)], y)
+
+
+@contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """Exactly ``n`` OpenMP threads inside the block, even on a machine with fewer CPUs.
+
+    scikit-learn caps its threads at the CPU count unless ``OMP_NUM_THREADS`` is set, and then
+    uses OpenMP's current maximum, which threadpoolctl sets; both are restored on exit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    try:
+        with threadpool_limits(limits=n, user_api="openmp"):
+            yield
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
 
 
 def score(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
@@ -188,12 +219,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ParamsError, DataFileError, TrainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    save(result, features, params, data_md5, log_mlflow=not args.no_mlflow)
+    from flightdelay import model_io
+
+    metadata = save(result, features, params, data_md5, log_mlflow=not args.no_mlflow)
+    provenance = model_io.read_provenance(params.paths.model, metadata["sha256"])
+    logged = (
+        f"MLflow run {provenance.mlflow_run_id} in {provenance.mlflow_tracking_uri}"
+        if provenance and provenance.mlflow_run_id
+        else "not logged to MLflow"
+    )
     print(
         f"train: {int(result.train_metrics['train_rows'])} rows of {result.train_months[0]}.."
         f"{result.train_months[-1]}, {int(result.train_metrics['n_iter'])} iterations, "
         f"threshold {result.threshold:.3f} -> {params.paths.model} "
-        f"({time.perf_counter() - started:.1f}s)"
+        f"(sha256 {metadata['sha256'][:12]}, {logged}, {time.perf_counter() - started:.1f}s)"
     )
     return 0
 
@@ -211,7 +250,12 @@ def save(
     data_md5: str,
     log_mlflow: bool = True,
 ) -> dict[str, Any]:
-    """Write model.skops, the context tables and model.json; log the run to MLflow."""
+    """Write model.skops, the context tables and model.json; log the run to MLflow.
+
+    model.json holds only what code, params and data determine (no run id, commit, host or
+    clock), so retraining the same commit gives the bytes its dvc.lock records. Those facts go
+    to MLflow and to the sidecar beside the directory (:func:`model_io.provenance_path`).
+    """
     from flightdelay import model_io
 
     model_dir = params.paths.model
@@ -219,9 +263,9 @@ def save(
     model_io.write_context(
         model_io.read_context(params.paths.context), model_dir / model_io.CONTEXT_DIR
     )
-    commit = git_commit()
+    sha256 = sha256_file(path)
     metadata: dict[str, Any] = {
-        "sha256": sha256_file(path),
+        "sha256": sha256,
         "threshold": result.threshold,
         "input_schema": input_schema(features),
         "target": f"arr_delay >= {params.featurize.target_delay_minutes} minutes",
@@ -230,16 +274,17 @@ def save(
         "train_months": result.train_months,
         "eval_month": result.eval_month,
         "train_metrics": result.train_metrics,
-        "git_commit": commit,
         "data_md5": data_md5,
         "trusted_types": list(model_io.TRUSTED_TYPES),
-        "mlflow_run_id": None,
     }
+    model_io.write_metadata(model_dir, metadata)
+    commit = git_commit()
+    run_id = uri = None
     if log_mlflow:
         from flightdelay import tracking
 
         example = features.loc[:, list(FEATURE_COLUMNS)].head(5)
-        metadata["mlflow_run_id"] = tracking.log_training(
+        run_id = tracking.log_training(
             result.pipeline,
             example,
             params={
@@ -248,14 +293,27 @@ def save(
             },
             metrics={**result.train_metrics, "threshold": result.threshold},
             tags={
+                tracking.SHA256_TAG: sha256,
                 "git_commit": commit,
                 "data_md5": data_md5,
                 "train_months": ",".join(result.train_months),
             },
             trusted_types=list(model_io.TRUSTED_TYPES),
         )
-    model_io.write_metadata(model_dir, metadata)
-    model_io.write_manifest(model_dir)  # last: it lists every file written above
+        uri = tracking.public_uri(tracking.configure())
+    model_io.write_manifest(model_dir)  # last in the directory: it lists every file written above
+    # Beside the directory (model_io.provenance_path), so no hash or signature depends on it.
+    model_io.write_provenance(
+        model_dir,
+        model_io.Provenance(
+            sha256=sha256,
+            git_commit=commit,
+            mlflow_run_id=run_id,
+            mlflow_tracking_uri=uri,
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            host=socket.gethostname(),
+        ),
+    )
     return metadata
 
 

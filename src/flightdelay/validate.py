@@ -34,6 +34,7 @@ import argparse
 import html
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -565,6 +566,29 @@ def suite_parameters(p: Params) -> dict[str, dict[str, Any]]:
     }
 
 
+# What GX writes that is not a function of the data: the wall clock at which it loaded a batch
+# (``meta.batch_markers.ge_load_time``), the render time on the logo's URL and a uuid4 per
+# collapsible block. Left in, no two runs would hash alike and a fresh clone could never rebuild
+# the outputs dvc.lock records (flightdelay.repro).
+_RENDER_TIME = re.compile(r"\?d=\d{8}T\d{6}\.\d+Z")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def drop_load_times(outcome: Outcome) -> None:
+    """Remove GX's ``ge_load_time`` batch marker (wall clock) from every result, in place."""
+    for _, result in outcome.results:
+        markers = (result.meta or {}).get("batch_markers")
+        if isinstance(markers, dict):
+            markers.pop("ge_load_time", None)
+
+
+def reproducible_page(page: str) -> str:
+    """A Data Docs page without its render time, its uuid4s renumbered in order of appearance."""
+    ids: dict[str, str] = {}
+    page = _RENDER_TIME.sub("", page)
+    return _UUID.sub(lambda m: ids.setdefault(m.group(0), f"block-{len(ids) + 1}"), page)
+
+
 def write_data_docs(directory: Path, outcome: Outcome) -> Path:
     """Render each GX validation result as a Data Docs page, plus an index linking them."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
@@ -574,7 +598,8 @@ def write_data_docs(directory: Path, outcome: Outcome) -> Path:
     renderer, view = ValidationResultsPageRenderer(), DefaultJinjaPageView()
     items = []
     for name, result in outcome.results:
-        (directory / f"{name}.html").write_text(view.render(renderer.render(result)))
+        page = view.render(renderer.render(result))
+        (directory / f"{name}.html").write_text(reproducible_page(page))
         mark = "passed" if result.success else "FAILED"
         items.append(f'<li><a href="{name}.html">{html.escape(name)}</a>: {mark}</li>')
     failures = "".join(f"<li>{html.escape(f.line())}</li>" for f in outcome.failures)
@@ -612,6 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     outcome = validate(tables, suites, parameters, p.validate_)
     elapsed = time.perf_counter() - started
+    drop_load_times(outcome)
     write_json(out / "summary.json", outcome.summary())
     write_json(out / "result.json", {name: r.to_json_dict() for name, r in outcome.results})
     docs = write_data_docs(out / "data_docs", outcome)
