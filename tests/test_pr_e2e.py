@@ -99,6 +99,13 @@ class Clone:
     def report(self) -> str:
         return (self.path / "outputs" / "report" / "report.md").read_text()
 
+    def checkout(self, *args: str) -> None:
+        """A CI job's clean checkout: ``git checkout --force`` resets what git tracks, and data/
+        (git-ignored, DVC-tracked) is put back to the checked-out data.dvc, so a batch another
+        test added on its branch is not left behind as a stray file."""
+        self.run("git", "checkout", "--quiet", "--force", *args)
+        self.make("data", "FORCE=1")
+
 
 @pytest.fixture(scope="module")
 def clone(
@@ -118,8 +125,7 @@ def clone(
 
 
 def test_pr_job_params_change_reports_the_diff_and_deltas_with_intervals(clone: Clone) -> None:
-    # --force: a CI job starts from a clean checkout, whatever the previous test left behind.
-    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-params", "main")
+    clone.checkout("-B", "pr-params", "main")
     params = clone.path / "params.yaml"
     text = params.read_text()
     before = int(yaml.safe_load(text)["train"]["max_iter"])
@@ -151,8 +157,7 @@ def test_pr_job_params_change_reports_the_diff_and_deltas_with_intervals(clone: 
 
 
 def test_pr_job_corrupt_batch_fails_and_the_report_names_the_expectation(clone: Clone) -> None:
-    # --force: a CI job starts from a clean checkout, whatever the previous test left behind.
-    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-corrupt", "main")
+    clone.checkout("-B", "pr-corrupt", "main")
     clone.make("add-month", "MONTH=2013-10")
     batch = clone.path / "data" / "flights" / "2013-10.csv"
     lines = batch.read_text().splitlines(keepends=True)
@@ -256,7 +261,7 @@ def ensure_prod(clone: Clone) -> None:
     """main promoted (promote.yml: make promote) and v0.1.0 assigned prod (make promote-prod)."""
     if any("#prod#" in t for t in tags(clone)):
         return
-    clone.run("git", "checkout", "--quiet", "--force", "main")
+    clone.checkout("main")
     clone.make("repro")  # main's outputs back in the work tree (from the cache)
     clone.make("promote")
     clone.make("promote-prod", "VERSION=v0.1.0")
@@ -266,7 +271,7 @@ def ensure_prod(clone: Clone) -> None:
 def merge_and_promote(clone: Clone, branch: str) -> subprocess.CompletedProcess[str]:
     """GitHub merges the branch into main (a merge commit); promote.yml runs `make promote`.
     main is reset to where it was afterwards."""
-    clone.run("git", "checkout", "--quiet", "--force", "main")
+    clone.checkout("main")
     before = clone.run("git", "rev-parse", "HEAD").stdout.strip()
     clone.run("git", "merge", "--quiet", "--no-ff", "-m", f"Merge {branch}", branch)
     try:
@@ -280,14 +285,14 @@ def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
 ) -> None:
     """Finding 1: a PR reported, then main promoted and assigned prod, then the PR job again."""
     assert not any("#prod#" in t for t in tags(clone)), "this test needs a clone without prod"
-    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-stale", "main")
+    clone.checkout("-B", "pr-stale", "main")
     edit_params(clone, {"train": {"max_iter": 75}})
     clone.run("git", "commit", "--quiet", "-am", "fewer boosting rounds")
     assert clone.pr_job().returncode == 0
     assert "no champion (no version was ever assigned prod)" in clone.report()
 
     ensure_prod(clone)
-    clone.run("git", "checkout", "--quiet", "--force", "pr-stale")
+    clone.checkout("pr-stale")
     repro = clone.pr_job()
 
     assert repro.returncode == 0, repro.stderr
@@ -302,7 +307,7 @@ def test_pr_that_loosens_the_gate_is_judged_by_main_s_rule_in_report_and_promote
 ) -> None:
     """Finding 2: one commit sets train.max_iter 1 and loosens gate: (thresholds it would pass)."""
     ensure_prod(clone)
-    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-loosen", "main")
+    clone.checkout("-B", "pr-loosen", "main")
     edit_params(clone, WORSE_AND_LOOSER)
     clone.run("git", "commit", "--quiet", "-am", "one boosting round, and a gate it passes")
 
@@ -333,7 +338,7 @@ def test_forged_outputs_are_refused_by_promote(clone: Clone, tmp_path: Path) -> 
     """Finding 3: the champion's evaluate/slices/predictions copied over a worse model, recorded
     with `dvc commit -f` and committed."""
     ensure_prod(clone)
-    clone.run("git", "checkout", "--quiet", "--force", "-B", "pr-forged", "main")
+    clone.checkout("-B", "pr-forged", "main")
     clone.make("repro")  # main's (the champion's) outputs in the work tree
     forged = ["outputs/metrics/evaluate.json", "outputs/metrics/slices.json"]
     forged.append("outputs/predictions.parquet")
