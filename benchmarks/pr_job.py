@@ -10,8 +10,9 @@ Packages are cached (this venv, like setup-python's pip cache); everything else 
 2. a fresh clone of that ``main`` on a branch that changes a training parameter
    (``train.learning_rate``), the typical model pull request;
 3. timed: the job's steps, each the make target the workflow runs (the Makefile's ``PR_JOB``):
-   ``remote-from-env``, ``data``, ``repro`` (``dvc repro --pull``), ``report`` (not a DVC stage:
-   the verdict is computed every time) and ``report-summary``.
+   ``remote-from-env``, ``data``, ``repro`` (``flightdelay repro``: pull what exists, rebuild
+   the rest), ``report`` (not a DVC stage: the verdict is computed every time) and
+   ``report-summary``.
 
 ``--cache warm`` first copies main's DVC cache into the fresh clone, as the workflow's
 actions/cache step restores it; ``cold`` starts with an empty cache, so the data and main's
