@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from delivery import (
@@ -21,9 +25,11 @@ from delivery import (
     release_of,
     stop_everything,
 )
-from flightdelay import canary, deploy, nginx, traffic
+from flightdelay import canary, deploy, nginx, signing, traffic
 from flightdelay.canary import Check, Side, decide, quantile, service_metrics
 from flightdelay.params import CanaryParams, load_params
+from registry_repo import RegistryRepo
+from signing_keys import KeyPair
 
 NO_NGINX = shutil.which("nginx") is None and not Path("/usr/sbin/nginx").is_file()
 needs_nginx = pytest.mark.skipif(
@@ -398,3 +404,123 @@ def test_main_without_a_running_prod_says_nothing_to_compare(tmp_path: Path, cap
 def test_main_without_a_release_names_the_file(tmp_path: Path, capsys) -> None:
     assert canary.main(["--release", str(tmp_path / "none")]) == 1
     assert "error: canary: " in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- make release, end to end
+
+COPY_MODEL = """\
+import json, pathlib, shutil, sys
+out = pathlib.Path(sys.argv[1])
+shutil.rmtree(out, ignore_errors=True)
+shutil.copytree(json.loads(pathlib.Path("model_spec.json").read_text())["source"], out)
+"""
+
+
+@pytest.fixture
+def registry(
+    tmp_path: Path,
+    repo_root: Path,
+    models: dict[str, Path],
+    keys: dict[str, KeyPair],
+    monkeypatch: pytest.MonkeyPatch,
+) -> RegistryRepo:
+    """A git + DVC + GTO repository whose versions are real, signed models: v0.1.0 (good) then
+    v0.2.0 (shifted scores) assigned to prod, v0.3.0 (good again) registered."""
+    repo = RegistryRepo.create(tmp_path / "repo", tmp_path / "remote", repo_root)
+    (repo.root / "make_model.py").write_text(COPY_MODEL)
+    params = yaml.safe_load((repo.root / "params.yaml").read_text())
+    params["canary"].update(window_s=6.0, requests=400)  # a bounded load for the test
+    (repo.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for version, name, model in (
+        ("v0.1.0", "good", models["good"]),
+        ("v0.2.0", "shifted", models["shifted"]),
+        ("v0.3.0", "good-again", models["good"]),
+    ):
+        commit = repo.commit_model(name, source=str(model))
+        repo.sign_model(keys["promotion"].private)
+        repo.gto("register", "flight-delay", commit, "--version", version)
+        if version != "v0.3.0":
+            repo.gto("assign", "flight-delay", "--version", version, "--stage", "prod")
+    monkeypatch.chdir(repo.root)
+    monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
+    return repo
+
+
+def make_in(
+    repo: RegistryRepo, repo_root: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    venv = Path(sys.executable).parent.parent
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            str(repo_root / "Makefile"),
+            f"VENV={venv}",
+            "-o",
+            f"{venv}/.installed-dev",
+            *args,
+        ],
+        cwd=repo.root,
+        env={**repo.env, **os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+    )
+    return done
+
+
+@needs_nginx
+@pytest.mark.slow
+def test_make_release_of_prod_aborts_a_shifted_canary_then_promotes_a_good_one(
+    registry: RegistryRepo,
+    repo_root: Path,
+    models: dict[str, Path],
+    tmp_path: Path,
+    keys: dict[str, KeyPair],
+) -> None:
+    """prod v0.1.0 runs (deployed before); v0.2.0's canary fails, v0.3.0's passes."""
+    state = registry.root / ".deploy"
+    summary_file = tmp_path / "summary.md"
+    port = free_port()
+    try:
+        signed = shutil.copytree(models["good"], tmp_path / "stable" / "model")
+        signing.sign(
+            signed, tmp_path / "stable" / "model.sig", signing.Signer(keys["promotion"].private)
+        )
+        deploy.deploy_local(release_of("v0.1.0"), signed, deploy_params(), state)
+        aborted = make_in(
+            registry,
+            repo_root,
+            "release",
+            "REF=flight-delay#prod#2",
+            CANARY_PORT=str(port),
+            GITHUB_STEP_SUMMARY=str(summary_file),
+        )
+        assert aborted.returncode != 0, aborted.stdout
+        assert "error: canary: v0.2.0 aborted: score distribution shifted" in aborted.stderr
+        assert "Canary of flight-delay v0.2.0: aborted v0.2.0, back to v0.1.0" in (
+            summary_file.read_text()
+        )
+        assert registry.show()["stage"]["prod"] == "v0.1.0"  # rolled back in GTO, by itself
+        assert "flight-delay#prod#3" in registry.tags()
+        report = canary.read_report(registry.root / "outputs/delivery")
+        assert report.rollback_tag == "flight-delay#prod#3"
+        assert routes(f"http://127.0.0.1:{port}", models["good"]) == {"stable": {"v0.1.0"}}
+
+        registry.gto("assign", "flight-delay", "--version", "v0.3.0", "--stage", "prod")
+        promoted = make_in(
+            registry,
+            repo_root,
+            "release",
+            "REF=flight-delay#prod#4",
+            CANARY_PORT=str(port),
+            GITHUB_STEP_SUMMARY=str(summary_file),
+        )
+        assert promoted.returncode == 0, promoted.stderr
+        assert "promoted v0.3.0 to 100 %" in summary_file.read_text()
+        assert routes(f"http://127.0.0.1:{port}", models["good"]) == {"stable": {"v0.3.0"}}
+        assert registry.show()["stage"]["prod"] == "v0.3.0"
+    finally:
+        stop_everything(state)
