@@ -144,7 +144,7 @@ def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
 Samples = Mapping[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def _sum(samples: Samples, name: str, **labels: str) -> float:
+def sample_sum(samples: Samples, name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
@@ -172,7 +172,7 @@ def service_metrics(before: Samples, after: Samples) -> ServiceMetrics:
     """The /predict counters of one service between two scrapes."""
 
     def moved(name: str, **labels: str) -> float:
-        return _sum(after, name, **labels) - _sum(before, name, **labels)
+        return sample_sum(after, name, **labels) - sample_sum(before, name, **labels)
 
     requests = moved("flightdelay_http_requests_total", handler=PREDICT)
     errors = sum(
@@ -258,7 +258,7 @@ def decide(stable: Side, canary: Side, rules: CanaryParams, final: bool) -> Deci
                 )
             )
     if canary.metrics is not None and stable.metrics is not None:
-        checks.append(_latency(stable.metrics, canary.metrics, rules))
+        checks.append(latency_check(stable.metrics, canary.metrics, rules))
     checks.append(_warnings(stable, canary, rules))
     checks.append(_scores(stable, canary, rules))
     return Decision(action=_action(checks, final), checks=tuple(checks))
@@ -270,7 +270,7 @@ def _action(checks: Sequence[Check], final: bool) -> Action:
     return "promote" if final else "continue"
 
 
-def _latency(stable: ServiceMetrics, canary: ServiceMetrics, rules: CanaryParams) -> Check:
+def latency_check(stable: ServiceMetrics, canary: ServiceMetrics, rules: CanaryParams) -> Check:
     if canary.p99_latency_s is None or stable.p99_latency_s is None:
         return Check(rule="p99_latency", passed=False, detail="no /predict latency observed")
     limit = max(rules.max_p99_latency_ratio * stable.p99_latency_s, rules.min_p99_latency_s)
