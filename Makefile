@@ -196,6 +196,10 @@ canary: venv ## Canary outputs/release against the local prod service via nginx:
 	flightdelay canary --release $(RELEASE_DIR) $${CANARY_PORT:+--port "$$CANARY_PORT"} \
 	  $${ALLOW_UNSIGNED:+--allow-unsigned "$$ALLOW_UNSIGNED"}
 
+.PHONY: shadow-report
+shadow-report: venv ## Mirror the local prod's requests to outputs/release via nginx; compare (outputs/delivery/shadow.md), exit 1 unless clean
+	flightdelay shadow-report --release $(RELEASE_DIR) --require-clean $${ALLOW_UNSIGNED:+--allow-unsigned "$$ALLOW_UNSIGNED"}
+
 .PHONY: canary-stop
 canary-stop: venv ## Stop the local prod nginx that the canary started
 	flightdelay canary --stop
