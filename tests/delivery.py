@@ -82,6 +82,35 @@ def stop_everything(state_dir: Path) -> None:
             deploy.stop(service)
 
 
+class _Answering(http.server.BaseHTTPRequestHandler):
+    """A stand-in service that answers every POST 200 with its name (for nginx's own tests)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"model_version": self.server.name}).encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def answering_upstream(name: str) -> Iterator[str]:
+    """host:port of a stand-in that answers 200 {"model_version": name} to every POST."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    server.name = name  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class _Failing(http.server.BaseHTTPRequestHandler):
     """A release gone wrong: ready and versioned, but every prediction is a 500."""
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from delivery import (
     SHIFTED,
+    answering_upstream,
     build_model,
     deploy_params,
     failing_upstream,
@@ -248,6 +250,36 @@ def test_nginx_refuses_a_bad_upstream_and_leaves_nothing_running(tmp_path: Path)
     with pytest.raises(nginx.NginxError, match="configuration test failed"):
         nginx.apply(front(port=free_port(), stable="127.0.0.1:99999"), tmp_path)
     assert nginx.pid_of(nginx.prefix_of(tmp_path, "prod")) is None
+
+
+@needs_nginx
+def test_nginx_reloads_under_load_without_dropping_a_request(tmp_path: Path) -> None:
+    """Five changes of routing while 4 callers keep sending: every request is answered 200."""
+    with answering_upstream("a") as a, answering_upstream("b") as b:
+        served = nginx.apply(
+            front(port=free_port(), stable=a, canary=b, canary_share=0.5), tmp_path
+        )
+        answers: list[traffic.Answer] = []
+        done = threading.Event()
+
+        def callers() -> None:
+            i = 0
+            while not done.is_set():
+                answers.extend(traffic.drive(served.url, [{}] * 8, 0.05, 4, "load-", i))
+                i += 8
+
+        thread = threading.Thread(target=callers)
+        thread.start()
+        try:
+            for share in (1.0, 0.0, 0.3, 1.0, 0.1):
+                served = nginx.apply(dataclasses.replace(served, canary_share=share), tmp_path)
+        finally:
+            done.set()
+            thread.join()
+            nginx.stop(tmp_path, "prod")
+    assert served.generation == 6
+    assert len(answers) > 40
+    assert {a.status for a in answers} == {200}
 
 
 # ---------------------------------------------------------------- real canaries on loopback
