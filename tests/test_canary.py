@@ -448,17 +448,17 @@ shutil.copytree(json.loads(pathlib.Path("model_spec.json").read_text())["source"
 """
 
 
-@pytest.fixture
-def registry(
-    tmp_path: Path,
+@pytest.fixture(scope="module")
+def registry_base(
+    tmp_path_factory: pytest.TempPathFactory,
     repo_root: Path,
     models: dict[str, Path],
     keys: dict[str, KeyPair],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> RegistryRepo:
-    """A git + DVC + GTO repository whose versions are real, signed models: v0.1.0 (good) then
-    v0.2.0 (shifted scores) assigned to prod, v0.3.0 (good again) registered."""
-    repo = RegistryRepo.create(tmp_path / "repo", tmp_path / "remote", repo_root)
+    """A git + DVC + GTO repository whose versions are real, signed models: v0.1.0 (good) in
+    prod, v0.2.0 (shifted scores) and v0.3.0 (good again) registered."""
+    root = tmp_path_factory.mktemp("canary-registry")
+    repo = RegistryRepo.create(root / "repo", root / "remote", repo_root)
     (repo.root / "make_model.py").write_text(COPY_MODEL)
     params = yaml.safe_load((repo.root / "params.yaml").read_text())
     params["canary"].update(window_s=6.0, requests=400)  # a bounded load for the test
@@ -471,11 +471,32 @@ def registry(
         commit = repo.commit_model(name, source=str(model))
         repo.sign_model(keys["promotion"].private)
         repo.gto("register", "flight-delay", commit, "--version", version)
-        if version != "v0.3.0":
-            repo.gto("assign", "flight-delay", "--version", version, "--stage", "prod")
+    repo.gto("assign", "flight-delay", "--version", "v0.1.0", "--stage", "prod")
+    return repo
+
+
+@pytest.fixture
+def registry(
+    registry_base: RegistryRepo,
+    tmp_path: Path,
+    models: dict[str, Path],
+    keys: dict[str, KeyPair],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[RegistryRepo]:
+    """A copy of the registry with v0.1.0 served as prod (signed, as `make deploy` serves it);
+    everything started under it is stopped at the end."""
+    repo = registry_base.copy(tmp_path / "repo")
     monkeypatch.chdir(repo.root)
     monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
-    return repo
+    state = repo.root / ".deploy"
+    try:
+        signed = shutil.copytree(models["good"], tmp_path / "stable" / "model")
+        signer = signing.Signer(keys["promotion"].private)
+        signing.sign(signed, tmp_path / "stable" / "model.sig", signer)
+        deploy.deploy_local(release_of("v0.1.0"), signed, deploy_params(), state)
+        yield repo
+    finally:
+        stop_everything(state)
 
 
 def make_in(
@@ -503,56 +524,50 @@ def make_in(
     return done
 
 
+def make_release(
+    repo: RegistryRepo, repo_root: Path, ref: str, port: int, summary: Path
+) -> subprocess.CompletedProcess[str]:
+    return make_in(
+        repo,
+        repo_root,
+        "release",
+        f"REF={ref}",
+        CANARY_PORT=str(port),
+        GITHUB_STEP_SUMMARY=str(summary),
+    )
+
+
 @needs_nginx
 @pytest.mark.slow
-def test_make_release_of_prod_aborts_a_shifted_canary_then_promotes_a_good_one(
-    registry: RegistryRepo,
-    repo_root: Path,
-    models: dict[str, Path],
-    tmp_path: Path,
-    keys: dict[str, KeyPair],
+def test_make_release_of_prod_aborts_a_shifted_canary_and_rolls_back_in_gto(
+    registry: RegistryRepo, repo_root: Path, models: dict[str, Path], tmp_path: Path
 ) -> None:
-    """prod v0.1.0 runs (deployed before); v0.2.0's canary fails, v0.3.0's passes."""
-    state = registry.root / ".deploy"
-    summary_file = tmp_path / "summary.md"
-    port = free_port()
-    try:
-        signed = shutil.copytree(models["good"], tmp_path / "stable" / "model")
-        signing.sign(
-            signed, tmp_path / "stable" / "model.sig", signing.Signer(keys["promotion"].private)
-        )
-        deploy.deploy_local(release_of("v0.1.0"), signed, deploy_params(), state)
-        aborted = make_in(
-            registry,
-            repo_root,
-            "release",
-            "REF=flight-delay#prod#2",
-            CANARY_PORT=str(port),
-            GITHUB_STEP_SUMMARY=str(summary_file),
-        )
-        assert aborted.returncode != 0, aborted.stdout
-        assert "error: canary: v0.2.0 aborted: score distribution shifted" in aborted.stderr
-        assert "Canary of flight-delay v0.2.0: aborted v0.2.0, back to v0.1.0" in (
-            summary_file.read_text()
-        )
-        assert registry.show()["stage"]["prod"] == "v0.1.0"  # rolled back in GTO, by itself
-        assert "flight-delay#prod#3" in registry.tags()
-        report = canary.read_report(registry.root / "outputs/delivery")
-        assert report.rollback_tag == "flight-delay#prod#3"
-        assert routes(f"http://127.0.0.1:{port}", models["good"]) == {"stable": {"v0.1.0"}}
+    registry.gto("assign", "flight-delay", "--version", "v0.2.0", "--stage", "prod")
+    port, summary = free_port(), tmp_path / "summary.md"
+    aborted = make_release(registry, repo_root, "flight-delay#prod#2", port, summary)
+    assert aborted.returncode != 0, aborted.stdout
+    assert "error: canary: v0.2.0 aborted: score distribution shifted" in aborted.stderr
+    assert "Canary of flight-delay v0.2.0: aborted v0.2.0, back to v0.1.0" in summary.read_text()
+    assert registry.show()["stage"]["prod"] == "v0.1.0"  # rolled back in GTO, by itself
+    assert "flight-delay#prod#3" in registry.tags()
+    report = canary.read_report(registry.root / "outputs/delivery")
+    assert report.rollback_tag == "flight-delay#prod#3"
+    assert report.stable_side.failed == report.canary_side.failed == 0  # shifted, not failing
+    assert routes(f"http://127.0.0.1:{port}", models["good"]) == {"stable": {"v0.1.0"}}
 
-        registry.gto("assign", "flight-delay", "--version", "v0.3.0", "--stage", "prod")
-        promoted = make_in(
-            registry,
-            repo_root,
-            "release",
-            "REF=flight-delay#prod#4",
-            CANARY_PORT=str(port),
-            GITHUB_STEP_SUMMARY=str(summary_file),
-        )
-        assert promoted.returncode == 0, promoted.stderr
-        assert "promoted v0.3.0 to 100 %" in summary_file.read_text()
-        assert routes(f"http://127.0.0.1:{port}", models["good"]) == {"stable": {"v0.3.0"}}
-        assert registry.show()["stage"]["prod"] == "v0.3.0"
-    finally:
-        stop_everything(state)
+
+@needs_nginx
+@pytest.mark.slow
+def test_make_release_of_prod_promotes_a_good_canary_to_every_request(
+    registry: RegistryRepo, repo_root: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    registry.gto("assign", "flight-delay", "--version", "v0.3.0", "--stage", "prod")
+    port, summary = free_port(), tmp_path / "summary.md"
+    promoted = make_release(registry, repo_root, "flight-delay#prod#2", port, summary)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "Canary of flight-delay v0.3.0: promoted v0.3.0 to 100 %" in summary.read_text()
+    assert routes(f"http://127.0.0.1:{port}", models["good"]) == {"stable": {"v0.3.0"}}
+    assert registry.show()["stage"]["prod"] == "v0.3.0"
+    recorded = deploy.read_state(registry.root / ".deploy", "prod")
+    assert recorded is not None
+    assert recorded.version == "v0.3.0"
