@@ -433,6 +433,11 @@ def test_main_without_a_running_prod_says_nothing_to_compare(tmp_path: Path, cap
     assert "no prod service runs here" in capsys.readouterr().out
 
 
+def test_main_stop_without_nginx_says_it_was_not_running(tmp_path: Path, capsys) -> None:
+    assert canary.main(["--stop", "--state-dir", str(tmp_path)]) == 0
+    assert "canary: prod nginx was not running" in capsys.readouterr().out
+
+
 def test_main_without_a_release_names_the_file(tmp_path: Path, capsys) -> None:
     assert canary.main(["--release", str(tmp_path / "none")]) == 1
     assert "error: canary: " in capsys.readouterr().err
