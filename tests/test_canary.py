@@ -440,7 +440,7 @@ def test_main_stop_without_nginx_says_it_was_not_running(tmp_path: Path, capsys)
 
 def test_main_without_a_release_names_the_file(tmp_path: Path, capsys) -> None:
     assert canary.main(["--release", str(tmp_path / "none")]) == 1
-    assert "error: canary: " in capsys.readouterr().err
+    assert "release.json: release description not found" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- make release, end to end
