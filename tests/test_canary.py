@@ -388,6 +388,23 @@ def test_observe_aborts_a_canary_answering_5xx_and_only_its_share_failed(
     assert s_side.failed == 0
 
 
+@needs_nginx
+@pytest.mark.slow
+def test_run_of_a_canary_that_does_not_start_leaves_stable_alone(
+    models: dict[str, Path], rules: CanaryParams, state_dir: Path, tmp_path: Path
+) -> None:
+    params = deploy_params()
+    stable = deploy.deploy_local(release_of("v0.1.0"), models["good"], params, state_dir)
+    tampered = shutil.copytree(models["good"], tmp_path / "tampered")
+    with (tampered / "model.skops").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(canary.CanaryError, match=r"the canary v0\.2\.0 did not start: .*exited"):
+        canary.run(release_of("v0.2.0"), tampered, fast(rules), params, state_dir, free_port())
+    assert deploy.read_state(state_dir, "prod") == stable
+    assert deploy.is_our_service(stable.pid, stable.port)
+    assert nginx.pid_of(nginx.prefix_of(state_dir, "prod")) is None  # never put in front
+
+
 # ---------------------------------------------------------------- command line
 
 
