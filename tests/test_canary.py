@@ -245,6 +245,15 @@ def test_render_refuses_a_share_without_a_canary(tmp_path: Path) -> None:
         nginx.render(front(canary_share=0.2), tmp_path)
 
 
+def test_nginx_missing_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nginx.shutil, "which", lambda _: None)
+    monkeypatch.setattr(nginx, "FALLBACKS", ())
+    with pytest.raises(nginx.NginxError, match=r"nginx is not installed \(Debian: apt-get install"):
+        nginx.apply(front(port=free_port()), tmp_path)
+
+
 @needs_nginx
 def test_nginx_refuses_a_bad_upstream_and_leaves_nothing_running(tmp_path: Path) -> None:
     with pytest.raises(nginx.NginxError, match="configuration test failed"):

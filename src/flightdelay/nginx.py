@@ -87,10 +87,11 @@ def render(front: Front, prefix: Path, user: str | None = None) -> str:
 # ---------------------------------------------------------------- the nginx process
 
 
+FALLBACKS = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")  # sbin is often not on a user's PATH
+
+
 def binary() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).is_file()), None
-    )
+    found = shutil.which("nginx") or next((p for p in FALLBACKS if Path(p).is_file()), None)
     if found is None:
         raise NginxError(
             "nginx is not installed (Debian: apt-get install nginx; `make system-deps`)"
