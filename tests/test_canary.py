@@ -337,7 +337,10 @@ def test_run_promotes_a_good_canary_that_then_serves_everything(
     assert not deploy.is_our_service(old.pid, old.port)
     recorded = deploy.read_state(state_dir, "prod")
     assert recorded is not None
-    assert recorded.version == "v0.2.0"
+    assert (recorded.version, recorded.port) == ("v0.2.0", old.port)  # the stage's own port
+    assert traffic.post(old.url, traffic.sample_flights(models["good"], 1)[0], "x").version == (
+        "v0.2.0"
+    )
 
 
 @needs_nginx

@@ -19,9 +19,9 @@ nginx meanwhile. After each quarter of the window :func:`decide` compares the tw
 Any failed rule aborts at once: nginx is reloaded with all traffic on stable, the canary is
 stopped, and prod is re-assigned to the stable version in GTO (an ordinary ``flight-delay#prod#N``
 tag, as ``flightdelay rollback`` makes); exit 1. A canary that passes every check of the window is
-promoted: nginx sends it every request, the old service is stopped and the canary becomes the
-stage's recorded service. Either way the decision and its reasons go to
-``<paths.delivery>/canary.json``, the job summary and stdout.
+promoted: nginx sends it every request, the old service is stopped, the new version is started
+on the stage's own port (``deploy.ports``) and nginx moved to it, each step a reload. Either way
+the decision and its reasons go to ``<paths.delivery>/canary.json``, the job summary and stdout.
 
 Nothing to do (exit 0, says why): a release of another stage, no prod service running here to
 compare with (the first deployment: ``flightdelay deploy`` starts it), or the version prod runs.
@@ -39,7 +39,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
@@ -57,9 +57,13 @@ from flightdelay.release import (
     verify_release_dir,
 )
 
+if TYPE_CHECKING:
+    from flightdelay.deploy import LocalService
+
 STAGE = "prod"
 CHECKS = 4  # decisions per window: the first three can only abort, the last one promotes
 CANARY_JSON = "canary.json"
+CANARY_HOME = "canary"  # <state>/canary/local/prod/<version>: the canary instance's model copy
 PREDICT = "/predict"
 
 Action = Literal["promote", "abort", "continue"]
@@ -483,7 +487,7 @@ def run(
             model_dir,
             host,
             free_port(host),
-            state_dir,
+            state_dir / CANARY_HOME,  # its own copy: the promoted service gets the usual one
             deploy_params.ready_timeout_s,
         )
     except deploy.DeployError as exc:
@@ -519,13 +523,50 @@ def run(
         front=front.url,
     )
     if decision.action == "promote":
-        nginx.apply(replace(front, stable=canary.address, canary=None, canary_share=0.0), state_dir)
-        deploy.stop(stable_service)
-        deploy.write_state(state_dir, candidate)
+        _promote(release, model_dir, front, candidate, stable_service, deploy_params, state_dir)
         return report
     nginx.apply(replace(front, canary=None, canary_share=0.0), state_dir)
     deploy.stop(candidate)
     return report.model_copy(update=_rollback(release, stable.version))
+
+
+def _promote(
+    release: Release,
+    model_dir: Path,
+    front: nginx.Front,
+    candidate: LocalService,
+    stable: LocalService,
+    deploy_params: DeployParams,
+    state_dir: Path,
+) -> None:
+    """Every request to the canary, then the new version takes over the stage's own port (the
+    one `flightdelay deploy` and its callers use) and nginx moves to it; nothing is refused on
+    the way, since each move is a reload and each service is ready before it gets traffic."""
+    from flightdelay import deploy
+
+    to_canary = Upstream(candidate.version, candidate.url).address
+    front = nginx.apply(replace(front, stable=to_canary, canary=None, canary_share=0.0), state_dir)
+    deploy.stop(stable)
+    try:
+        final = deploy.start(
+            release,
+            model_dir,
+            deploy_params.host,
+            stable.port,
+            state_dir,
+            deploy_params.ready_timeout_s,
+        )
+        deploy.smoke(final.url, release.version)
+    except deploy.DeployError as exc:  # keep the canary instance: it serves and is recorded
+        print(
+            f"warning: canary: {release.version} stays on port {candidate.port}: {exc}",
+            file=sys.stderr,
+        )
+        deploy.write_state(state_dir, candidate)
+        return
+    nginx.apply(replace(front, stable=Upstream(final.version, final.url).address), state_dir)
+    deploy.stop(candidate)
+    deploy.write_state(state_dir, final)
 
 
 def _progress(decision: Decision) -> None:
