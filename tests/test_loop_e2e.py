@@ -201,6 +201,7 @@ class Work:
         return dict(json.loads((self.path / "outputs/release/release.json").read_text()))
 
     def stop_services(self) -> None:
+        self.run(sys.executable, "-m", "flightdelay", "canary", "--stop", ok=False)  # its nginx
         for stage in ("staging", "prod"):
             self.run(sys.executable, "-m", "flightdelay", "deploy", "--stop", stage, ok=False)
             state = self.path / ".deploy" / "local" / f"{stage}.json"
@@ -278,6 +279,9 @@ def loop(
             {
                 **FAST,
                 ("deploy", "ports"): f"{{staging: {ports['staging']}, prod: {ports['prod']}}}",
+                ("canary", "port"): str(free_port()),  # each prod release after the first
+                ("canary", "window_s"): "6",  # is a canary (make release): bounded load
+                ("canary", "requests"): "400",
             },
         )
         work.make("data")
@@ -410,3 +414,13 @@ def test_mlflow_aliases_match_the_stage_tags(loop: Loop) -> None:
     assert client.get_model_version_by_alias(MODEL, "prod").tags["gto_tag_prod"] == (
         loop.rollback_tag
     )
+
+
+def test_prod_releases_after_the_first_go_through_a_canary(loop: Loop) -> None:
+    """The rollback's release is a prod release with v0.2.0 running: canaried, then promoted."""
+    from flightdelay.canary import read_report
+
+    report = read_report(loop.work.path / "outputs/delivery")
+    assert (report.candidate, report.stable) == ("v0.1.0", "v0.2.0")
+    assert report.decision.action == "promote", report.decision.reasons
+    assert report.canary_side.requests >= 20

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("flightdelay.deploy", "run the release for its stage (local or kubernetes)"),
     "mlflow-alias": ("flightdelay.mlflow_alias", "mirror the released stage as an MLflow alias"),
     "rollback": ("flightdelay.rollback", "re-assign prod to the previous version (gto history)"),
+    "canary": ("flightdelay.canary", "prod release to a share via nginx; promote or roll back"),
+    "shadow-report": ("flightdelay.shadow", "candidate vs prod on mirrored prod requests"),
 }
 
 

@@ -318,8 +318,20 @@ def deploy_local(
     state_dir: Path,
     port: int | None = None,
 ) -> LocalService:
-    """Replace the stage's local service with ``release``; restore the previous one on failure."""
+    """Replace the stage's local service with ``release``; restore the previous one on failure.
+
+    A service that already runs exactly this release (a promoted canary) is kept, once its smoke
+    test passes: restarting it would refuse the requests nginx sends it meanwhile."""
     previous = read_state(state_dir, release.stage)
+    if (
+        previous is not None
+        and (previous.version, previous.commit) == (release.version, release.commit)
+        and port in (None, previous.port)
+        and is_our_service(previous.pid, previous.port)
+    ):
+        with contextlib.suppress(DeployError):
+            smoke(previous.url, release.version)
+            return previous
     port = port_for(
         params, release.stage, port if port is not None else (previous.port if previous else None)
     )

@@ -82,6 +82,7 @@ class Paths(_Section):
     gate: Path  # `flightdelay gate`: the promotion verdict as JSON (not a DVC stage)
     cards: Path  # generated model cards: <MODEL_NAME>.md (working tree), <MODEL_NAME>@vX.Y.Z.md
     monitor: Path  # `flightdelay monitor` outputs (not a DVC stage)
+    delivery: Path  # `flightdelay canary` / `shadow-report` outputs (not a DVC stage)
 
 
 class DataParams(_Section):
@@ -197,6 +198,26 @@ class DeployParams(_Section):
         return self
 
 
+class CanaryParams(_Section):
+    """Progressive delivery of a prod release on loopback (flightdelay.canary, .shadow): the
+    share of requests the new version gets, for how long, and the rules that abort it."""
+
+    share: float = Field(gt=0, lt=1)  # of the requests split to the canary (nginx split_clients)
+    window_s: float = Field(gt=0, le=3600)  # how long the canary takes its share before promotion
+    requests: int = Field(ge=10, le=100_000)  # request sample sent through nginx in the window
+    concurrency: int = Field(ge=1, le=64)  # callers at once
+    port: int = Field(ge=1024, le=65535)  # nginx, the stage's front door
+    min_canary_requests: int = Field(ge=1)  # fewer answered by the canary: no decision, abort
+    max_5xx_rate: float = Field(ge=0, le=1)  # canary answers 5xx above this share: abort
+    max_p99_latency_ratio: float = Field(ge=1)  # canary p99 above this x stable p99: abort ...
+    min_p99_latency_s: float = Field(ge=0)  # ... unless it is below this (noise of fast calls)
+    max_warnings_rate_increase: float = Field(ge=0, le=1)  # rows with warnings, canary - stable
+    warnings_p_value: float = Field(gt=0, lt=1)  # ... and that difference is not chance
+    score_method: Literal["ks", "wasserstein", "psi", "jensenshannon"]  # drift's tests
+    score_threshold: float = Field(gt=0)  # drifted score distribution (drift's rule): abort
+    min_label_agreement: float = Field(ge=0, le=1)  # shadow: late/not-late agreement below: fail
+
+
 class CardParams(_Section):
     confidence: float = Field(gt=0.5, lt=1)  # level of the bootstrap intervals
     top_features: int = Field(ge=1, le=50)  # permutation importances listed
@@ -240,6 +261,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     drift: DriftParams
     deploy: DeployParams
+    canary: CanaryParams
     card: CardParams
     monitor: MonitorParams
     gate: GateParams
