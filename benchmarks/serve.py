@@ -291,91 +291,80 @@ def percentiles_ms(fn: Any, arg: Any, repeats: int) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def scoring_comparison(bundle: Any, features: pd.DataFrame, repeats: int) -> bool:
+def scoring_comparison(bundle: Any, flights: pd.DataFrame, repeats: int) -> bool:
     """Print the scoring libraries side by side; True if FastPredictor earns its keep."""
-    import treelite
-
     from flightdelay.fast_predict import FastPredictor
+    from flightdelay.features import build_features, feature_arrays
+    from flightdelay.scoring import TreeliteScorer, c_compiler
 
-    pipeline = bundle.pipeline
-    encode, model = pipeline.steps[0][1], pipeline.steps[-1][1]
+    pipeline, key = bundle.pipeline, bundle.metadata["sha256"]
+    frame = build_features(flights, bundle.context, bundle.featurize_params)
+    arrays = feature_arrays(flights, bundle.context, bundle.featurize_params)
+    frames = {1: frame.head(1), len(frame): frame}
+    columns = {1: {k: v[:1] for k, v in arrays.items()}, len(frame): arrays}
     fast = FastPredictor.compile(pipeline)
-    forest = treelite.sklearn.import_model(model)
-
-    def sklearn_scores(x: pd.DataFrame) -> np.ndarray:
-        return np.asarray(pipeline.predict_proba(x)[:, 1])
-
-    def treelite_scores(x: pd.DataFrame) -> np.ndarray:
-        encoded = np.asarray(encode.transform(x), dtype=np.float64)
-        return np.asarray(treelite.gtil.predict(forest, encoded, nthread=1)).reshape(len(x))
-
-    public_encoder = public_ordinal_codes(encode)
-    names = [str(n) for n in encode.get_feature_names_out()]
-
-    def treelite_public_scores(x: pd.DataFrame) -> np.ndarray:
-        matrix = np.empty((len(x), len(names)), dtype=np.float64)
-        for j, name in enumerate(names):
-            values = x[name].to_numpy()
-            codes = public_encoder.get(name)
-            if codes is None:
-                matrix[:, j] = values
-            else:
-                matrix[:, j] = [
-                    codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in values
-                ]
-        return np.asarray(treelite.gtil.predict(forest, matrix, nthread=1)).reshape(len(x))
-
-    encoded_all = np.asarray(encode.transform(features), dtype=np.float64)
-    expected = sklearn_scores(features)
-    scorers = {
-        "sklearn predict_proba": sklearn_scores,
-        "FastPredictor": fast.predict_proba,
-        "treelite GTIL + ColumnTransformer": treelite_scores,
-        "treelite GTIL + categories_ dicts": treelite_public_scores,
+    gtil = TreeliteScorer.compile(pipeline, key, compiler=False)
+    # name -> (scorer, its inputs by rows): each as the service would call it (FastPredictor
+    # took build_features' frame; the treelite scorer takes feature_arrays' columns)
+    scorers: dict[str, tuple[Any, dict[int, Any]]] = {
+        "sklearn predict_proba": (lambda x: np.asarray(pipeline.predict_proba(x)[:, 1]), frames),
+        "FastPredictor (private internals)": (fast.predict_proba, frames),
+        "treelite GTIL": (gtil.predict_proba, columns),
     }
+    maintained = ["treelite GTIL"]
+    compiled, compile_s = None, 0.0
+    if c_compiler() is not None:
+        started = time.perf_counter()
+        compiled = TreeliteScorer.compile(pipeline, key, compiler=True)
+        compile_s = time.perf_counter() - started
+        scorers["treelite + tl2cgen (compiled)"] = (compiled.predict_proba, columns)
+        maintained.append("treelite + tl2cgen (compiled)")
+    encoded = {n: gtil.matrix(c) for n, c in columns.items()}
+    parts: dict[str, tuple[Any, dict[int, Any]]] = {
+        "  of which encoding (categories_)": (gtil.matrix, columns),
+        "  of which the GTIL call": (gtil._predict, encoded),
+    }
+    if compiled is not None:
+        parts["  of which the tl2cgen call"] = (compiled._predict, encoded)
+
+    expected = scorers["sklearn predict_proba"][0](frame)
     print(f"\nscoring libraries (in process, 1 thread, {repeats} calls per cell; ms per call)")
     print(f"  {'scorer':<36} {'1 row p50':>9} {'p99':>7} {'1,000 p50':>9} {'p99':>7}  max |diff|")
     p99: dict[str, list[float]] = {}
-    for name, scorer in scorers.items():
-        diff = float(np.max(np.abs(scorer(features) - expected)))
-        one = percentiles_ms(scorer, features.head(1), repeats)
-        many = percentiles_ms(scorer, features, max(5, repeats // 10))
+    for name, (scorer, inputs) in {**scorers, **parts}.items():
+        one = percentiles_ms(scorer, inputs[1], repeats)
+        many = percentiles_ms(scorer, inputs[len(frame)], max(5, repeats // 10))
         p99[name] = [one[1], many[1]]
-        print(f"  {name:<36} {one[0]:9.3f} {one[1]:7.3f} {many[0]:9.3f} {many[1]:7.3f}  {diff:.2e}")
-    gtil_one = percentiles_ms(
-        lambda x: treelite.gtil.predict(forest, x, nthread=1), encoded_all[:1], repeats
-    )
-    gtil_many = percentiles_ms(
-        lambda x: treelite.gtil.predict(forest, x, nthread=1), encoded_all, max(5, repeats // 10)
-    )
-    print(
-        f"  {'  of which the GTIL call alone':<36} {gtil_one[0]:9.3f} {gtil_one[1]:7.3f} "
-        f"{gtil_many[0]:9.3f} {gtil_many[1]:7.3f}"
-    )
-    maintained = [n for n in scorers if n != "FastPredictor"]
+        diff = ""
+        if name in scorers:
+            diff = f"{float(np.max(np.abs(scorer(inputs[len(frame)]) - expected))):.2e}"
+        print(f"  {name:<36} {one[0]:9.3f} {one[1]:7.3f} {many[0]:9.3f} {many[1]:7.3f}  {diff}")
+    print(f"  ONNX Runtime via skl2onnx: {onnx_conversion(pipeline, encoded[1])}")
+    if compiled is not None:
+        print(f"  tl2cgen compile time at start-up: {compile_s:.1f} s (gcc, once per model)")
     best = [min(p99[n][i] for n in maintained) for i in (0, 1)]
-    ratios = [best[i] / p99["FastPredictor"][i] for i in (0, 1)]
+    ratios = [best[i] / p99["FastPredictor (private internals)"][i] for i in (0, 1)]
     keep = all(r >= 2.0 for r in ratios)
     print(
-        f"  FastPredictor p99 vs the best maintained library: {ratios[0]:.1f}x (1 row), "
-        f"{ratios[1]:.1f}x (1,000 rows) -> {'keep it (>= 2x in both)' if keep else 'switch'}"
+        f"  best maintained p99 / FastPredictor p99: {ratios[0]:.2f} (1 row), "
+        f"{ratios[1]:.2f} (1,000 rows) -> "
+        + ("keep FastPredictor (>= 2 in both)" if keep else "switch to the maintained library")
     )
     return keep
 
 
-def public_ordinal_codes(encode: Any) -> dict[str, dict[str, float]]:
-    """Column -> category -> code from the fitted OrdinalEncoders' public ``categories_``: the
-    ColumnTransformer's output without its per-call pandas overhead."""
-    from sklearn.preprocessing import OrdinalEncoder
-
-    codes: dict[str, dict[str, float]] = {}
-    for _, transformer, columns in encode.transformers_:
-        if isinstance(transformer, OrdinalEncoder):
-            for column, categories in zip(columns, transformer.categories_, strict=True):
-                codes[str(column)] = {
-                    c: float(i) for i, c in enumerate(categories) if isinstance(c, str)
-                }
-    return codes
+def onnx_conversion(pipeline: Any, encoded: np.ndarray) -> str:
+    """Whether skl2onnx converts the classifier (installed for this comparison only)."""
+    try:
+        from skl2onnx import to_onnx
+    except ImportError:
+        return "not installed (pip install skl2onnx onnxruntime)"
+    try:
+        to_onnx(pipeline.steps[-1][1], encoded, target_opset={"": 21, "ai.onnx.ml": 5})
+    except Exception as exc:  # what a caller of skl2onnx sees
+        first = str(exc).splitlines()[0][:60]
+        return f"cannot convert this model ({type(exc).__name__}: {first}...)"
+    return "converts (not measured: add it here)"
 
 
 def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
@@ -392,8 +381,8 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
     rows = many.validate_json(body)
     columns = serve.to_columns(rows)
     frame = serve.to_frame(columns)
-    features = serve.build_features(frame, service.context, service.params)
-    scores = service.predict(columns)
+    arrays = serve.feature_arrays(frame, service.context, service.params, checked=True)
+    scores = service.predict(columns, checked=True)
     warnings = service.warnings(columns)
     payload = {
         "predictions": [
@@ -401,15 +390,20 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
             for p, w in zip(scores.tolist(), warnings, strict=True)
         ]
     }
+    if service.scorer is not None:
+        score = service.scorer.predict_proba
+    else:
+        features = serve.build_features(frame, service.context, service.params)
+        score = lambda _: service._pipeline_scores(features)  # noqa: E731
     stages = {
         "JSON validation (pydantic)": lambda _: many.validate_json(body),
         "duplicate-key check": lambda _: serve.duplicate_key(body, len(rows) * 11),
         "rows -> columns -> frame": lambda _: serve.to_frame(serve.to_columns(rows)),
         "row checks + warnings": lambda _: (service.check(columns), service.warnings(columns)),
-        "build_features (context tables)": lambda _: serve.build_features(
-            frame, service.context, service.params
+        "feature_arrays (context tables)": lambda _: serve.feature_arrays(
+            frame, service.context, service.params, checked=True
         ),
-        "scoring (service's predictor)": lambda _: service._score(features),
+        "scoring (service's predictor)": lambda _: score(arrays),
         "response JSON (orjson)": lambda _: orjson.dumps(payload),
     }
     print(f"\nwhere a {len(flights):,}-flight request's time goes (p50 of {repeats} calls, ms)")
@@ -489,7 +483,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             f"case, load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
-        scoring_comparison(bundle, features, args.repeats)
+        scoring_comparison(bundle, flights, args.repeats)
         profile_batch(bundle, flights, max(10, args.repeats // 10))
         results: list[Result] = []
         if args.scoring_only:
