@@ -418,6 +418,40 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
         total += p50
         print(f"  {name:<36} {p50:8.3f}")
     print(f"  {'sum':<36} {total:8.3f}   (predictor: {service.predictor})")
+    former_vs_now(service, frame, columns, repeats * 5)
+
+
+def former_vs_now(service: Any, frame: pd.DataFrame, columns: Any, repeats: int) -> None:
+    """Rows -> scores by the former path (build_features, which checks the rows again, then
+    FastPredictor) and by the service's path now, interleaved call by call so that the machine's
+    load weighs on both alike."""
+    from flightdelay import serve
+    from flightdelay.fast_predict import FastPredictor
+
+    fast = FastPredictor.compile(service.pipeline)
+    for rows in (1, len(frame)):
+        part = frame.head(rows)
+        cols = {c: values[:rows] for c, values in columns.items()}
+        paths = {
+            "former: build_features + FastPredictor": lambda part=part: fast.predict_proba(
+                serve.build_features(part, service.context, service.params)
+            ),
+            f"now: feature_arrays + {service.predictor}": lambda cols=cols: service.predict(
+                cols, checked=True
+            ),
+        }
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(repeats):
+            for name, path in paths.items():
+                started = time.perf_counter()
+                path()
+                times[name].append(time.perf_counter() - started)
+        print(f"  features + scores of {rows:,} flight(s), interleaved ({repeats} calls each, ms):")
+        for name, values in times.items():
+            ms = np.asarray(values) * 1000
+            print(
+                f"    {name:<44} p50 {np.percentile(ms, 50):7.3f}  p99 {np.percentile(ms, 99):7.3f}"
+            )
 
 
 # ---------------------------------------------------------------- main
