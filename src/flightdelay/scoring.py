@@ -9,13 +9,17 @@ classifier (``treelite.sklearn.import_model``, which reads the fitted trees and 
 splits), either
 
 * compiled to a shared library by tl2cgen (treelite's code generator) with the system's C
-  compiler, once per model and process, when a compiler is there (``gcc``/``cc``), or
+  compiler, once per model and process, when ``gcc`` is there, or
 * interpreted by treelite's GTIL otherwise (slower on large batches, no compiler needed).
 
 Why treelite and not ONNX Runtime: skl2onnx 1.20 cannot convert a HistGradientBoosting with
 categorical splits (it fails building the TreeEnsemble node). Why not ``fast_predict`` (the
 previous scorer, private scikit-learn and pandas internals): ``benchmarks/serve.py`` measured it
-less than 2x faster at p99 than treelite, the bar for keeping a private-internals path.
+slower at p99 than compiled treelite (and under 2x faster than GTIL on 1,000 rows), while the bar
+for keeping a private-internals path is 2x faster than the best maintained runtime.
+
+tl2cgen 1.0.0 embeds treelite 4.1.2 and logs, when it reads the model, that the model comes from
+a newer treelite (4.8.1, the one installed): expected; the start-up check below is what decides.
 
 Scores equal the pipeline's within :data:`SCORE_TOLERANCE` (treelite adds the baseline and the
 trees in another order: differences of ~1e-15 were measured). The service checks this on sample

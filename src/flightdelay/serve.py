@@ -307,7 +307,7 @@ class ModelService:
             scorer = TreeliteScorer.compile(
                 self.pipeline, key=bundle.metadata["sha256"], n_threads=n_threads
             )
-            mismatch = self._compare(scorer)
+            mismatch, largest = self._compare(scorer)
         except UnsupportedPipelineError as exc:
             self.predictor_note = f"treelite scorer unavailable: {exc}"
         except Exception as exc:  # treelite cannot read this model: the pipeline still works
@@ -317,19 +317,28 @@ class ModelService:
                 self.predictor_note = f"treelite scorer refused: {mismatch}"
             else:
                 self.scorer, self.predictor = scorer, scorer.runtime
+                log.info(
+                    "scoring with %s: equal to the pipeline within %g on the check rows "
+                    "(largest difference %.2g)",
+                    scorer.runtime,
+                    SCORE_TOLERANCE,
+                    largest,
+                )
         if self.predictor_note:
             log.warning("%s; scoring with pipeline.predict_proba", self.predictor_note)
 
     def _pipeline_scores(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.pipeline.predict_proba(features)[:, 1], dtype=np.float64)
 
-    def _compare(self, scorer: TreeliteScorer) -> str:
-        """'' if the scorer's path equals build_features + pipeline.predict_proba within
-        SCORE_TOLERANCE on check rows, as one batch and in smaller ones."""
+    def _compare(self, scorer: TreeliteScorer) -> tuple[str, float]:
+        """('', largest difference) if the scorer's path equals build_features +
+        pipeline.predict_proba within SCORE_TOLERANCE on check rows, as one batch and in
+        smaller ones; else what differs."""
         flights = check_rows(self.context)
         columns = {c: flights[c].tolist() for c in RAW_COLUMNS}
         expected = self._pipeline_scores(build_features(flights, self.context, self.params))
         parts = [(0, len(flights)), (0, 1), (1, 1), (2, 7), (9, 32)]
+        largest = 0.0
         for start, size in parts:
             part = {c: values[start : start + size] for c, values in columns.items()}
             got = self._scorer_scores(scorer, part, checked=False)
@@ -339,8 +348,9 @@ class ModelService:
                 return (
                     f"differs from the pipeline by {diff:.3g} (tolerance {SCORE_TOLERANCE:g}) "
                     f"on rows {start}..{start + size - 1}"
-                )
-        return ""
+                ), diff
+            largest = max(largest, diff)
+        return "", largest
 
     def _scorer_scores(self, scorer: TreeliteScorer, columns: Columns, checked: bool) -> np.ndarray:
         arrays = feature_arrays(to_frame(columns), self.context, self.params, checked=checked)
