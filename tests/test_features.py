@@ -16,6 +16,7 @@ from flightdelay.features import (
     build_features,
     days_to_nearest_holiday,
     departures_log,
+    feature_arrays,
     target,
 )
 from flightdelay.params import FeaturizeParams
@@ -79,10 +80,51 @@ def test_build_features_returns_declared_columns_and_dtypes(synthetic) -> None:
 
 def test_build_features_one_row_equals_the_same_row_in_a_batch(synthetic) -> None:
     flights, context = synthetic
-    batch = build_features(flights, context, PARAMS)  # > 64 rows: the vectorised lookup path
+    batch = build_features(flights, context, PARAMS)  # > 64 rows: searches in sorted order
     for i in (0, 7, 100, len(flights) - 1):
         one = build_features(flights.iloc[[i]], context, PARAMS)
         pd.testing.assert_frame_equal(one, batch.iloc[[i]])
+
+
+def test_feature_arrays_are_the_columns_of_build_features(synthetic) -> None:
+    flights, context = synthetic
+    frame = build_features(flights, context, PARAMS)
+    arrays = feature_arrays(flights, context, PARAMS)
+    assert list(arrays) == list(FEATURE_COLUMNS)
+    for name in FEATURE_COLUMNS[4:]:
+        assert arrays[name].dtype == np.float64
+        np.testing.assert_array_equal(arrays[name], frame[name].to_numpy())
+    for name in FEATURE_COLUMNS[:4]:
+        text = [v if isinstance(v, str) else None for v in arrays[name]]
+        assert text == [v if isinstance(v, str) else None for v in frame[name]]
+
+
+def test_feature_arrays_checked_skips_the_row_checks_only(synthetic) -> None:
+    flights, context = synthetic
+    bad = flights.head(3).assign(sched_dep_time=1275)  # 12:75
+    with pytest.raises(FeatureError, match="sched_dep_time"):
+        feature_arrays(bad, context, PARAMS)
+    assert len(feature_arrays(bad, context, PARAMS, checked=True)["distance"]) == 3
+
+
+def test_build_features_lookup_paths_for_small_and_large_batches_agree(
+    synthetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flightdelay import features
+
+    flights, context = synthetic
+    dict_and_sorted = build_features(flights, context, PARAMS)
+    monkeypatch.setattr(features, "_SMALL_BATCH", 0)  # pandas Index look-ups
+    monkeypatch.setattr(features, "_SORTED_SEARCH_MIN", 10**9)  # searches in query order
+    pd.testing.assert_frame_equal(build_features(flights, context, PARAMS), dict_and_sorted)
+
+
+def test_build_features_text_columns_of_any_dtype_give_the_same_features(synthetic) -> None:
+    flights, context = synthetic
+    typed = flights.astype({"origin": "category", "carrier": "string", "dest": object})
+    pd.testing.assert_frame_equal(
+        build_features(typed, context, PARAMS), build_features(flights, context, PARAMS)
+    )
 
 
 def test_build_features_never_reads_outcome_columns(synthetic) -> None:

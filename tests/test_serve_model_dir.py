@@ -80,6 +80,17 @@ def test_model_dir_without_a_manifest_is_refused(
     assert refusal(copy, capsys).startswith(f"{copy / MANIFEST_FILE}: manifest not found")
 
 
+def test_model_dir_older_than_the_manifest_is_refused_naming_the_fix(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (copy / MANIFEST_FILE).unlink()  # as train wrote model directories before SHA256SUMS
+    assert refusal(copy, capsys) == (
+        f"{copy / MANIFEST_FILE}: manifest not found (every model directory lists the sha256 of "
+        "its files; a model trained before the manifest existed cannot be verified: retrain it "
+        "with `flightdelay repro` or `make run`, whose train stage writes SHA256SUMS)"
+    )
+
+
 def test_changed_model_json_is_refused_naming_it(
     copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,4 +1,11 @@
-"""``pipeline.predict_proba`` of the trained Pipeline, without its per-call overhead.
+"""``pipeline.predict_proba`` of the trained Pipeline, without its per-call overhead, on private
+scikit-learn and pandas internals.
+
+**Not the service's scorer any more**: ``benchmarks/serve.py`` measured treelite (compiled by
+tl2cgen, :mod:`flightdelay.scoring`) faster at p99 for 1 and 1,000 rows, and the project's rule
+keeps a private-internals path only if it is at least 2x faster than the best maintained one.
+This module stays as the reference that benchmark measures against, so the decision can be
+re-checked on a new scikit-learn or treelite; nothing in the package imports it.
 
 The Pipeline (``train.make_pipeline``: an OrdinalEncoder in a ColumnTransformer, then a
 HistGradientBoostingClassifier) spends ~6 ms on a single row: pandas output of the
@@ -13,8 +20,7 @@ numbers from the same fitted parameters:
   classifier's own link function.
 
 The scores are bit-for-bit those of ``pipeline.predict_proba``: :meth:`FastPredictor.compile`
-refuses any pipeline shape it does not know, and the service checks equality on sample rows at
-start-up and falls back to the pipeline if they ever differ (tests/test_fast_predict.py).
+refuses any pipeline shape it does not know (tests/test_fast_predict.py).
 """
 
 from __future__ import annotations

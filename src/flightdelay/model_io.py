@@ -150,7 +150,8 @@ def verify_manifest(model_dir: Path) -> frozenset[str]:
     if not path.is_file():
         raise ModelBundleError(
             f"{path}: manifest not found (every model directory lists the sha256 of its files; "
-            "retrain with this version to write it)"
+            "a model trained before the manifest existed cannot be verified: retrain it with "
+            "`flightdelay repro` or `make run`, whose train stage writes SHA256SUMS)"
         )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

@@ -336,8 +336,9 @@ class VersionInfo(BaseModel):
     train_months: list[str]
     eval_month: str | None
     predictor: str = Field(
-        description="'fast': FastPredictor, checked equal to the pipeline at "
-        "start-up; 'pipeline': pipeline.predict_proba"
+        description="'treelite-compiled' or 'treelite-gtil': flightdelay.scoring's treelite "
+        "scorer, checked equal to the pipeline within 1e-12 at start-up; 'pipeline': "
+        "pipeline.predict_proba"
     )
     signature: SignatureInfo | None = Field(
         default=None,

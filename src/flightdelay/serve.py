@@ -103,7 +103,6 @@ from pydantic import (
 from starlette.requests import ClientDisconnect
 
 from flightdelay import MODEL_NAME, signing
-from flightdelay.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, UnsupportedPipelineError
 from flightdelay.features import (
     RAW_COLUMNS,
     Context,
@@ -111,6 +110,7 @@ from flightdelay.features import (
     aircraft_warning,
     build_features,
     days_from_civil,
+    feature_arrays,
     to_minutes,
 )
 from flightdelay.io import DataFileError
@@ -124,6 +124,7 @@ from flightdelay.schemas import (
     VersionInfo,
     check_flight_rows,
 )
+from flightdelay.scoring import SCORE_TOLERANCE, TreeliteScorer, UnsupportedPipelineError
 
 log = logging.getLogger("flightdelay.serve")
 
@@ -273,9 +274,11 @@ class RowError:
 class ModelService:
     """The loaded bundle and what serving needs to know about it (pure: no HTTP).
 
-    Scores come from :class:`flightdelay.fast_predict.FastPredictor` when it reproduces
-    ``pipeline.predict_proba`` bit for bit on :func:`check_rows` (checked here, at start-up),
-    else from the pipeline itself; ``self.predictor`` says which.
+    Scores come from :class:`flightdelay.scoring.TreeliteScorer` (treelite, compiled by tl2cgen
+    when a C compiler is there) when the service's whole scoring path equals
+    ``build_features`` + ``pipeline.predict_proba`` within SCORE_TOLERANCE (1e-12) on
+    :func:`check_rows`, alone and in batches (checked here, at start-up), else from the pipeline
+    itself; ``self.predictor`` says which ("treelite-compiled", "treelite-gtil" or "pipeline").
     """
 
     def __init__(self, bundle: ModelBundle, n_threads: int = 1) -> None:
@@ -297,42 +300,68 @@ class ModelService:
         if not len(sched):
             raise ModelBundleError("the model's context holds no scheduled departure")
         self.first_day, self.last_day = int(sched.min() // 1440), int(sched.max() // 1440)
-        self._score: Callable[[pd.DataFrame], np.ndarray] = self._pipeline_scores
+        self.scorer: TreeliteScorer | None = None
         self.predictor = "pipeline"
         self.predictor_note = ""
         try:
-            fast = FastPredictor.compile(self.pipeline, n_threads=n_threads)
-            mismatch = self._compare(fast)
+            scorer = TreeliteScorer.compile(
+                self.pipeline, key=bundle.metadata["sha256"], n_threads=n_threads
+            )
+            mismatch, largest = self._compare(scorer)
         except UnsupportedPipelineError as exc:
-            self.predictor_note = f"fast path unavailable: {exc}"
-        except Exception as exc:  # scikit-learn internals it reads moved: the pipeline still works
-            self.predictor_note = f"fast path failed: {type(exc).__name__}: {exc}"
+            self.predictor_note = f"treelite scorer unavailable: {exc}"
+        except Exception as exc:  # treelite cannot read this model: the pipeline still works
+            self.predictor_note = f"treelite scorer failed: {type(exc).__name__}: {exc}"
         else:
             if mismatch:
-                self.predictor_note = f"fast path refused: {mismatch}"
+                self.predictor_note = f"treelite scorer refused: {mismatch}"
             else:
-                self._score, self.predictor = fast.predict_proba, "fast"
+                self.scorer, self.predictor = scorer, scorer.runtime
+                log.info(
+                    "scoring with %s: equal to the pipeline within %g on the check rows "
+                    "(largest difference %.2g)",
+                    scorer.runtime,
+                    SCORE_TOLERANCE,
+                    largest,
+                )
         if self.predictor_note:
             log.warning("%s; scoring with pipeline.predict_proba", self.predictor_note)
 
     def _pipeline_scores(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.pipeline.predict_proba(features)[:, 1], dtype=np.float64)
 
-    def _compare(self, fast: FastPredictor) -> str:
-        """'' if the fast path equals the pipeline exactly on check rows (alone and batched)."""
-        features = build_features(check_rows(self.context), self.context, self.params)
-        expected = self._pipeline_scores(features)
-        if not np.array_equal(fast.predict_proba(features), expected):
-            return f"differs from the pipeline on a batch of {len(features)} rows"
-        for start, size in ((0, 1), (1, 1), (2, 7), (9, VECTORISED_MAX_ROWS)):
-            part = features.iloc[start : start + size]
-            if not np.array_equal(fast.predict_proba(part), expected[start : start + size]):
-                return f"differs from the pipeline on rows {start}..{start + size - 1}"
-        return ""
+    def _compare(self, scorer: TreeliteScorer) -> tuple[str, float]:
+        """('', largest difference) if the scorer's path equals build_features +
+        pipeline.predict_proba within SCORE_TOLERANCE on check rows, as one batch and in
+        smaller ones; else what differs."""
+        flights = check_rows(self.context)
+        columns = {c: flights[c].tolist() for c in RAW_COLUMNS}
+        expected = self._pipeline_scores(build_features(flights, self.context, self.params))
+        parts = [(0, len(flights)), (0, 1), (1, 1), (2, 7), (9, 32)]
+        largest = 0.0
+        for start, size in parts:
+            part = {c: values[start : start + size] for c, values in columns.items()}
+            got = self._scorer_scores(scorer, part, checked=False)
+            want = expected[start : start + size]
+            diff = float(np.max(np.abs(got - want))) if len(want) else 0.0
+            if len(got) != len(want) or not diff <= SCORE_TOLERANCE:
+                return (
+                    f"differs from the pipeline by {diff:.3g} (tolerance {SCORE_TOLERANCE:g}) "
+                    f"on rows {start}..{start + size - 1}"
+                ), diff
+            largest = max(largest, diff)
+        return "", largest
 
-    def predict(self, columns: Columns) -> np.ndarray:
-        """Probability of a late arrival per row: build_features, then the model's scores."""
-        return self._score(build_features(to_frame(columns), self.context, self.params))
+    def _scorer_scores(self, scorer: TreeliteScorer, columns: Columns, checked: bool) -> np.ndarray:
+        arrays = feature_arrays(to_frame(columns), self.context, self.params, checked=checked)
+        return scorer.predict_proba(arrays)
+
+    def predict(self, columns: Columns, *, checked: bool = False) -> np.ndarray:
+        """Probability of a late arrival per row: build_features, then the model's scores.
+        ``checked=True``: the rows passed :meth:`check` (not checked again)."""
+        if self.scorer is not None:
+            return self._scorer_scores(self.scorer, columns, checked)
+        return self._pipeline_scores(build_features(to_frame(columns), self.context, self.params))
 
     def check(self, columns: Columns) -> list[RowError]:
         """Row rules JSON Schema cannot state: real dates, HHMM minutes, a known origin."""
@@ -819,7 +848,9 @@ def create_app(
         name, version, str(version_info["git_commit"]), str(version_info["data_md5"])
     ).set(1)
     batcher = Batcher(
-        lambda columns: service.predict(columns), settings.merge_rows, metrics.call_rows.observe
+        lambda columns: service.predict(columns, checked=True),
+        settings.merge_rows,
+        metrics.call_rows.observe,
     )
     one = TypeAdapter(Flight)
     many = TypeAdapter(Annotated[list[Flight], Field(min_length=1)])
