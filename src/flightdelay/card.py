@@ -21,7 +21,6 @@ import calendar
 import difflib
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -1152,14 +1151,12 @@ def provenance(inputs: CardInputs, rev: str) -> tuple[str | None, str | None]:
 
 
 def _git_show(rev: str, path: Path) -> str:
-    done = subprocess.run(
-        ["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        if "does not exist" in done.stderr or "exists on disk, but not in" in done.stderr:
-            return ""
-        raise CardError(f"`git show {rev}:{path}` failed: {done.stderr.strip()}")
-    return done.stdout
+    from flightdelay import gitops
+
+    try:
+        return gitops.show_at(rev, path.as_posix())
+    except gitops.GitOpsError as exc:
+        raise CardError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

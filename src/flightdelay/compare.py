@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay import MODEL_NAME
+from flightdelay import MODEL_NAME, gitops
 
 #: Metrics compared, and whether higher is better.
 METRICS: dict[str, bool] = {
@@ -361,54 +361,23 @@ def compare(
 # ---------------------------------------------------------------- I/O edge: git refs
 
 
-def git(*args: str, cwd: Path | str = ".") -> str:
-    """stdout of ``git args``; CompareError (naming the command) when it fails."""
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise CompareError("git is not installed") from None
-    if done.returncode != 0:
-        raise CompareError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done.stdout
-
-
 def resolve(ref: str, cwd: Path | str = ".") -> str | None:
-    """The commit of ``ref`` (a branch, tag or SHA; ``origin/<ref>`` when only the remote-tracking
-    branch exists, as in a CI checkout), or None when neither exists."""
-    for candidate in (ref, f"origin/{ref}", f"refs/remotes/origin/{ref}"):
-        argv = ["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"]
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            return done.stdout.strip()
-    return None
+    """The commit of ``ref`` or None (:func:`flightdelay.gitops.resolve`)."""
+    return gitops.resolve(ref, cwd)
 
 
 def show(commit: str, path: str, cwd: Path | str = ".") -> str | None:
     """A file's text at a commit, or None when the commit has no such file."""
-    done = subprocess.run(
-        ["git", "show", f"{commit}:{path}"], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    return done.stdout if done.returncode == 0 else None
+    return gitops.file_at(commit, path, cwd)
 
 
 def prod_version(cwd: Path | str = ".", name: str = MODEL_NAME) -> tuple[str, str] | None:
-    """(commit, version) of the model GTO says is in ``prod`` (tags ``<name>#prod#N``), or None
-    when no version is (or was ever) assigned to prod."""
-    from gto.api import find_versions_in_stage
-    from gto.exceptions import ArtifactNotFound, GTOException
-
-    if resolve("HEAD", cwd) is None:
-        return None  # not a git repository, or no commit yet: no tag can exist
+    """(commit, version) of the model GTO says is in ``prod``, or None; CompareError when the
+    registry cannot be read."""
     try:
-        found = find_versions_in_stage(str(cwd), name, PROD_STAGE)
-    except ArtifactNotFound:
-        return None  # no tag of the artifact at all
-    except GTOException as exc:
-        raise CompareError(f"gto cannot read the registry: {exc}") from None
-    if not found:
-        return None
-    vstage = found[0] if isinstance(found, list) else found
-    return str(vstage.commit_hexsha), str(vstage.version)
+        return gitops.prod_version(name, PROD_STAGE, cwd)
+    except gitops.GitOpsError as exc:
+        raise CompareError(str(exc)) from None
 
 
 def champion_ref(ref: str | None, cwd: Path | str = ".") -> tuple[str, str] | None:
@@ -487,7 +456,10 @@ def reproduce(commit: str, model_path: str, repo: Path, dest: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="flightdelay-baseline-") as tmp_name:
         tmp = Path(tmp_name)
         worktree = tmp / "worktree"
-        git("worktree", "add", "--detach", "--quiet", str(worktree), commit, cwd=repo)
+        try:
+            gitops.worktree_add(worktree, commit, repo)
+        except gitops.GitOpsError as exc:
+            raise CompareError(str(exc)) from None
         try:
             env = _sub_env(worktree, tmp)
             local = repo / ".dvc" / "config.local"
@@ -531,13 +503,7 @@ def reproduce(commit: str, model_path: str, repo: Path, dest: Path) -> None:
             _check_reproduced(commit, model_path, worktree / model_path, repo)
             shutil.copytree(worktree / model_path, dest)
         finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(worktree)],
-                cwd=repo,
-                capture_output=True,
-                check=False,
-            )
-            subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True, check=False)
+            gitops.worktree_remove(worktree, repo)
 
 
 def _check_reproduced(commit: str, model_path: str, produced: Path, repo: Path) -> None:

@@ -387,11 +387,20 @@ def retrain_paths(lock: Mapping[str, Any], ignored: Callable[[str], bool]) -> li
 # ---------------------------------------------------------------- I/O edge
 
 
-def _git(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise MonitorError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done
+def _git(*args: str) -> str:
+    """stdout of ``git args`` (flightdelay.gitops), its failure a MonitorError."""
+    from flightdelay import gitops
+
+    try:
+        return gitops.git(*args)
+    except gitops.GitOpsError as exc:
+        raise MonitorError(str(exc)) from None
+
+
+def _git_succeeds(*args: str) -> bool:
+    from flightdelay import gitops
+
+    return gitops.git_succeeds(*args)
 
 
 @dataclass(frozen=True)
@@ -556,7 +565,7 @@ def check(params: Params, requested: str | None) -> dict[str, Any]:
 
 
 def _ignored(path: str) -> bool:
-    return _git("check-ignore", "-q", path, check=False).returncode == 0
+    return _git_succeeds("check-ignore", "-q", path)
 
 
 def retrain(params: Params) -> str:
@@ -582,10 +591,7 @@ def retrain(params: Params) -> str:
             f"{batch_month(present, None)}: run `flightdelay monitor check` again"
         )
     branch = branch_for(month)
-    if (
-        _git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode
-        == 0
-    ):
+    if _git_succeeds("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
         raise MonitorError(
             f"branch {branch} already exists (an earlier run?): review or delete it "
             f"(`git branch -D {branch}`), then run again"
@@ -593,7 +599,7 @@ def retrain(params: Params) -> str:
     lock_path = Path("dvc.lock")
     before = yaml.safe_load(lock_path.read_text()) if lock_path.is_file() else {}
     watched = retrain_paths(before or {}, _ignored)
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *watched).stdout.strip()
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *watched).strip()
     if dirty:
         raise MonitorError(
             "uncommitted changes in the files a retraining commits; commit or set them aside "
@@ -611,7 +617,7 @@ def retrain(params: Params) -> str:
             line[3:]
             for line in _git(
                 "status", "--porcelain", "--untracked-files=all", "--", *paths
-            ).stdout.splitlines()
+            ).splitlines()
         ]
         if not changed:
             raise MonitorError("the pipeline changed nothing git tracks: nothing to commit")
@@ -634,7 +640,7 @@ def retrain(params: Params) -> str:
             f"`git switch -f -` , `git branch -D {branch}`, remove data/flights/{month}.csv and "
             f"data/weather/{month}.csv, then `dvc checkout`"
         ) from None
-    files_changed = _git("diff", "--name-only", "HEAD~1", "HEAD").stdout.split()
+    files_changed = _git("diff", "--name-only", "HEAD~1", "HEAD").split()
     return (
         f"branch {branch}: one commit, {len(files_changed)} file(s): {', '.join(files_changed)}\n"
         f"push it and open the pull request: `git push -u origin {branch}` "

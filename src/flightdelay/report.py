@@ -252,9 +252,11 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
         skipped = (
             "data validation failed, so no model was built from this data: model sections left out."
         )
+    from flightdelay import gitops
+
     try:
-        head = cmp.git("rev-parse", "HEAD").strip()
-    except cmp.CompareError:
+        head = gitops.git("rev-parse", "HEAD").strip()
+    except gitops.GitOpsError:
         head = "unknown"
     base_commit = cmp.resolve(base)
     # The rule comes from the protected side: the base's params.yaml decides, never this change's.

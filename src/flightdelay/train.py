@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -178,19 +177,9 @@ def input_schema(features: pd.DataFrame) -> list[dict[str, str]]:
 
 def git_commit() -> str:
     """HEAD's commit (with ``-dirty`` if tracked files changed), or ``unknown`` outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
+    from flightdelay import gitops
+
+    return gitops.head_description()
 
 
 def data_hash(dvc_file: Path = Path("data.dvc")) -> str:
