@@ -34,6 +34,7 @@ import yaml
 
 from flightdelay import MODEL_NAME
 from flightdelay.io import DataFileError
+from flightdelay.stats import Interval, metric_intervals, roc_auc, slice_intervals
 
 #: The sections of Mitchell et al. (2019), in order.
 SECTIONS: tuple[str, ...] = (
@@ -73,12 +74,6 @@ class CardError(ValueError):
 
 
 @dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
 class CardInputs:
     """Everything a card is made of, as read from the pipeline's outputs."""
 
@@ -114,92 +109,6 @@ class CardSpec:
     # whose dvc.lock first records the model, and the MLflow training run tagged with its sha256.
     trained_commit: str | None = None
     mlflow_run_id: str | None = None
-
-
-# ---------------------------------------------------------------- bootstrap
-# The resampling is the report's (flightdelay.compare): the same vectorised Mann-Whitney ROC AUC,
-# average precision, losses and F1, so the card's intervals and the PR report's agree in method.
-
-
-def _interval(values: Sequence[np.ndarray], confidence: float) -> Interval | None:
-    """Percentile interval of the finite values (a resample holding one class has no AUC)."""
-    drawn = np.concatenate(list(values))
-    drawn = drawn[np.isfinite(drawn)]
-    if not len(drawn):
-        return None
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(drawn, [tail, 1 - tail])
-    return Interval(float(low), float(high))
-
-
-def metric_intervals(
-    y: np.ndarray, scores: np.ndarray, threshold: float, samples: int, seed: int, confidence: float
-) -> dict[str, Interval]:
-    """Percentile-bootstrap interval of every metric in METRICS on the evaluation rows:
-    ``samples`` resamples of the rows with replacement, seeded."""
-    from flightdelay.compare import Scored, resample_indices, resampled_metrics
-
-    if len(y) == 0:
-        raise CardError("no rows to bootstrap")
-    model = Scored.of(np.asarray(y), np.asarray(scores, dtype="float64"), threshold)
-    predicted = model.scores >= threshold
-    late = model.y == 1
-    draws: dict[str, list[np.ndarray]] = {}
-    for drawn in resample_indices(len(model.y), samples, seed):
-        found = resampled_metrics(drawn, model)
-        hit, flagged = late[drawn], predicted[drawn]
-        tp = (hit & flagged).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            found |= {
-                "accuracy": (hit == flagged).mean(axis=1),
-                "precision": np.where(flagged.sum(axis=1) > 0, tp / flagged.sum(axis=1), 0.0),
-                "recall": tp / hit.sum(axis=1),
-            }
-        for key, values in found.items():
-            draws.setdefault(key, []).append(values)
-    intervals = {key: _interval(values, confidence) for key, values in draws.items()}
-    return {key: found for key, found in intervals.items() if found is not None}
-
-
-def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney, ties count one half), as flightdelay.compare computes it."""
-    from flightdelay.compare import Scored, resampled_metrics
-
-    model = Scored.of(np.asarray(y), np.asarray(scores, dtype="float64"), 0.5)
-    return float(
-        resampled_metrics(np.arange(len(model.y))[None, :], model, ["roc_auc"])["roc_auc"][0]
-    )
-
-
-def slice_intervals(
-    predictions: pd.DataFrame,
-    columns: Sequence[str],
-    min_rows: int,
-    samples: int,
-    seed: int,
-    confidence: float,
-) -> dict[str, dict[str, Interval]]:
-    """ROC AUC interval of every slice with at least ``min_rows`` rows and both classes."""
-    from flightdelay.compare import Scored, resample_indices, resampled_metrics
-
-    out: dict[str, dict[str, Interval]] = {}
-    for column in columns:
-        out[column] = {}
-        for value, group in predictions.groupby(column, sort=True):
-            y = group["y_true"].to_numpy()
-            if len(group) < min_rows or np.unique(y).size < 2:
-                continue
-            model = Scored.of(y, group["score"].to_numpy(dtype="float64"), 0.5)
-            found = _interval(
-                [
-                    resampled_metrics(drawn, model, ["roc_auc"])["roc_auc"]
-                    for drawn in resample_indices(len(y), samples, seed)
-                ],
-                confidence,
-            )
-            if found is not None:
-                out[column][str(value)] = found
-    return out
 
 
 def intersections(
@@ -1069,6 +978,10 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
             if key in outs or key != p.audit.as_posix()
         }
     fingerprint[DATA_KEY] = str(dvc_file["outs"][0]["md5"])
+    try:
+        intervals = metric_intervals(y, scores, threshold, samples, seed, confidence)
+    except ValueError as exc:  # no evaluation rows
+        raise CardError(str(exc)) from None
     return CardInputs(
         model=model,
         evaluate=evaluate,
@@ -1077,7 +990,7 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
         importance=importance["features"],
         drift=drift,
         batches=batches,
-        intervals=metric_intervals(y, scores, threshold, samples, seed, confidence),
+        intervals=intervals,
         slice_intervals=slice_intervals(predictions, columns, min_rows, samples, seed, confidence),
         intersections=intersections(predictions, (columns[0], columns[1]), min_rows)
         if len(columns) >= 2

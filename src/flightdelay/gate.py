@@ -44,8 +44,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flightdelay.compare import LABELS, Comparison
+from flightdelay.compare import Comparison
 from flightdelay.params import EvaluateParams, GateParams, ParamsError
+from flightdelay.stats import LABELS
 
 #: The keys of params.yaml that decide a promotion (read from the base commit).
 RULE_SECTION = "gate"

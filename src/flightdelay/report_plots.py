@@ -231,7 +231,7 @@ def drift_scores_figure(data: PlotData) -> Any:
 
 
 def late_rate_figure(data: PlotData) -> Any:
-    from flightdelay.report_render import wilson
+    from flightdelay.stats import wilson
 
     plt = _pyplot()
     frame = _need(data, "late_rate")
@@ -273,7 +273,7 @@ def performance_figure(data: PlotData) -> Any:
         ax.axhline(worst, color=GREY, linestyle=":", label="worst earlier month")
         ax.axhline(worst - float(perf["max_drop"]), color=VERMILLION, linestyle="--",
                    linewidth=1, label="drift below this")  # fmt: skip
-    from flightdelay.compare import LABELS
+    from flightdelay.stats import LABELS
 
     metric = LABELS.get(str(frame["metric"].iloc[0]), str(frame["metric"].iloc[0]))
     flag = "yes" if perf.get("drifted") else "no" if perf.get("available") else "n/a"

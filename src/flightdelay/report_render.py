@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from flightdelay import MODEL_NAME
-from flightdelay.compare import LABELS, METRICS, Comparison, Delta
+from flightdelay.compare import Comparison
+from flightdelay.stats import LABELS, METRICS, Delta, rate_difference
 
 if TYPE_CHECKING:
     import jinja2
@@ -359,27 +360,6 @@ def nothing_changed(r: ReportInputs) -> bool:
         and c.baseline_sha256 is not None
         and c.baseline_sha256 == r.model_sha256
     )
-
-
-def wilson(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a proportion (hand-written: three lines, and scipy has no
-    interval of a difference of proportions to build on)."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def rate_difference(
-    p1: float, n1: int, p2: float, n2: int
-) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
-    """Wilson intervals of both rates and Newcombe's hybrid score interval of p2 - p1."""
-    l1, u1 = wilson(p1 * n1, n1)
-    l2, u2 = wilson(p2 * n2, n2)
-    d = p2 - p1
-    low = d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
-    high = d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
-    return (l1, u1), (l2, u2), (low, high)
 
 
 def label_rate(label: Mapping[str, Any], dataset: Mapping[str, Any]) -> LabelRate | None:
