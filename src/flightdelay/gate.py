@@ -410,10 +410,11 @@ def read_challenger(paths: Any) -> Challenger:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from flightdelay.compare import CompareError, champion_ref, compare_with, resolve
+    from flightdelay.compare import CompareError, compare_with
     from flightdelay.compare import read_challenger as read_scores
     from flightdelay.io import DataFileError, write_json
     from flightdelay.params import ParamsError, load_params
+    from flightdelay.revisions import champion_ref, resolve
 
     parser = argparse.ArgumentParser(
         prog="flightdelay gate",

@@ -413,15 +413,15 @@ class ProdModel:
 def prod_model(params: Params) -> ProdModel:
     """The model of the commit GTO assigns ``prod``, else of HEAD (no version in prod yet), with
     the backtest months it was measured on. The model comes from the DVC cache or remote, else
-    is reproduced in a temporary worktree (flightdelay.compare.materialise): the work tree, its
+    is reproduced in a temporary worktree (flightdelay.revisions.materialise): the work tree, its
     outputs and dvc.lock are never touched, so a retraining branch holds only the retraining."""
-    from flightdelay import compare
+    from flightdelay import revisions
     from flightdelay.model_io import load_model_bundle
 
     try:
-        found = compare.prod_version(".", MODEL_NAME)
+        found = revisions.prod_version(".", MODEL_NAME)
         if found is None:
-            head = compare.resolve("HEAD")
+            head = revisions.resolve("HEAD")
             if head is None:
                 raise MonitorError("this repository has no commit: nothing to monitor")
             commit, label = head, f"the model of HEAD (`{head[:12]}`; no version is in prod yet)"
@@ -429,10 +429,10 @@ def prod_model(params: Params) -> ProdModel:
             commit, version = found
             label = f"{MODEL_NAME}@{version} in prod (commit `{commit[:12]}`)"
         print(f"monitor: getting {label}", file=sys.stderr, flush=True)
-        baseline = compare.materialise(commit, Path("."))
-    except compare.CompareError as exc:
+        baseline = revisions.materialise(commit, Path("."))
+    except revisions.RevisionError as exc:
         raise MonitorError(f"the production model: {exc}") from None
-    text = compare.show(commit, (params.paths.metrics / "backtest.json").as_posix())
+    text = revisions.show(commit, (params.paths.metrics / "backtest.json").as_posix())
     backtest = json.loads(text).get("months", []) if text else []
     return ProdModel(load_model_bundle(baseline.model_dir), backtest, label)
 

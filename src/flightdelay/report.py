@@ -189,7 +189,7 @@ def staleness(
 def _git_yaml(commit: str | None, path: str) -> Any:
     import yaml
 
-    from flightdelay.compare import show
+    from flightdelay.revisions import show
 
     if commit is None:
         return None
@@ -199,7 +199,7 @@ def _git_yaml(commit: str | None, path: str) -> Any:
 
 def card_texts(params: Any, base_commit: str | None) -> tuple[str | None, str | None]:
     """The model card at the base branch and in this work tree (None where there is none)."""
-    from flightdelay.compare import show
+    from flightdelay.revisions import show
 
     card = params.paths.cards / f"{MODEL_NAME}.md"
     here = card.read_text(encoding="utf-8") if card.is_file() else None
@@ -237,6 +237,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     import yaml
 
     from flightdelay import compare as cmp
+    from flightdelay import revisions
     from flightdelay.gate import decide, judged_by, read_challenger, rule_at
 
     paths = params.paths
@@ -258,7 +259,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
         head = gitops.git("rev-parse", "HEAD").strip()
     except gitops.GitOpsError:
         head = "unknown"
-    base_commit = cmp.resolve(base)
+    base_commit = revisions.resolve(base)
     # The rule comes from the protected side: the base's params.yaml decides, never this change's.
     rule = rule_at(base_commit, base, params, params_file)
     judged = rule.apply(params)
@@ -287,7 +288,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     )
     prod_side: Baseline | None = None
     try:
-        found = cmp.champion_ref(champion)
+        found = revisions.champion_ref(champion)
     except cmp.CompareError as exc:
         found = None
         prod_side = Baseline(champion or "prod", None, missing=str(exc))
