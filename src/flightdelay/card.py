@@ -110,6 +110,31 @@ class CardSpec:
     trained_commit: str | None = None
     mlflow_run_id: str | None = None
 
+    @classmethod
+    def of(
+        cls,
+        params: Any,
+        version: str | None,
+        registered_commit: str | None,
+        signature: str | None = None,
+        trained_commit: str | None = None,
+        mlflow_run_id: str | None = None,
+    ) -> CardSpec:
+        """The spec params.yaml gives (``bootstrap:``, ``card:``): the one place it is built."""
+        return cls(
+            name=MODEL_NAME,
+            version=version,
+            registered_commit=registered_commit,
+            signature=signature,
+            trained_commit=trained_commit,
+            mlflow_run_id=mlflow_run_id,
+            confidence=params.bootstrap.confidence,
+            bootstrap_samples=params.bootstrap.samples,
+            seed=params.bootstrap.seed,
+            min_slice_rows=params.evaluate.min_slice_rows,
+            top_features=params.card.top_features,
+        )
+
 
 def intersections(
     predictions: pd.DataFrame, columns: tuple[str, str], min_rows: int
@@ -959,8 +984,8 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
             f"{p.predictions} has {len(predictions)} rows but evaluate.json reports n={n}: "
             "they come from different runs (re-run `dvc repro evaluate`)"
         )
-    samples, seed = params.evaluate.bootstrap_samples, params.train.seed
-    confidence, min_rows = params.card.confidence, params.evaluate.min_slice_rows
+    samples, seed = params.bootstrap.samples, params.bootstrap.seed
+    confidence, min_rows = params.bootstrap.confidence, params.evaluate.min_slice_rows
     y, scores = predictions["y_true"].to_numpy(), predictions["score"].to_numpy()
     threshold = float(_get(evaluate, "threshold", "evaluate.json"))
     columns = [str(c) for c in slices]
@@ -1118,18 +1143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except GitOpsError:
                 commit = None
         trained, run_id = provenance(inputs, args.rev or "HEAD") if args.version else (None, None)
-        spec = CardSpec(
-            name=MODEL_NAME,
-            version=args.version,
-            registered_commit=commit,
-            trained_commit=trained,
-            mlflow_run_id=run_id,
-            confidence=params.card.confidence,
-            bootstrap_samples=params.evaluate.bootstrap_samples,
-            seed=params.train.seed,
-            min_slice_rows=params.evaluate.min_slice_rows,
-            top_features=params.card.top_features,
-        )
+        spec = CardSpec.of(params, args.version, commit, None, trained, run_id)
         markdown = render_card(inputs, spec)
     except (ParamsError, DataFileError, CardError) as exc:
         print(f"error: {exc}", file=sys.stderr)

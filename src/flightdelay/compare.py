@@ -5,7 +5,7 @@ Pure core: :func:`compare` takes one frame (``y_true``, the challenger's ``score
 ``baseline_score`` and the slice columns) and returns a :class:`Comparison`. Both models are
 judged on the *same* rows, so the interval is of a paired difference: each resample draws rows
 with replacement once and scores both models on them. The interval is the percentile interval of
-``evaluate.bootstrap_samples`` such deltas (seeded: ``gate.seed``); a change is **real** when the
+``bootstrap.samples`` such deltas (``bootstrap:`` params); a change is **real** when the
 interval excludes 0, otherwise it is **noise**.
 
 The resampling and its metrics are :mod:`flightdelay.stats` (one statistics module for the
@@ -291,9 +291,9 @@ def compare_with(
         (challenger.threshold, bundle.threshold),
         baseline=label,
         commit=commit,
-        samples=params.evaluate.bootstrap_samples,
-        confidence=params.gate.confidence,
-        seed=params.gate.seed,
+        samples=params.bootstrap.samples,
+        confidence=params.bootstrap.confidence,
+        seed=params.bootstrap.seed,
         slice_columns=params.gate.slice_columns,
         slice_min_rows=params.gate.slice_min_rows,
         slice_metric=params.gate.metric,

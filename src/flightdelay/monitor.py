@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay import MODEL_NAME
-from flightdelay.params import MonitorParams, Params
+from flightdelay.params import DriftParams, MonitorParams, Params
 
 MONITOR_JSON = "monitor.json"
 ISSUE_MD = "issue.md"
@@ -102,8 +102,9 @@ def batch_month(present: Sequence[str], requested: str | None) -> str:
     return month
 
 
-def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
-    """Signals from the drift summary (drift.json of the batch) and the retraining decision."""
+def decide(summary: Mapping[str, Any], params: MonitorParams, drift: DriftParams) -> Decision:
+    """Signals from the drift summary (drift.json of the batch) and the retraining decision; the
+    thresholds are ``drift:``'s, the signals that retrain ``monitor:``'s."""
     dataset = summary.get("dataset") or {}
     label = summary.get("label") or {}
     prediction = summary.get("prediction") or {}
@@ -119,7 +120,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
             f"share of drifted features ({dataset.get('n_drifted', 0)} of "
             f"{dataset.get('n_features', 0)})",
             dataset.get("share_drifted"),
-            params.drift_share,
+            drift.drift_share,
             bool(dataset.get("drifted")),
             "dataset" in triggers,
         ),
@@ -147,7 +148,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
             "prediction" in triggers,
         ),
     ]
-    metric = performance.get("metric", params.performance_metric)
+    metric = performance.get("metric", drift.performance_metric)
     if performance.get("available"):
         signals.append(
             Signal(
@@ -157,7 +158,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
                 f"{'below' if performance['drop_below_worst'] > 0 else 'above'} the worst "
                 f"backtest month ({performance['backtest_worst']:.3f})",
                 performance["drop_below_worst"],
-                params.max_performance_drop,
+                drift.max_performance_drop,
                 bool(performance.get("drifted")),
                 "performance" in triggers,
             )
@@ -168,7 +169,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
                 "performance",
                 f"{metric}: {performance.get('message') or 'not assessed'}",
                 None,
-                params.max_performance_drop,
+                drift.max_performance_drop,
                 False,
                 "performance" in triggers,
             )
@@ -221,16 +222,10 @@ def assess(
         month,
         current[drift_stage.LABEL].to_numpy()[labelled].astype(int),
         np.asarray(current_scores)[labelled],
-        monitor.performance_metric,
+        params.drift.performance_metric,
         monitor.min_labelled_rows,
     )
-    thresholds = params.drift.model_copy(
-        update={
-            "drift_share": monitor.drift_share,
-            "performance_metric": monitor.performance_metric,
-            "max_performance_drop": monitor.max_performance_drop,
-        }
-    )
+    thresholds = params.drift
     predictions = pd.DataFrame({drift_stage.MONTH: month, drift_stage.SCORE: current_scores})
     report = drift_stage.drift(
         features,
@@ -242,7 +237,7 @@ def assess(
         params=thresholds,
         score_reference=score_reference,
     )
-    return report, decide(report.to_json(), monitor)
+    return report, decide(report.to_json(), monitor, params.drift)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -40,7 +40,7 @@ from typing import Any
 from flightdelay import MODEL_NAME
 from flightdelay.compare import Comparison
 from flightdelay.gate import Rule, Verdict
-from flightdelay.params import GateParams
+from flightdelay.params import BootstrapParams, GateParams
 from flightdelay.report_plots import Curves, PlotData, PlotError, draw, drawable, read_drift_data
 from flightdelay.report_render import (
     IMAGE_DIR,
@@ -79,6 +79,7 @@ class DataChange:
 class ReportInputs:
     verdict: Verdict
     gate: GateParams
+    bootstrap: BootstrapParams  # the intervals the gate judges (the rule's)
     base: Baseline
     prod: Baseline | None  # None: no version was ever assigned prod
     validation: Mapping[str, Any] | None = None
@@ -324,6 +325,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     return ReportInputs(
         verdict=verdict,
         gate=rule.gate,
+        bootstrap=rule.bootstrap,
         base=base_side,
         prod=prod_side,
         validation=gate_challenger.validation,

@@ -720,7 +720,7 @@ def build_view(
         rule_source=r.rule.source if r.rule is not None else None,
         min_metric=g.min_metric,
         max_drop=g.max_drop,
-        confidence=g.confidence,
+        confidence=r.bootstrap.confidence,
         reasons=list(v.reasons),
         caveats=caveats,
         checks=[CheckView(name=c.name, passed=c.passed, detail=c.detail) for c in v.checks],
