@@ -37,6 +37,8 @@ PARTS: dict[str, frozenset[str]] = {
             "report",
             "report_render",
             "report_plots",
+            "report_view",
+            "report_markdown",
             "rescore",
             "promote",
             "release",

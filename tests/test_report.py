@@ -17,15 +17,9 @@ import yaml
 import report_fixtures as rf
 from flightdelay.params import Params
 from flightdelay.report import data_diff, for_job_summary, main, params_diff, write_report
+from flightdelay.report_markdown import referenced_images, render, to_html, typographic_minus
 from flightdelay.report_plots import contrast, draw, figure
-from flightdelay.report_render import (
-    build_view,
-    card_view,
-    referenced_images,
-    render,
-    to_html,
-    typographic_minus,
-)
+from flightdelay.report_render import build_view, card_view
 from report_fixtures import FAILED_VALIDATION
 
 

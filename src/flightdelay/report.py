@@ -41,15 +41,10 @@ from flightdelay import MODEL_NAME
 from flightdelay.compare import Comparison
 from flightdelay.gate import Rule, Verdict
 from flightdelay.params import BootstrapParams, GateParams
+from flightdelay.report_markdown import for_job_summary, render, to_html
 from flightdelay.report_plots import Curves, PlotData, PlotError, draw, drawable, read_drift_data
-from flightdelay.report_render import (
-    IMAGE_DIR,
-    build_view,
-    for_job_summary,
-    render,
-    same_model,
-    to_html,
-)
+from flightdelay.report_render import build_view, same_model
+from flightdelay.report_view import IMAGE_DIR
 
 __all__ = ["for_job_summary"]  # the job summary's rewrite lives with the rendering
 

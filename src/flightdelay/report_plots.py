@@ -3,7 +3,7 @@
 Every figure is at most 780 px wide at its natural size, with 9-point text, in the Okabe–Ito
 palette (safe for the common colour-vision deficiencies) and with a second cue besides colour
 (line style, hatching) wherever two things are compared. The report draws only the figures its
-markdown references (:meth:`flightdelay.report_render.ReportView.image_names`).
+markdown references (:meth:`flightdelay.report_view.ReportView.image_names`).
 
 - ``evaluation-curves``: ROC, precision-recall and calibration of this change, main and prod,
   each model scored on the same evaluation flights;
