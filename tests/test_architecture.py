@@ -162,3 +162,10 @@ def test_architecture_serving_never_loads_the_pipelines_libraries() -> None:
             heavy = sorted(theirs & set(NOT_IN_SERVING))
             assert not heavy, f"serving's {start} loads {heavy} through {module}"
             todo.extend(ours)
+
+
+def test_architecture_every_module_states_its_job_in_its_docstring() -> None:
+    missing = [
+        m for m in modules() if not ast.get_docstring(ast.parse((SRC / f"{m}.py").read_text()))
+    ]
+    assert not missing, f"modules without a docstring saying their one job: {missing}"
