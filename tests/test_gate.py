@@ -274,6 +274,23 @@ def test_parse_rule_counts_the_bootstrap_section_as_part_of_the_rule(
     assert judged.evaluate == candidate.evaluate
 
 
+def test_parse_rule_of_a_base_from_before_the_bootstrap_section_reads_its_old_keys(
+    repo_root: Path, params: Params
+) -> None:
+    """main before this layout kept the bootstrap in evaluate/gate: the first promotion after the
+    change is judged by that rule, unchanged, not refused."""
+    base = raw_params(repo_root)
+    old = base.pop("bootstrap")
+    base["evaluate"] = {**base["evaluate"], "bootstrap_samples": old["samples"]}
+    base["gate"] = {**base["gate"], "confidence": old["confidence"], "seed": old["seed"]}
+
+    rule = parse_rule(base, raw_params(repo_root), "main", params)
+
+    assert rule.bootstrap == params.bootstrap
+    assert rule.gate == params.gate
+    assert rule.changes == ()
+
+
 def test_parse_rule_of_a_base_that_does_not_load_names_the_key(
     repo_root: Path, params: Params
 ) -> None:

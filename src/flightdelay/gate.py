@@ -149,6 +149,24 @@ def rule_changes(base_raw: Any, candidate_raw: Any) -> list[tuple[str, Any, Any]
     return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 
+def current_layout(raw: Any) -> Any:
+    """A params.yaml from before the ``bootstrap:`` section (``evaluate.bootstrap_samples``,
+    ``gate.confidence``, ``gate.seed``) in today's layout, so that the first pull requests and
+    promotions after the change still read their base's rule; any other value as it is."""
+    if not isinstance(raw, Mapping) or "bootstrap" in raw:
+        return raw
+    gate, evaluate = dict(raw.get("gate") or {}), dict(raw.get("evaluate") or {})
+    legacy = {
+        "samples": evaluate.pop("bootstrap_samples", None),
+        "seed": gate.pop("seed", None),
+        "confidence": gate.pop("confidence", None),
+    }
+    if all(value is None for value in legacy.values()):
+        return raw
+    bootstrap = {key: value for key, value in legacy.items() if value is not None}
+    return {**raw, "gate": gate, "evaluate": evaluate, "bootstrap": bootstrap}
+
+
 def parse_rule(base_raw: Any, candidate_raw: Any, source: str, candidate: Any) -> Rule:
     """The rule of the base's parsed params.yaml, validated by the typed models of this code.
 
@@ -158,6 +176,7 @@ def parse_rule(base_raw: Any, candidate_raw: Any, source: str, candidate: Any) -
     """
     from pydantic import ValidationError
 
+    base_raw, candidate_raw = current_layout(base_raw), current_layout(candidate_raw)
     raw = base_raw if isinstance(base_raw, Mapping) else {}
     try:
         gate = GateParams.model_validate(raw.get("gate"))
