@@ -265,6 +265,7 @@ def params_pr(params: Params, **changes: Any) -> ReportInputs:
     defaults: dict[str, Any] = {
         "verdict": verdict,
         "gate": params.gate,
+        "bootstrap": params.bootstrap,
         "base": base,
         "prod": prod,
         "validation": PASSED_VALIDATION,

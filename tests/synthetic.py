@@ -249,3 +249,17 @@ def audit_report(failing: bool = False) -> Any:
         failures=[f"tail_leg_of_day: {f}" for f in flags],
         passed=not failing,
     )
+
+
+def labelled_scores(n: int, seed: int = 0, late: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and an informative score (AUC about 0.8)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < late).astype(int)
+    signal = rng.normal(0, 1, n) + 1.2 * y
+    return y, 1 / (1 + np.exp(-signal))
+
+
+def noisy_scores(scores: np.ndarray, sd: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    logit = np.log(scores / (1 - scores)) + rng.normal(0, sd, len(scores))
+    return 1 / (1 + np.exp(-logit))

@@ -300,41 +300,6 @@ def scored(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return y, np.round(np.clip(0.3 * y + rng.normal(0.35, 0.2, n), 0, 1), 2)  # with ties
 
 
-def test_roc_auc_equals_sklearn_with_ties() -> None:
-    y, s = scored()
-    assert card.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-
-
-def test_metric_intervals_bracket_the_estimate_and_are_seeded() -> None:
-    y, s = scored()
-    first = card.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.95)
-    assert set(first) == set(card.METRICS)
-    assert first == card.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.95)
-    assert first != card.metric_intervals(y, s, 0.5, samples=100, seed=8, confidence=0.95)
-    roc = first["roc_auc"]
-    assert roc.low < roc_auc_score(y, s) < roc.high
-    narrow = card.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.5)["roc_auc"]
-    assert roc.low < narrow.low < narrow.high < roc.high
-
-
-def test_metric_intervals_skip_resamples_with_one_class() -> None:
-    y = np.array([0] * 9 + [1])
-    found = card.metric_intervals(y, np.linspace(0, 1, 10), 0.5, 50, 0, 0.9)
-    assert 0 <= found["roc_auc"].low <= found["roc_auc"].high <= 1
-
-
-def test_metric_intervals_without_rows_say_so() -> None:
-    with pytest.raises(CardError, match="no rows to bootstrap"):
-        card.metric_intervals(np.array([]), np.array([]), 0.5, 10, 0, 0.9)
-
-
-def test_slice_intervals_only_for_large_two_class_slices() -> None:
-    y, s = scored(600)
-    frame = pd.DataFrame({"y_true": y, "score": s, "carrier": ["AA"] * 500 + ["ZZ"] * 100})
-    found = card.slice_intervals(frame, ["carrier"], 200, 50, 0, 0.95)
-    assert set(found["carrier"]) == {"AA"}
-
-
 def test_intersections_lowest_roc_auc_first() -> None:
     y, s = scored(800)
     s[:400] = np.random.default_rng(1).random(400)  # the first pair scores at random

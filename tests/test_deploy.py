@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import stat
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from flightdelay import deploy, signing
 from flightdelay.deploy import DeployError, render
 from flightdelay.params import DeployParams
 from flightdelay.release import Release
+from ports import free_port
 from serving import build_model_dir
 from signing_keys import KeyPair
 
@@ -167,12 +167,6 @@ def test_kubernetes_applies_waits_for_rollout_then_smokes(
 
 
 # ---------------------------------------------------------------- local
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def version_of(url: str) -> str:

@@ -26,7 +26,6 @@ from synthetic import TRAIN, feature_table, work_tree
 TRAIN_PARAMS = TrainParams(**TRAIN)
 PARAMS = EvaluateParams(
     backtest_months=2,
-    bootstrap_samples=10,
     importance_sample=200,
     importance_repeats=2,
     min_slice_rows=50,

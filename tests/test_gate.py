@@ -256,22 +256,39 @@ def test_parse_rule_takes_the_base_s_thresholds_and_lists_the_candidate_s_change
     ]
 
 
-def test_parse_rule_counts_the_bootstrap_samples_as_part_of_the_rule(
+def test_parse_rule_counts_the_bootstrap_section_as_part_of_the_rule(
     repo_root: Path, params: Params
 ) -> None:
     base = raw_params(repo_root)
     fewer = raw_params(repo_root)
-    fewer["evaluate"] = {**fewer["evaluate"], "bootstrap_samples": 10}
+    fewer["bootstrap"] = {**fewer["bootstrap"], "samples": 10, "seed": 3}
     candidate = params.model_copy(
-        update={"evaluate": params.evaluate.model_copy(update={"bootstrap_samples": 10})}
+        update={"bootstrap": params.bootstrap.model_copy(update={"samples": 10, "seed": 3})}
     )
 
     rule = parse_rule(base, fewer, "main", candidate)
 
-    assert rule.changes == (("evaluate.bootstrap_samples", 200, 10),)
+    assert rule.changes == (("bootstrap.samples", 200, 10), ("bootstrap.seed", 0, 3))
     judged = rule.apply(candidate)
-    assert judged.evaluate.bootstrap_samples == 200
-    assert judged.evaluate.backtest_months == candidate.evaluate.backtest_months
+    assert (judged.bootstrap.samples, judged.bootstrap.seed) == (200, 0)
+    assert judged.evaluate == candidate.evaluate
+
+
+def test_parse_rule_of_a_base_from_before_the_bootstrap_section_reads_its_old_keys(
+    repo_root: Path, params: Params
+) -> None:
+    """main before this layout kept the bootstrap in evaluate/gate: the first promotion after the
+    change is judged by that rule, unchanged, not refused."""
+    base = raw_params(repo_root)
+    old = base.pop("bootstrap")
+    base["evaluate"] = {**base["evaluate"], "bootstrap_samples": old["samples"]}
+    base["gate"] = {**base["gate"], "confidence": old["confidence"], "seed": old["seed"]}
+
+    rule = parse_rule(base, raw_params(repo_root), "main", params)
+
+    assert rule.bootstrap == params.bootstrap
+    assert rule.gate == params.gate
+    assert rule.changes == ()
 
 
 def test_parse_rule_of_a_base_that_does_not_load_names_the_key(

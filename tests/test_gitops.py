@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,69 @@ def test_github_output_and_summary_append_only_in_actions(
     gitops.step_summary("more\n\n")
     assert out.read_text() == "version=v0.1.0\ntag=flight-delay#staging#1\n"
     assert summary.read_text() == "### done\nmore\n"
+
+
+# ---------------------------------------------------------------- the only git edge
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "flightdelay"
+GIT_PROGRAMS = {"git", "gto"}
+
+
+def git_runs(source: str, filename: str) -> list[str]:
+    """``file:line`` of every place ``source`` runs git or gto itself: an argv literal starting
+    with "git"/"gto" (what subprocess runs), or an import of the gto package (``gto.api``)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and first.value in GIT_PROGRAMS:
+                found.append((node.lineno, f"runs `{first.value}`"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gto":
+            found.append((node.lineno, f"imports {node.module}"))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "gto":
+                    found.append((node.lineno, f"imports {alias.name}"))
+    return [f"{filename}:{line}: {what}" for line, what in sorted(found)]
+
+
+def test_gitops_is_the_only_module_that_runs_git_or_gto() -> None:
+    offenders = [
+        hit
+        for path in sorted(SRC.rglob("*.py"))
+        if path.name != "gitops.py"
+        for hit in git_runs(path.read_text(), str(path.relative_to(SRC.parents[1])))
+    ]
+    assert not offenders, "git/gto run outside flightdelay.gitops:\n" + "\n".join(offenders)
+
+
+def test_git_runs_names_the_file_and_line_of_each_offence() -> None:
+    source = (
+        "import subprocess\n"
+        "from gto.api import show\n"
+        "subprocess.run(['git', 'status'])\n"
+        "argv = ('gto', 'show')\n"
+        "subprocess.run(['dvc', 'repro'])\n"
+    )
+    assert git_runs(source, "x.py") == [
+        "x.py:2: imports gto.api",
+        "x.py:3: runs `git`",
+        "x.py:4: runs `gto`",
+    ]
+
+
+def test_resolve_unknown_ref_is_none_and_branch_is_its_commit(repo: RegistryRepo) -> None:
+    assert gitops.resolve("no-such-branch", repo.root) is None
+    assert gitops.resolve("main", repo.root) == gitops.resolve("HEAD", repo.root)
+
+
+def test_show_at_a_path_the_revision_lacks_is_empty_and_a_bad_revision_names_it(
+    repo: RegistryRepo,
+) -> None:
+    assert gitops.show_at("HEAD", "no-such-file.txt", repo.root) == ""
+    with pytest.raises(gitops.GitOpsError, match=r"`git show no-such-rev:x` failed"):
+        gitops.show_at("no-such-rev", "x", repo.root)
+
+
+def test_head_description_outside_git_is_unknown(tmp_path: Path) -> None:
+    assert gitops.head_description(tmp_path) == "unknown"

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from typing import Any
 import pytest
 
 from flightdelay.signing import key_fingerprint
+from ports import free_port
 from signing_keys import KeyPair
 
 pytestmark = pytest.mark.slow
@@ -75,12 +75,6 @@ def set_params(path: Path, values: dict[tuple[str, str], str]) -> None:
         else:
             raise AssertionError(f"params.yaml has no {section}.{key}")
     path.write_text("".join(lines))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get_json(url: str, body: Any = None) -> Any:

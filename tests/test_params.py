@@ -65,6 +65,25 @@ def test_load_params_misspelt_key_names_it_with_did_you_mean(
     assert "train.learning_rate: required key is missing" in message
 
 
+def test_parse_params_misspelt_bootstrap_key_names_it_with_did_you_mean(
+    raw: dict[str, Any],
+) -> None:
+    raw["bootstrap"]["sample"] = raw["bootstrap"].pop("samples")
+    with pytest.raises(
+        ParamsError,
+        match=re.escape("bootstrap.sample: unknown key (did you mean 'bootstrap.samples'?)"),
+    ):
+        parse_params(raw)
+
+
+def test_parse_params_bootstrap_settings_left_in_their_old_sections_are_refused(
+    raw: dict[str, Any],
+) -> None:
+    raw["gate"]["confidence"] = 0.95  # one `bootstrap:` section: no second place for a setting
+    with pytest.raises(ParamsError, match=re.escape("gate.confidence: unknown key")):
+        parse_params(raw)
+
+
 def test_parse_params_misspelt_section_names_it_with_did_you_mean(raw: dict[str, Any]) -> None:
     raw["trian"] = raw.pop("train")
     with pytest.raises(ParamsError, match=re.escape("trian: unknown key (did you mean 'train'?)")):
@@ -233,7 +252,7 @@ def test_load_params_duplicate_section_names_it(tmp_path: Path, repo_root: Path)
     [
         ("train", "seed", True),
         ("train", "learning_rate", True),
-        ("evaluate", "bootstrap_samples", False),
+        ("bootstrap", "samples", False),
         ("deploy", "ports", {"staging": True, "prod": 8080}),
     ],
 )

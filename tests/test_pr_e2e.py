@@ -216,7 +216,7 @@ def test_compare_without_main_model_in_cache_or_remote_reproduces_it_in_a_worktr
     done = other.run(
         sys.executable,
         "-c",
-        "from flightdelay.compare import materialise, resolve; "
+        "from flightdelay.revisions import materialise, resolve; "
         "print(materialise(resolve('main')).source)",
     )
 

@@ -17,16 +17,9 @@ import yaml
 import report_fixtures as rf
 from flightdelay.params import Params
 from flightdelay.report import data_diff, for_job_summary, main, params_diff, write_report
+from flightdelay.report_markdown import referenced_images, render, to_html, typographic_minus
 from flightdelay.report_plots import contrast, draw, figure
-from flightdelay.report_render import (
-    build_view,
-    card_view,
-    rate_difference,
-    referenced_images,
-    render,
-    to_html,
-    typographic_minus,
-)
+from flightdelay.report_render import build_view, card_view
 from report_fixtures import FAILED_VALIDATION
 
 
@@ -192,13 +185,6 @@ def test_render_label_rate_change_has_its_interval_and_own_flag(params: Params) 
         "(−10.3 … −9.5), **rate changed** · distance test: jensenshannon 0.0969 (threshold "
         "0.1): no label drift"
     ) in text
-
-
-def test_rate_difference_interval_covers_zero_for_equal_rates() -> None:
-    (_, _), (_, _), (low, high) = rate_difference(0.2, 1000, 0.2, 1000)
-
-    assert low < 0 < high
-    assert rate_difference(0.205, 224910, 0.107, 27574)[2][1] < -0.09
 
 
 def test_render_performance_chart_open_when_performance_drift_is_flagged(

@@ -95,7 +95,15 @@ def test_compare_scores_of_a_model_with_itself_is_a_zero_delta(
     scores = rescore.scores_of(bundle, month)
 
     c = rescore.compare_scores(
-        month, scores, scores, (0.3, 0.3), params.gate, 20, "prod", "abc", None
+        month,
+        scores,
+        scores,
+        (0.3, 0.3),
+        params.gate,
+        params.bootstrap.model_copy(update={"samples": 20}),
+        "prod",
+        "abc",
+        None,
     )
 
     d = c.metrics["roc_auc"]

@@ -36,6 +36,7 @@ from flightdelay.schemas import Flight
 from flightdelay.scoring import SCORE_TOLERANCE, TreeliteScorer
 from flightdelay.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
 from flightdelay.smoke import SmokeError, smoke
+from ports import free_port
 from serving import DATA_MD5, build_model_dir, raw_flights, records
 from signing_keys import KeyPair
 
@@ -866,12 +867,6 @@ def test_smoke_unreachable_service_names_the_url() -> None:
 
 
 # ---------------------------------------------------------------- the real server (slow)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def flightdelay_command() -> list[str]:

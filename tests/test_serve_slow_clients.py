@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from ports import free_port
 from serving import build_model_dir, raw_flights, records
 
 pytestmark = pytest.mark.slow
@@ -31,12 +32,6 @@ BODY_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 100
 OPEN_FILES = 256  # the server's RLIMIT_NOFILE: stock uvicorn runs out of descriptors below 300
 NORMAL_LATENCY_S = 1.0  # every normal request's answer, on a shared 2-core machine under attack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from flightdelay import train as train_stage
 from flightdelay.model_io import read_provenance
 from flightdelay.release import Release
 from flightdelay.tracking import EXPERIMENT
+from ports import free_port
 from synthetic import work_tree
 
 
@@ -69,16 +69,10 @@ def test_train_logs_params_metrics_tags_and_skops_model(
     _assert_run_logged(metadata)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
     """``mlflow server`` on a free loopback port until the block ends; yields its URL."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -169,7 +163,7 @@ def _postgres() -> Iterator[str]:
     data = root / "data"
     if as_owner:
         shutil.chown(root, "nobody")
-    port = _free_port()
+    port = free_port()
 
     def run(*argv: str) -> None:
         done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd="/")

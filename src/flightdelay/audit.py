@@ -56,7 +56,8 @@ from flightdelay.featurize import (
     unknown_aircraft,
 )
 from flightdelay.io import DataFileError, read_batches, read_json, write_json
-from flightdelay.params import AuditParams, FeaturizeParams, ParamsError, load_params
+from flightdelay.params import AuditParams, FeaturizeParams, Params
+from flightdelay.stage import stage_main
 
 SMOOTHING_ROWS = 20  # pseudo-rows at the base rate added to every bin of a one-feature model
 _MINUTE = np.timedelta64(1, "m")
@@ -413,28 +414,27 @@ def summary(report: AuditReport) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flightdelay audit", description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    from flightdelay.model_io import ModelBundleError, read_context
+    from flightdelay.model_io import ModelBundleError
 
-    try:
-        params = load_params(args.params)
-        paths = params.paths
-        if not paths.features.is_file():
-            raise DataFileError(f"{paths.features}: feature table not found (run featurize)")
-        features = pd.read_parquet(paths.features)
-        report = audit(
-            features,
-            read_batches(paths.flights),
-            read_context(paths.context),
-            params.featurize,
-            params.audit,
-        )
-    except (ParamsError, DataFileError, FeatureError, AuditError, ModelBundleError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    errors = (DataFileError, FeatureError, AuditError, ModelBundleError)
+    return stage_main("audit", __doc__, argv, run, errors)
+
+
+def run(params: Params, args: argparse.Namespace) -> int:
+    from flightdelay.model_io import read_context
+
+    started = time.perf_counter()
+    paths = params.paths
+    if not paths.features.is_file():
+        raise DataFileError(f"{paths.features}: feature table not found (run featurize)")
+    features = pd.read_parquet(paths.features)
+    report = audit(
+        features,
+        read_batches(paths.flights),
+        read_context(paths.context),
+        params.featurize,
+        params.audit,
+    )
     out = paths.audit
     write_audit(out, report)
     if not report.passed:

@@ -21,7 +21,6 @@ import calendar
 import difflib
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import yaml
 
 from flightdelay import MODEL_NAME
 from flightdelay.io import DataFileError
+from flightdelay.stats import Interval, metric_intervals, roc_auc, slice_intervals
 
 #: The sections of Mitchell et al. (2019), in order.
 SECTIONS: tuple[str, ...] = (
@@ -74,12 +74,6 @@ class CardError(ValueError):
 
 
 @dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
 class CardInputs:
     """Everything a card is made of, as read from the pipeline's outputs."""
 
@@ -116,91 +110,30 @@ class CardSpec:
     trained_commit: str | None = None
     mlflow_run_id: str | None = None
 
-
-# ---------------------------------------------------------------- bootstrap
-# The resampling is the report's (flightdelay.compare): the same vectorised Mann-Whitney ROC AUC,
-# average precision, losses and F1, so the card's intervals and the PR report's agree in method.
-
-
-def _interval(values: Sequence[np.ndarray], confidence: float) -> Interval | None:
-    """Percentile interval of the finite values (a resample holding one class has no AUC)."""
-    drawn = np.concatenate(list(values))
-    drawn = drawn[np.isfinite(drawn)]
-    if not len(drawn):
-        return None
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(drawn, [tail, 1 - tail])
-    return Interval(float(low), float(high))
-
-
-def metric_intervals(
-    y: np.ndarray, scores: np.ndarray, threshold: float, samples: int, seed: int, confidence: float
-) -> dict[str, Interval]:
-    """Percentile-bootstrap interval of every metric in METRICS on the evaluation rows:
-    ``samples`` resamples of the rows with replacement, seeded."""
-    from flightdelay.compare import Scored, resample_indices, resampled_metrics
-
-    if len(y) == 0:
-        raise CardError("no rows to bootstrap")
-    model = Scored.of(np.asarray(y), np.asarray(scores, dtype="float64"), threshold)
-    predicted = model.scores >= threshold
-    late = model.y == 1
-    draws: dict[str, list[np.ndarray]] = {}
-    for drawn in resample_indices(len(model.y), samples, seed):
-        found = resampled_metrics(drawn, model)
-        hit, flagged = late[drawn], predicted[drawn]
-        tp = (hit & flagged).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            found |= {
-                "accuracy": (hit == flagged).mean(axis=1),
-                "precision": np.where(flagged.sum(axis=1) > 0, tp / flagged.sum(axis=1), 0.0),
-                "recall": tp / hit.sum(axis=1),
-            }
-        for key, values in found.items():
-            draws.setdefault(key, []).append(values)
-    intervals = {key: _interval(values, confidence) for key, values in draws.items()}
-    return {key: found for key, found in intervals.items() if found is not None}
-
-
-def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney, ties count one half), as flightdelay.compare computes it."""
-    from flightdelay.compare import Scored, resampled_metrics
-
-    model = Scored.of(np.asarray(y), np.asarray(scores, dtype="float64"), 0.5)
-    return float(
-        resampled_metrics(np.arange(len(model.y))[None, :], model, ["roc_auc"])["roc_auc"][0]
-    )
-
-
-def slice_intervals(
-    predictions: pd.DataFrame,
-    columns: Sequence[str],
-    min_rows: int,
-    samples: int,
-    seed: int,
-    confidence: float,
-) -> dict[str, dict[str, Interval]]:
-    """ROC AUC interval of every slice with at least ``min_rows`` rows and both classes."""
-    from flightdelay.compare import Scored, resample_indices, resampled_metrics
-
-    out: dict[str, dict[str, Interval]] = {}
-    for column in columns:
-        out[column] = {}
-        for value, group in predictions.groupby(column, sort=True):
-            y = group["y_true"].to_numpy()
-            if len(group) < min_rows or np.unique(y).size < 2:
-                continue
-            model = Scored.of(y, group["score"].to_numpy(dtype="float64"), 0.5)
-            found = _interval(
-                [
-                    resampled_metrics(drawn, model, ["roc_auc"])["roc_auc"]
-                    for drawn in resample_indices(len(y), samples, seed)
-                ],
-                confidence,
-            )
-            if found is not None:
-                out[column][str(value)] = found
-    return out
+    @classmethod
+    def of(
+        cls,
+        params: Any,
+        version: str | None,
+        registered_commit: str | None,
+        signature: str | None = None,
+        trained_commit: str | None = None,
+        mlflow_run_id: str | None = None,
+    ) -> CardSpec:
+        """The spec params.yaml gives (``bootstrap:``, ``card:``): the one place it is built."""
+        return cls(
+            name=MODEL_NAME,
+            version=version,
+            registered_commit=registered_commit,
+            signature=signature,
+            trained_commit=trained_commit,
+            mlflow_run_id=mlflow_run_id,
+            confidence=params.bootstrap.confidence,
+            bootstrap_samples=params.bootstrap.samples,
+            seed=params.bootstrap.seed,
+            min_slice_rows=params.evaluate.min_slice_rows,
+            top_features=params.card.top_features,
+        )
 
 
 def intersections(
@@ -1051,8 +984,8 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
             f"{p.predictions} has {len(predictions)} rows but evaluate.json reports n={n}: "
             "they come from different runs (re-run `dvc repro evaluate`)"
         )
-    samples, seed = params.evaluate.bootstrap_samples, params.train.seed
-    confidence, min_rows = params.card.confidence, params.evaluate.min_slice_rows
+    samples, seed = params.bootstrap.samples, params.bootstrap.seed
+    confidence, min_rows = params.bootstrap.confidence, params.evaluate.min_slice_rows
     y, scores = predictions["y_true"].to_numpy(), predictions["score"].to_numpy()
     threshold = float(_get(evaluate, "threshold", "evaluate.json"))
     columns = [str(c) for c in slices]
@@ -1070,6 +1003,10 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
             if key in outs or key != p.audit.as_posix()
         }
     fingerprint[DATA_KEY] = str(dvc_file["outs"][0]["md5"])
+    try:
+        intervals = metric_intervals(y, scores, threshold, samples, seed, confidence)
+    except ValueError as exc:  # no evaluation rows
+        raise CardError(str(exc)) from None
     return CardInputs(
         model=model,
         evaluate=evaluate,
@@ -1078,7 +1015,7 @@ def load_inputs(params: Any, reader: _Reader, lock: Mapping[str, Any] | None) ->
         importance=importance["features"],
         drift=drift,
         batches=batches,
-        intervals=metric_intervals(y, scores, threshold, samples, seed, confidence),
+        intervals=intervals,
         slice_intervals=slice_intervals(predictions, columns, min_rows, samples, seed, confidence),
         intersections=intersections(predictions, (columns[0], columns[1]), min_rows)
         if len(columns) >= 2
@@ -1152,14 +1089,12 @@ def provenance(inputs: CardInputs, rev: str) -> tuple[str | None, str | None]:
 
 
 def _git_show(rev: str, path: Path) -> str:
-    done = subprocess.run(
-        ["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        if "does not exist" in done.stderr or "exists on disk, but not in" in done.stderr:
-            return ""
-        raise CardError(f"`git show {rev}:{path}` failed: {done.stderr.strip()}")
-    return done.stdout
+    from flightdelay import gitops
+
+    try:
+        return gitops.show_at(rev, path.as_posix())
+    except gitops.GitOpsError as exc:
+        raise CardError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1208,18 +1143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except GitOpsError:
                 commit = None
         trained, run_id = provenance(inputs, args.rev or "HEAD") if args.version else (None, None)
-        spec = CardSpec(
-            name=MODEL_NAME,
-            version=args.version,
-            registered_commit=commit,
-            trained_commit=trained,
-            mlflow_run_id=run_id,
-            confidence=params.card.confidence,
-            bootstrap_samples=params.evaluate.bootstrap_samples,
-            seed=params.train.seed,
-            min_slice_rows=params.evaluate.min_slice_rows,
-            top_features=params.card.top_features,
-        )
+        spec = CardSpec.of(params, args.version, commit, None, trained, run_id)
         markdown = render_card(inputs, spec)
     except (ParamsError, DataFileError, CardError) as exc:
         print(f"error: {exc}", file=sys.stderr)

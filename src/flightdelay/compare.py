@@ -5,20 +5,13 @@ Pure core: :func:`compare` takes one frame (``y_true``, the challenger's ``score
 ``baseline_score`` and the slice columns) and returns a :class:`Comparison`. Both models are
 judged on the *same* rows, so the interval is of a paired difference: each resample draws rows
 with replacement once and scores both models on them. The interval is the percentile interval of
-``evaluate.bootstrap_samples`` such deltas (seeded: ``gate.seed``); a change is **real** when the
+``bootstrap.samples`` such deltas (``bootstrap:`` params); a change is **real** when the
 interval excludes 0, otherwise it is **noise**.
 
-The resampling is vectorised: a block of resamples is a (k, n) array of row indices. ROC AUC
-and average precision come from one ``bincount`` of (resample, rank of the score, label) per
-model (the Mann-Whitney statistic, ties counting one half); log loss, Brier score and F1 are
-sums over the resampled rows. 1,000 paired resamples of 27,574 rows, five metrics for each of the
-two models, take 1.7 s of CPU (one core).
+The resampling and its metrics are :mod:`flightdelay.stats` (one statistics module for the
+report, the gate and the card).
 
-I/O edge: :func:`materialise` gets the model directory (``paths.model``) of another commit without
-touching the work tree: from the DVC cache or remote at that revision (``DVCFileSystem``), else by
-reproducing ``train`` at that commit in a temporary ``git worktree`` that shares the DVC cache
-(so DVC's run cache makes a repeat instant). Materialised models are kept under
-``.dvc/tmp/flightdelay/baselines/<commit>/`` and verified (sha256) every time they are loaded.
+The baseline model comes from :func:`flightdelay.revisions.materialise` (what was at revision X).
 The baseline is scored on the current evaluation rows with features built by the current code,
 with the featurize params recorded in its own model.json, against the current context.
 
@@ -29,15 +22,10 @@ it as JSON (``--output``).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,155 +33,15 @@ import numpy as np
 import pandas as pd
 
 from flightdelay import MODEL_NAME
+from flightdelay.revisions import RevisionError, champion_ref, materialise
+from flightdelay.stats import LABELS, Delta, paired_bootstrap, slice_seed
 
-#: Metrics compared, and whether higher is better.
-METRICS: dict[str, bool] = {
-    "roc_auc": True,
-    "pr_auc": True,
-    "log_loss": False,
-    "brier": False,
-    "f1": True,
-}
-LABELS: dict[str, str] = {
-    "roc_auc": "ROC AUC",
-    "pr_auc": "PR AUC",
-    "log_loss": "log loss",
-    "brier": "Brier score",
-    "f1": "F1",
-}
-CHUNK = 20  # resamples per block: memory is a few CHUNK x rows x 8-byte arrays
-BASELINE_CACHE = Path(".dvc/tmp/flightdelay/baselines")
-PROD_STAGE = "prod"
-
-
-class CompareError(RuntimeError):
-    """A baseline model cannot be found, materialised or scored; the message says why."""
-
-
-# ---------------------------------------------------------------- pure core: resampled metrics
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One model's scores on the rows, prepared once for any number of resamples."""
-
-    y: np.ndarray  # 0/1
-    scores: np.ndarray
-    threshold: float
-    group_code: np.ndarray  # rank of the row's score among distinct scores, + groups if y = 1
-    groups: int  # number of distinct scores
-    losses: dict[str, np.ndarray]  # per-row log loss and squared error
-    outcome: np.ndarray  # 2 * predicted + y at the threshold (0 TN, 1 FN, 2 FP, 3 TP)
-
-    @classmethod
-    def of(cls, y: np.ndarray, scores: np.ndarray, threshold: float) -> Scored:
-        y = np.asarray(y).astype(np.int64)
-        scores = np.asarray(scores, dtype=np.float64)
-        distinct, rank = np.unique(scores, return_inverse=True)
-        eps = np.finfo(np.float64).eps  # scikit-learn's clipping of probabilities
-        p = np.clip(scores, eps, 1 - eps)
-        return cls(
-            y=y,
-            scores=scores,
-            threshold=threshold,
-            group_code=rank + len(distinct) * y,
-            groups=len(distinct),
-            losses={
-                "log_loss": -(y * np.log(p) + (1 - y) * np.log1p(-p)),
-                "brier": (scores - y) ** 2,
-            },
-            outcome=2 * (scores >= threshold).astype(np.int64) + y,
-        )
-
-
-def _counts(codes: np.ndarray, size: int) -> np.ndarray:
-    """Per resample (row of ``codes``), how many times each code 0..size-1 occurs: (k, size)."""
-    k = codes.shape[0]
-    keyed = codes + (np.arange(k, dtype=np.int64) * size)[:, None]
-    return np.bincount(keyed.ravel(), minlength=k * size).reshape(k, size)
-
-
-def resampled_metrics(
-    drawn: np.ndarray, model: Scored, metrics: Sequence[str] = tuple(METRICS)
-) -> dict[str, np.ndarray]:
-    """Each metric on each resample, a row of ``drawn`` (k, m) holding row indices.
-
-    ROC AUC is the Mann-Whitney statistic: for each distinct score (ascending), positives there
-    times negatives below plus half the negatives tied. Average precision sums, over distinct
-    scores (descending), the positives there times the precision at that threshold; this is
-    scikit-learn's definition. Both come from one ``bincount`` of (resample, score rank, label).
-    """
-    out: dict[str, np.ndarray] = {}
-    if {"roc_auc", "pr_auc"} & set(metrics):
-        # Integer counts per (resample, label, distinct score ascending): exact sums below.
-        by_score = _counts(model.group_code[drawn], 2 * model.groups)
-        neg, pos = by_score[:, : model.groups], by_score[:, model.groups :]
-        neg_upto, pos_upto = np.cumsum(neg, axis=1), np.cumsum(pos, axis=1)
-        n_neg, n_pos = neg_upto[:, -1], pos_upto[:, -1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if "roc_auc" in metrics:  # negatives below, plus half the tied ones, per positive
-                twice = (pos * (2 * neg_upto - neg)).sum(axis=1)
-                out["roc_auc"] = twice / (2.0 * n_pos * n_neg)
-            if "pr_auc" in metrics:  # at each threshold: flagged = scores at or above it
-                tps = n_pos[:, None] - pos_upto + pos
-                flagged = tps + (n_neg[:, None] - neg_upto + neg)
-                out["pr_auc"] = (pos * (tps / np.maximum(flagged, 1))).sum(axis=1) / n_pos
-    for name, loss in model.losses.items():
-        if name in metrics:
-            out[name] = loss[drawn].mean(axis=1)
-    if "f1" in metrics:
-        confusion = _counts(model.outcome[drawn], 4)
-        tp, fp, fn = confusion[:, 3], confusion[:, 2], confusion[:, 1]
-        denominator = 2 * tp + fp + fn
-        out["f1"] = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
-    return out
-
-
-def resample_indices(n: int, samples: int, seed: int | Sequence[int]) -> Iterator[np.ndarray]:
-    """Blocks (k, n) of bootstrap resamples of n rows (row indices drawn with replacement)."""
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < samples:
-        k = min(CHUNK, samples - done)
-        yield rng.integers(0, n, size=(k, n), dtype=np.int64)
-        done += k
+#: A baseline model cannot be found, materialised (flightdelay.revisions) or scored (here): one
+#: error type for both, so every caller that compares catches one thing.
+CompareError = RevisionError
 
 
 # ---------------------------------------------------------------- pure core: comparison
-
-
-@dataclass(frozen=True)
-class Delta:
-    """One metric of both models on the same rows; ``low``/``high`` bound challenger - baseline."""
-
-    metric: str
-    challenger: float
-    baseline: float
-    low: float
-    high: float
-
-    @property
-    def delta(self) -> float:
-        return self.challenger - self.baseline
-
-    @property
-    def higher_is_better(self) -> bool:
-        return METRICS.get(self.metric, True)
-
-    @property
-    def real(self) -> bool:
-        """The interval excludes 0: the change is not explained by resampling noise."""
-        return bool(self.low > 0 or self.high < 0)
-
-    @property
-    def verdict(self) -> str:
-        """``better``, ``worse`` (both real) or ``noise``."""
-        if not self.real:
-            return "noise"
-        return "better" if (self.delta > 0) == self.higher_is_better else "worse"
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "delta": self.delta, "real": self.real, "verdict": self.verdict}
 
 
 @dataclass(frozen=True)
@@ -256,49 +104,6 @@ class Comparison:
         )
 
 
-def paired_bootstrap(
-    y: np.ndarray,
-    challenger: np.ndarray,
-    baseline: np.ndarray,
-    thresholds: tuple[float, float],
-    samples: int,
-    confidence: float,
-    seed: int | Sequence[int],
-    metrics: Sequence[str] = tuple(METRICS),
-) -> dict[str, Delta]:
-    """Each metric of both models on all rows, and the percentile interval of its paired delta
-    (the same resampled rows score both models)."""
-    if not len(y) == len(challenger) == len(baseline):
-        raise ValueError(
-            f"y, challenger and baseline lengths differ: {len(y)}, "
-            f"{len(challenger)}, {len(baseline)}"
-        )
-    if len(y) == 0:
-        raise ValueError("no rows to compare")
-    a = Scored.of(y, challenger, thresholds[0])
-    b = Scored.of(y, baseline, thresholds[1])
-    everything = np.arange(len(y))[None, :]
-    observed_a = resampled_metrics(everything, a, metrics)
-    observed_b = resampled_metrics(everything, b, metrics)
-    deltas: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
-    for drawn in resample_indices(len(y), samples, seed):
-        ma, mb = resampled_metrics(drawn, a, metrics), resampled_metrics(drawn, b, metrics)
-        for m in metrics:
-            deltas[m].append(ma[m] - mb[m])
-    tail = (1 - confidence) / 2
-    out = {}
-    for m in metrics:
-        values = np.concatenate(deltas[m])
-        values = values[np.isfinite(values)]  # a resample without both classes has no AUC
-        low, high = np.quantile(values, [tail, 1 - tail]) if len(values) else (np.nan, np.nan)
-        out[m] = Delta(m, float(observed_a[m][0]), float(observed_b[m][0]), float(low), float(high))
-    return out
-
-
-def _slice_seed(seed: int, column: str, value: str) -> list[int]:
-    return [seed, zlib.crc32(f"{column}={value}".encode())]
-
-
 def compare(
     frame: pd.DataFrame,
     thresholds: tuple[float, float],
@@ -340,7 +145,7 @@ def compare(
                 thresholds,
                 samples,
                 confidence,
-                _slice_seed(seed, column, str(value)),
+                slice_seed(seed, column, str(value)),
                 metrics=(slice_metric,),
             )
             slices.append(SliceDelta(column, str(value), len(rows), d[slice_metric]))
@@ -356,241 +161,6 @@ def compare(
         baseline_sha256=baseline_sha256,
         baseline_scores=b,
     )
-
-
-# ---------------------------------------------------------------- I/O edge: git refs
-
-
-def git(*args: str, cwd: Path | str = ".") -> str:
-    """stdout of ``git args``; CompareError (naming the command) when it fails."""
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise CompareError("git is not installed") from None
-    if done.returncode != 0:
-        raise CompareError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def resolve(ref: str, cwd: Path | str = ".") -> str | None:
-    """The commit of ``ref`` (a branch, tag or SHA; ``origin/<ref>`` when only the remote-tracking
-    branch exists, as in a CI checkout), or None when neither exists."""
-    for candidate in (ref, f"origin/{ref}", f"refs/remotes/origin/{ref}"):
-        argv = ["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"]
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            return done.stdout.strip()
-    return None
-
-
-def show(commit: str, path: str, cwd: Path | str = ".") -> str | None:
-    """A file's text at a commit, or None when the commit has no such file."""
-    done = subprocess.run(
-        ["git", "show", f"{commit}:{path}"], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    return done.stdout if done.returncode == 0 else None
-
-
-def prod_version(cwd: Path | str = ".", name: str = MODEL_NAME) -> tuple[str, str] | None:
-    """(commit, version) of the model GTO says is in ``prod`` (tags ``<name>#prod#N``), or None
-    when no version is (or was ever) assigned to prod."""
-    from gto.api import find_versions_in_stage
-    from gto.exceptions import ArtifactNotFound, GTOException
-
-    if resolve("HEAD", cwd) is None:
-        return None  # not a git repository, or no commit yet: no tag can exist
-    try:
-        found = find_versions_in_stage(str(cwd), name, PROD_STAGE)
-    except ArtifactNotFound:
-        return None  # no tag of the artifact at all
-    except GTOException as exc:
-        raise CompareError(f"gto cannot read the registry: {exc}") from None
-    if not found:
-        return None
-    vstage = found[0] if isinstance(found, list) else found
-    return str(vstage.commit_hexsha), str(vstage.version)
-
-
-def champion_ref(ref: str | None, cwd: Path | str = ".") -> tuple[str, str] | None:
-    """(commit, label) of the champion: ``prod`` (or None) means GTO's prod version, any other
-    value a git ref. None when there is no champion."""
-    if ref in (None, PROD_STAGE):
-        found = prod_version(cwd)
-        return None if found is None else (found[0], f"prod ({MODEL_NAME}@{found[1]})")
-    commit = resolve(ref, cwd)
-    if commit is None:
-        raise CompareError(f"champion ref {ref!r} does not exist in this repository")
-    return commit, ref
-
-
-# ---------------------------------------------------------------- I/O edge: materialise
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """A model directory of another commit, materialised outside the work tree."""
-
-    commit: str
-    model_dir: Path
-    source: str  # "DVC cache", "DVC cache or remote", "reproduced in a git worktree"
-
-
-def _yaml_at(commit: str, path: str, cwd: Path) -> Any:
-    import yaml
-
-    text = show(commit, path, cwd)
-    return None if text is None else yaml.safe_load(text)
-
-
-def model_path_at(commit: str, cwd: Path) -> str:
-    """``paths.model`` as params.yaml says at that commit; CompareError if its dvc.lock records
-    no such output (no pipeline run was committed there)."""
-    params = _yaml_at(commit, "params.yaml", cwd) or {}
-    model = str((params.get("paths") or {}).get("model", "outputs/model"))
-    lock = _yaml_at(commit, "dvc.lock", cwd) or {}
-    outs = [o.get("path") for s in (lock.get("stages") or {}).values() for o in s.get("outs", [])]
-    if model not in outs:
-        raise CompareError(
-            f"commit {commit[:12]} has no model: its dvc.lock records no "
-            f"{model!r} (no pipeline run was committed there)"
-        )
-    return model
-
-
-def _sub_env(worktree: Path, tmp: Path) -> dict[str, str]:
-    """The environment of commands run in the worktree: its own code, no parent DVC stage."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
-    env["PYTHONPATH"] = str(worktree / "src")
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _run(argv: Sequence[str], cwd: Path, env: Mapping[str, str], what: str) -> None:
-    done = subprocess.run(
-        list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr.strip() or done.stdout.strip()).splitlines()[-5:])
-        raise CompareError(f"{what} failed: {tail}")
-
-
-def reproduce(commit: str, model_path: str, repo: Path, dest: Path) -> None:
-    """Reproduce ``train`` at ``commit`` in a temporary git worktree sharing the DVC cache; copy
-    its model directory to ``dest``. The work tree of ``repo`` is not touched."""
-    with tempfile.TemporaryDirectory(prefix="flightdelay-baseline-") as tmp_name:
-        tmp = Path(tmp_name)
-        worktree = tmp / "worktree"
-        git("worktree", "add", "--detach", "--quiet", str(worktree), commit, cwd=repo)
-        try:
-            env = _sub_env(worktree, tmp)
-            local = repo / ".dvc" / "config.local"
-            if local.is_file():  # the remote's credentials and URL overrides
-                shutil.copy2(local, worktree / ".dvc" / "config.local")
-            cache = subprocess.run(
-                [sys.executable, "-m", "dvc", "cache", "dir"],
-                cwd=repo,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if cache.returncode == 0 and cache.stdout.strip():
-                _run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "dvc",
-                        "cache",
-                        "dir",
-                        "--local",
-                        str(Path(repo, cache.stdout.strip()).resolve()),
-                    ],
-                    worktree,
-                    env,
-                    "sharing the DVC cache with the worktree",
-                )
-            _run(
-                [sys.executable, "-m", "flightdelay", "data", "pull", "--no-push"],
-                worktree,
-                env,
-                f"getting the data of {commit[:12]}",
-            )
-            _run(
-                [sys.executable, "-m", "dvc", "repro", "--quiet", "train"],
-                worktree,
-                env,
-                f"reproducing train at {commit[:12]}",
-            )
-            _check_reproduced(commit, model_path, worktree / model_path, repo)
-            shutil.copytree(worktree / model_path, dest)
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(worktree)],
-                cwd=repo,
-                capture_output=True,
-                check=False,
-            )
-            subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True, check=False)
-
-
-def _check_reproduced(commit: str, model_path: str, produced: Path, repo: Path) -> None:
-    """CompareError unless the rebuilt model is the one ``commit``'s dvc.lock records."""
-    from flightdelay import artifacts
-
-    try:
-        artifacts.check_reproduced(model_path, produced, _yaml_at(commit, "dvc.lock", repo), commit)
-    except artifacts.ArtifactError as exc:
-        raise CompareError(str(exc)) from None
-
-
-def materialise(
-    commit: str, repo: Path = Path("."), cache: Path | None = None, allow_reproduce: bool = True
-) -> Baseline:
-    """The model directory of ``commit``: cached, else from DVC at that revision, else
-    reproduced in a temporary worktree (``allow_reproduce``)."""
-    repo = repo.resolve()
-    root = (cache or repo / BASELINE_CACHE) / commit
-    model_dir = root / "model"
-    if (model_dir / "model.json").is_file():
-        return Baseline(commit, model_dir, "cached")
-    model_path = model_path_at(commit, repo)
-    staging = root / "staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    problems = []
-    try:
-        from dvc.api import DVCFileSystem
-
-        fs = DVCFileSystem(url=str(repo), rev=commit)
-        fs.get(model_path, str(staging), recursive=True)
-        source = "DVC cache or remote"
-    except Exception as exc:  # any DVC failure means: not in the cache or the remote
-        shutil.rmtree(staging, ignore_errors=True)
-        problems.append(f"DVC: {first_line(exc)}")
-        if not allow_reproduce:
-            raise CompareError(
-                f"the model of {commit[:12]} is in neither the DVC cache nor the "
-                f"remote ({problems[0]})"
-            ) from None
-        try:
-            reproduce(commit, model_path, repo, staging)
-        except CompareError as again:
-            raise CompareError(
-                f"the model of {commit[:12]} could not be materialised: {problems[0]}; {again}"
-            ) from None
-        source = "reproduced in a git worktree"
-    if not (staging / "model.json").is_file():
-        raise CompareError(f"the model of {commit[:12]} ({model_path}) holds no model.json")
-    shutil.rmtree(model_dir, ignore_errors=True)
-    staging.rename(model_dir)
-    return Baseline(commit, model_dir, source)
 
 
 # ---------------------------------------------------------------- I/O edge: scoring
@@ -721,9 +291,9 @@ def compare_with(
         (challenger.threshold, bundle.threshold),
         baseline=label,
         commit=commit,
-        samples=params.evaluate.bootstrap_samples,
-        confidence=params.gate.confidence,
-        seed=params.gate.seed,
+        samples=params.bootstrap.samples,
+        confidence=params.bootstrap.confidence,
+        seed=params.bootstrap.seed,
         slice_columns=params.gate.slice_columns,
         slice_min_rows=params.gate.slice_min_rows,
         slice_metric=params.gate.metric,

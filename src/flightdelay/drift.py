@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -1098,55 +1097,49 @@ def check_backtest_scores(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from flightdelay.io import DataFileError
+    from flightdelay.stage import stage_main
+
+    return stage_main("drift", __doc__, argv, run, (DataFileError, DriftError))
+
+
+def run(params: Any, args: argparse.Namespace) -> int:
     from flightdelay.io import DataFileError, read_json
-    from flightdelay.params import ParamsError, load_params
 
-    parser = argparse.ArgumentParser(
-        prog="flightdelay drift",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    paths = params.paths
+    from flightdelay.model_io import load_model_bundle
+    from flightdelay.train import score
+
+    bundle = load_model_bundle(paths.model)
+    features = read_parquet(paths.features, "feature table (run `dvc repro featurize`)")
+    predictions = read_parquet(paths.predictions, "predictions (run `dvc repro evaluate`)")
+    backtest_scores = read_parquet(
+        paths.backtest_predictions, "backtest predictions (run `dvc repro evaluate`)"
     )
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params)
-        paths = params.paths
-        from flightdelay.model_io import load_model_bundle
-        from flightdelay.train import score
-
-        bundle = load_model_bundle(paths.model)
-        features = read_parquet(paths.features, "feature table (run `dvc repro featurize`)")
-        predictions = read_parquet(paths.predictions, "predictions (run `dvc repro evaluate`)")
-        backtest_scores = read_parquet(
-            paths.backtest_predictions, "backtest predictions (run `dvc repro evaluate`)"
+    backtest = read_json(
+        paths.metrics / "backtest.json", "backtest metrics (run `dvc repro evaluate`)"
+    )
+    if not isinstance(backtest, dict) or not isinstance(backtest.get("months"), list):
+        raise DataFileError(f"{paths.metrics / 'backtest.json'}: expected {{'months': [...]}}")
+    months = sorted(features[MONTH].unique()) if MONTH in features.columns else []
+    current_month = str(bundle.metadata.get("eval_month"))
+    if months and current_month != months[-1]:
+        raise DriftError(
+            f"the model was evaluated on {current_month} but the newest batch is "
+            f"{months[-1]}: re-run `dvc repro train evaluate`"
         )
-        backtest = read_json(
-            paths.metrics / "backtest.json", "backtest metrics (run `dvc repro evaluate`)"
-        )
-        if not isinstance(backtest, dict) or not isinstance(backtest.get("months"), list):
-            raise DataFileError(f"{paths.metrics / 'backtest.json'}: expected {{'months': [...]}}")
-        months = sorted(features[MONTH].unique()) if MONTH in features.columns else []
-        current_month = str(bundle.metadata.get("eval_month"))
-        if months and current_month != months[-1]:
-            raise DriftError(
-                f"the model was evaluated on {current_month} but the newest batch is "
-                f"{months[-1]}: re-run `dvc repro train evaluate`"
-            )
-        check_backtest_scores(backtest_scores, backtest["months"], current_month)
-        report = drift(
-            features,
-            predictions,
-            backtest["months"],
-            reference_months=list(bundle.metadata.get("train_months") or []),
-            current_month=current_month,
-            kinds=declared_kinds(),
-            params=params.drift,
-            score_reference=lambda rows: score(bundle.pipeline, rows),
-            backtest_scores=backtest_scores,
-        )
-    except (ParamsError, DataFileError, DriftError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    check_backtest_scores(backtest_scores, backtest["months"], current_month)
+    report = drift(
+        features,
+        predictions,
+        backtest["months"],
+        reference_months=list(bundle.metadata.get("train_months") or []),
+        current_month=current_month,
+        kinds=declared_kinds(),
+        params=params.drift,
+        score_reference=lambda rows: score(bundle.pipeline, rows),
+        backtest_scores=backtest_scores,
+    )
     write_outputs(report, paths.drift)
     summary = report.to_json()
     d, perf = summary["dataset"], summary["performance"]

@@ -17,7 +17,6 @@ training months only (see :mod:`flightdelay.train`).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +44,8 @@ from sklearn.pipeline import Pipeline
 from flightdelay.features import FEATURE_COLUMNS
 from flightdelay.featurize import TARGET
 from flightdelay.io import DataFileError, write_json
-from flightdelay.params import EvaluateParams, ParamsError, TrainParams, load_params
+from flightdelay.params import EvaluateParams, Params, TrainParams
+from flightdelay.stage import stage_main
 from flightdelay.train import TrainError, check_features, fit, read_features, score, split_months
 
 SLICE_COLUMNS: tuple[str, ...] = ("carrier", "origin")
@@ -335,23 +335,19 @@ def backtest_document(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flightdelay evaluate", description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
+    return stage_main("evaluate", __doc__, argv, run, (DataFileError, TrainError))
+
+
+def run(params: Params, args: argparse.Namespace) -> int:
     from flightdelay.model_io import load_model_bundle
 
-    try:
-        params = load_params(args.params)
-        paths = params.paths
-        features = read_features(paths.features)
-        bundle = load_model_bundle(paths.model)
-        evaluation = evaluate(
-            features, bundle.pipeline, bundle.threshold, params.train, params.evaluate
-        )
-    except (ParamsError, DataFileError, TrainError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    started = time.perf_counter()
+    paths = params.paths
+    features = read_features(paths.features)
+    bundle = load_model_bundle(paths.model)
+    evaluation = evaluate(
+        features, bundle.pipeline, bundle.threshold, params.train, params.evaluate
+    )
     write_json(paths.metrics / "evaluate.json", evaluation.metrics)
     write_json(paths.metrics / "backtest.json", backtest_document(evaluation.backtest))
     write_json(paths.metrics / "slices.json", evaluation.slices)

@@ -8,7 +8,6 @@ serving builds features from exactly the same code and tables.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 
@@ -26,7 +25,8 @@ from flightdelay.features import (
 )
 from flightdelay.io import DataFileError, read_batches, read_csv, read_json
 from flightdelay.model_io import write_context
-from flightdelay.params import FeaturizeParams, ParamsError, load_params
+from flightdelay.params import FeaturizeParams, Params
+from flightdelay.stage import stage_main
 
 KEY_COLUMNS: tuple[str, ...] = ("flight_id", "month")
 TARGET = "late"
@@ -98,28 +98,24 @@ def featurize(flights: pd.DataFrame, context: Context, params: FeaturizeParams) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flightdelay featurize", description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    return stage_main("featurize", __doc__, argv, run, (DataFileError, FeatureError))
+
+
+def run(params: Params, args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    try:
-        params = load_params(args.params)
-        paths = params.paths
-        summary = paths.validation / "summary.json"
-        # The gate: features are built only from data that passed `flightdelay validate`.
-        if (
-            read_json(summary, "validation summary (run `flightdelay validate`)").get("success")
-            is not True
-        ):
-            raise DataFileError(f"{summary}: the data failed validation; not building features")
-        flights = read_batches(paths.flights)
-        context = build_context(
-            flights, read_batches(paths.weather), read_csv(paths.planes), read_csv(paths.airports)
-        )
-        frame = featurize(flights, context, params.featurize)
-    except (ParamsError, DataFileError, FeatureError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    paths = params.paths
+    summary = paths.validation / "summary.json"
+    # The gate: features are built only from data that passed `flightdelay validate`.
+    if (
+        read_json(summary, "validation summary (run `flightdelay validate`)").get("success")
+        is not True
+    ):
+        raise DataFileError(f"{summary}: the data failed validation; not building features")
+    flights = read_batches(paths.flights)
+    context = build_context(
+        flights, read_batches(paths.weather), read_csv(paths.planes), read_csv(paths.airports)
+    )
+    frame = featurize(flights, context, params.featurize)
     paths.features.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(paths.features, index=False)
     write_context(context, paths.context)

@@ -22,11 +22,11 @@ The challenger is promoted when every check passes:
 Without a champion (no version was ever assigned ``prod``) checks 5 and 6 say so and pass: the
 first model is judged by the absolute floors alone.
 
-**The rule comes from the protected side.** What decides (``gate:`` and
-``evaluate.bootstrap_samples``) is read from params.yaml at the *base* commit, never from the
-candidate's own params.yaml: for a pull request its merge target, on promotion the first parent of
-the merge on main (:func:`rule_at`). A change to the rule is reported ("changes the rule it is
-judged by") and applies from the next pull request on.
+**The rule comes from the protected side.** What decides (``gate:`` and ``bootstrap:``) is read
+from params.yaml at the *base* commit, never from the candidate's own params.yaml: for a pull
+request its merge target, on promotion the first parent of the merge on main (:func:`rule_at`).
+A change to the rule is reported ("changes the rule it is judged by") and applies from the next
+pull request on.
 
 ``flightdelay gate [--base REF] [--champion-ref REF]`` decides for the pipeline outputs in the
 work tree by the rule of REF (default ``$GITHUB_BASE_REF``, else ``main``),
@@ -44,12 +44,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flightdelay.compare import LABELS, Comparison
-from flightdelay.params import EvaluateParams, GateParams, ParamsError
+from flightdelay.compare import Comparison
+from flightdelay.params import BootstrapParams, GateParams, ParamsError
+from flightdelay.stats import LABELS
 
 #: The keys of params.yaml that decide a promotion (read from the base commit).
-RULE_SECTION = "gate"
-RULE_EXTRA = (("evaluate", "bootstrap_samples"),)  # resamples of every interval the gate judges
+RULE_SECTIONS = ("gate", "bootstrap")  # the thresholds, and the intervals they are judged on
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Rule:
     """The rule a candidate is judged by, as the protected side (the base commit) records it."""
 
     gate: GateParams
-    bootstrap_samples: int
+    bootstrap: BootstrapParams
     source: str  # where it was read: "main (1a2b3c4d5e6f)"
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (key, base, candidate): what the change alters
 
@@ -125,8 +125,7 @@ class Rule:
 
     def apply(self, params: Any) -> Any:
         """``params`` (the candidate's) with every deciding key replaced by this rule's."""
-        evaluate = params.evaluate.model_copy(update={"bootstrap_samples": self.bootstrap_samples})
-        return params.model_copy(update={"gate": self.gate, "evaluate": evaluate})
+        return params.model_copy(update={"gate": self.gate, "bootstrap": self.bootstrap})
 
 
 def _yaml_value(value: Any) -> str:
@@ -136,13 +135,11 @@ def _yaml_value(value: Any) -> str:
 def rule_keys(raw: Any) -> dict[str, Any]:
     """The deciding keys of a parsed params.yaml, flat (``gate.max_drop``): what a diff compares."""
     raw = raw if isinstance(raw, Mapping) else {}
-    section = raw.get(RULE_SECTION)
-    section = section if isinstance(section, Mapping) else {}
-    keys = {f"{RULE_SECTION}.{k}": v for k, v in section.items()}
-    for parent, key in RULE_EXTRA:
-        parent_section = raw.get(parent)
-        if isinstance(parent_section, Mapping) and key in parent_section:
-            keys[f"{parent}.{key}"] = parent_section[key]
+    keys: dict[str, Any] = {}
+    for name in RULE_SECTIONS:
+        section = raw.get(name)
+        section = section if isinstance(section, Mapping) else {}
+        keys |= {f"{name}.{k}": v for k, v in section.items()}
     return keys
 
 
@@ -152,30 +149,47 @@ def rule_changes(base_raw: Any, candidate_raw: Any) -> list[tuple[str, Any, Any]
     return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 
+def current_layout(raw: Any) -> Any:
+    """A params.yaml from before the ``bootstrap:`` section (``evaluate.bootstrap_samples``,
+    ``gate.confidence``, ``gate.seed``) in today's layout, so that the first pull requests and
+    promotions after the change still read their base's rule; any other value as it is."""
+    if not isinstance(raw, Mapping) or "bootstrap" in raw:
+        return raw
+    gate, evaluate = dict(raw.get("gate") or {}), dict(raw.get("evaluate") or {})
+    legacy = {
+        "samples": evaluate.pop("bootstrap_samples", None),
+        "seed": gate.pop("seed", None),
+        "confidence": gate.pop("confidence", None),
+    }
+    if all(value is None for value in legacy.values()):
+        return raw
+    bootstrap = {key: value for key, value in legacy.items() if value is not None}
+    return {**raw, "gate": gate, "evaluate": evaluate, "bootstrap": bootstrap}
+
+
 def parse_rule(base_raw: Any, candidate_raw: Any, source: str, candidate: Any) -> Rule:
     """The rule of the base's parsed params.yaml, validated by the typed models of this code.
 
-    ``candidate`` is the candidate's loaded Params (its evaluate section supplies the fields that
-    do not decide). Raises ParamsError naming the base when its rule does not load.
+    ``candidate`` is the candidate's loaded Params (kept for the callers' symmetry: every
+    deciding key comes from the base). Raises ParamsError naming the base when its rule does not
+    load.
     """
     from pydantic import ValidationError
 
+    base_raw, candidate_raw = current_layout(base_raw), current_layout(candidate_raw)
     raw = base_raw if isinstance(base_raw, Mapping) else {}
     try:
-        gate = GateParams.model_validate(raw.get(RULE_SECTION))
-        samples = (raw.get("evaluate") or {}).get("bootstrap_samples")
-        evaluate = EvaluateParams.model_validate(
-            {**candidate.evaluate.model_dump(), "bootstrap_samples": samples}
-        )
+        gate = GateParams.model_validate(raw.get("gate"))
+        bootstrap = BootstrapParams.model_validate(raw.get("bootstrap"))
     except (ValidationError, AttributeError) as exc:
         first = exc.errors()[0] if isinstance(exc, ValidationError) else {"msg": str(exc)}
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise ParamsError(
-            f"the rule of {source} (params.yaml `gate:`, `evaluate.bootstrap_samples`) does not "
+            f"the rule of {source} (params.yaml `gate:`, `bootstrap:`) does not "
             f"load with this code ({where + ': ' if where else ''}{first['msg']}); a new rule "
             "key needs a default so that the base's rule still loads: nothing can be promoted"
         ) from None
-    return Rule(gate, evaluate.bootstrap_samples, source, tuple(rule_changes(raw, candidate_raw)))
+    return Rule(gate, bootstrap, source, tuple(rule_changes(raw, candidate_raw)))
 
 
 def judged_by(verdict: Verdict, rule: Rule) -> Verdict:
@@ -371,7 +385,7 @@ def rule_at(commit: str | None, label: str, candidate: Any, params_file: Path | 
     if commit is None:
         return Rule(
             candidate.gate,
-            candidate.evaluate.bootstrap_samples,
+            candidate.bootstrap,
             f"this change (no {label} commit to read a rule from)",
         )
     where = params_file.as_posix() if not params_file.is_absolute() else "params.yaml"
@@ -409,10 +423,11 @@ def read_challenger(paths: Any) -> Challenger:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from flightdelay.compare import CompareError, champion_ref, compare_with, resolve
+    from flightdelay.compare import CompareError, compare_with
     from flightdelay.compare import read_challenger as read_scores
     from flightdelay.io import DataFileError, write_json
     from flightdelay.params import ParamsError, load_params
+    from flightdelay.revisions import champion_ref, resolve
 
     parser = argparse.ArgumentParser(
         prog="flightdelay gate",

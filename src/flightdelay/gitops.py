@@ -1,4 +1,7 @@
-"""git and GTO at the edge: the only module that runs ``git`` and ``gto``.
+"""git and GTO at the edge: the only module that runs ``git`` and ``gto`` (and uses ``gto.api``).
+
+Every failure is a :class:`GitOpsError` naming the command; callers translate it into their own
+one-line message. A test (tests/test_gitops.py) greps ``src/`` for git run anywhere else.
 
 Git is the model registry. ``gto register`` creates an annotated tag ``flight-delay@vX.Y.Z`` on
 the commit whose ``dvc.lock`` records the model; ``gto assign`` creates ``flight-delay#<stage>#N``
@@ -31,7 +34,7 @@ def _program(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
-def run(program: str, *args: str, cwd: Path | None = None) -> str:
+def run(program: str, *args: str, cwd: Path | str | None = None) -> str:
     """Run ``program args`` and return its stdout; raise GitOpsError naming the command."""
     argv = [_program(program), *args]
     try:
@@ -44,7 +47,37 @@ def run(program: str, *args: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def gto_json(*args: str, cwd: Path | None = None) -> Any:
+def git(*args: str, cwd: Path | str | None = None) -> str:
+    """stdout of ``git args``; GitOpsError naming the command when it fails."""
+    return run("git", *args, cwd=cwd)
+
+
+def git_succeeds(*args: str, cwd: Path | str | None = None) -> bool:
+    """Whether ``git args`` exits 0 (a question git answers with its exit code)."""
+    try:
+        done = subprocess.run(
+            [_program("git"), *args], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise GitOpsError("`git` is not installed") from None
+    return done.returncode == 0
+
+
+def git_input(stdin: str, *args: str, cwd: Path | str | None = None) -> str:
+    """``git args`` fed ``stdin`` (e.g. ``update-index --index-info``); GitOpsError on failure."""
+    argv = [_program("git"), *args]
+    try:
+        done = subprocess.run(
+            argv, cwd=cwd, input=stdin, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise GitOpsError("`git` is not installed") from None
+    if done.returncode != 0:
+        raise GitOpsError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def gto_json(*args: str, cwd: Path | str | None = None) -> Any:
     """``gto <args> --json`` parsed; an empty answer (unknown ref) is None."""
     out = run("gto", *args, "--json", cwd=cwd).strip()
     if not out:
@@ -55,25 +88,25 @@ def gto_json(*args: str, cwd: Path | None = None) -> Any:
         raise GitOpsError(f"`gto {' '.join(args)} --json` printed no JSON: {out[:200]!r}") from None
 
 
-def check_ref(ref: str, cwd: Path | None = None) -> dict[str, Any] | None:
+def check_ref(ref: str, cwd: Path | str | None = None) -> dict[str, Any] | None:
     """What a GTO tag registers or assigns (``gto check-ref``), or None if it is not one."""
     found = gto_json("check-ref", ref, cwd=cwd)
     return found if isinstance(found, dict) and found else None
 
 
-def history(name: str, cwd: Path | None = None) -> list[dict[str, Any]]:
+def history(name: str, cwd: Path | str | None = None) -> list[dict[str, Any]]:
     """Every registration and assignment of an artifact (``gto history``), newest first."""
     found = gto_json("history", name, cwd=cwd)
     return list(found) if isinstance(found, list) else []
 
 
-def stages(name: str, cwd: Path | None = None) -> dict[str, str | None]:
+def stages(name: str, cwd: Path | str | None = None) -> dict[str, str | None]:
     """{stage: version currently assigned, or None} for every allowed stage (``gto show``)."""
     found = gto_json("show", cwd=cwd) or {}
     return dict((found.get(name) or {}).get("stage") or {})
 
 
-def latest_version(name: str, cwd: Path | None = None) -> str | None:
+def latest_version(name: str, cwd: Path | str | None = None) -> str | None:
     """The greatest registered version of an artifact, or None before the first registration."""
     found = gto_json("show", cwd=cwd) or {}
     version = (found.get(name) or {}).get("version")
@@ -81,7 +114,7 @@ def latest_version(name: str, cwd: Path | None = None) -> str | None:
 
 
 def register(
-    name: str, commit: str, bump: str | None, message: str, cwd: Path | None = None
+    name: str, commit: str, bump: str | None, message: str, cwd: Path | str | None = None
 ) -> str:
     """Register ``commit`` as a new version and return it.
 
@@ -97,7 +130,7 @@ def register(
 
 
 def assign(
-    name: str, version: str, stage: str, force: bool = False, cwd: Path | None = None
+    name: str, version: str, stage: str, force: bool = False, cwd: Path | str | None = None
 ) -> str:
     """Assign ``stage`` to ``version``; return the tag created (``name#stage#N``)."""
     args = ["assign", name, "--version", version, "--stage", stage]
@@ -118,7 +151,7 @@ def assignment_order(event: dict[str, Any]) -> tuple[str, int]:
     return str(event.get("timestamp", "")), int(counter) if counter.isdigit() else -1
 
 
-def commit_of(ref: str, cwd: Path | None = None) -> str:
+def commit_of(ref: str, cwd: Path | str | None = None) -> str:
     """The full SHA of the commit a ref (tag, branch, SHA) points to."""
     try:
         return run("git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=cwd).strip()
@@ -126,7 +159,72 @@ def commit_of(ref: str, cwd: Path | None = None) -> str:
         raise GitOpsError(f"{ref!r} is not a commit, branch or tag of this repository") from None
 
 
-def file_at(commit: str, path: str, cwd: Path | None = None) -> str | None:
+def resolve(ref: str, cwd: Path | str | None = None) -> str | None:
+    """The commit of ``ref`` (a branch, tag or SHA; ``origin/<ref>`` when only the remote-tracking
+    branch exists, as in a CI checkout), or None when neither exists."""
+    for candidate in (ref, f"origin/{ref}", f"refs/remotes/origin/{ref}"):
+        argv = [_program("git"), "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"]
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return done.stdout.strip()
+    return None
+
+
+def head_description(cwd: Path | str | None = None) -> str:
+    """HEAD's commit (with ``-dirty`` if tracked files changed), or ``unknown`` outside git."""
+    try:
+        head = git("rev-parse", "HEAD", cwd=cwd).strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", cwd=cwd).strip()
+    except GitOpsError:
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def prod_version(name: str, stage: str = "prod", cwd: Path | str = ".") -> tuple[str, str] | None:
+    """(commit, version) of the version GTO says is in ``stage`` (tags ``<name>#<stage>#N``), or
+    None when no version is (or was ever) assigned to it. Uses ``gto.api`` in process: the
+    command would cost a second interpreter start on every report and monitor run."""
+    from gto.api import find_versions_in_stage
+    from gto.exceptions import ArtifactNotFound, GTOException
+
+    if resolve("HEAD", cwd) is None:
+        return None  # not a git repository, or no commit yet: no tag can exist
+    try:
+        found = find_versions_in_stage(str(cwd), name, stage)
+    except ArtifactNotFound:
+        return None  # no tag of the artifact at all
+    except GTOException as exc:
+        raise GitOpsError(f"gto cannot read the registry: {exc}") from None
+    if not found:
+        return None
+    vstage = found[0] if isinstance(found, list) else found
+    return str(vstage.commit_hexsha), str(vstage.version)
+
+
+def worktree_add(path: Path, commit: str, cwd: Path) -> None:
+    """A detached ``git worktree`` of ``commit`` at ``path``."""
+    git("worktree", "add", "--detach", "--quiet", str(path), commit, cwd=cwd)
+
+
+def worktree_remove(path: Path, cwd: Path) -> None:
+    """Remove a worktree and prune its record; best effort (used in ``finally`` blocks)."""
+    for args in (("worktree", "remove", "--force", str(path)), ("worktree", "prune")):
+        subprocess.run([_program("git"), *args], cwd=cwd, capture_output=True, check=False)
+
+
+def show_at(rev: str, path: str, cwd: Path | str | None = None) -> str:
+    """A file's text at ``rev``; "" when ``rev`` has no such file; GitOpsError otherwise (a bad
+    revision, not a repository)."""
+    argv = [_program("git"), "show", f"{rev}:{path}"]
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        if "does not exist" in done.stderr or "exists on disk, but not in" in done.stderr:
+            return ""
+        raise GitOpsError(f"`git show {rev}:{path}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def file_at(commit: str, path: str, cwd: Path | str | None = None) -> str | None:
     """A file's text as ``commit`` records it, or None when that commit has no such file."""
     done = subprocess.run(
         [_program("git"), "show", f"{commit}:{path}"],
@@ -138,7 +236,7 @@ def file_at(commit: str, path: str, cwd: Path | None = None) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def first_parent(commit: str, cwd: Path | None = None) -> str | None:
+def first_parent(commit: str, cwd: Path | str | None = None) -> str | None:
     """The first parent of ``commit`` (main before a merge), or None for a root commit."""
     done = subprocess.run(
         [_program("git"), "rev-parse", "--verify", "--quiet", f"{commit}^1^{{commit}}"],
@@ -151,7 +249,7 @@ def first_parent(commit: str, cwd: Path | None = None) -> str | None:
 
 
 def first_commit_recording(
-    md5: str, rev: str = "HEAD", lock: str = "dvc.lock", cwd: Path | None = None
+    md5: str, rev: str = "HEAD", lock: str = "dvc.lock", cwd: Path | str | None = None
 ) -> str | None:
     """The oldest commit reachable from ``rev`` whose ``lock`` gained ``md5``: the commit a model
     with that DVC hash was trained at (a model no longer records the commit inside it)."""
@@ -160,7 +258,7 @@ def first_commit_recording(
     return commits[0] if commits else None
 
 
-def head_is_clean(paths: Sequence[str], cwd: Path | None = None) -> bool:
+def head_is_clean(paths: Sequence[str], cwd: Path | str | None = None) -> bool:
     """True when ``paths`` in the work tree are exactly what HEAD commits."""
     done = subprocess.run(
         [_program("git"), "diff", "--quiet", "HEAD", "--", *paths],

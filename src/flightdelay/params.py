@@ -123,7 +123,6 @@ class TrainParams(_Section):
 
 class EvaluateParams(_Section):
     backtest_months: int = Field(ge=0, le=11)
-    bootstrap_samples: int = Field(ge=10, le=10_000)
     importance_sample: int = Field(ge=100, le=1_000_000)  # rows for permutation importance
     importance_repeats: int = Field(ge=1, le=50)
     min_slice_rows: int = Field(ge=1)  # slices smaller than this get n but no metrics
@@ -218,8 +217,15 @@ class CanaryParams(_Section):
     min_label_agreement: float = Field(ge=0, le=1)  # shadow: late/not-late agreement below: fail
 
 
+class BootstrapParams(_Section):
+    """Every percentile-bootstrap interval (flightdelay.stats): the card, the report, the gate."""
+
+    samples: int = Field(ge=10, le=10_000)  # resamples of the evaluation rows
+    seed: int = Field(ge=0)  # of the resampling
+    confidence: float = Field(gt=0.5, lt=1)  # level of the intervals
+
+
 class CardParams(_Section):
-    confidence: float = Field(gt=0.5, lt=1)  # level of the bootstrap intervals
     top_features: int = Field(ge=1, le=50)  # permutation importances listed
 
 
@@ -227,10 +233,9 @@ MonitorSignal = Literal["dataset", "label", "prediction", "performance"]
 
 
 class MonitorParams(_Section):
+    """What opens a retraining pull request; the thresholds are ``drift:``'s (one set of them)."""
+
     retrain_on: tuple[MonitorSignal, ...] = Field(min_length=1)  # signals that open a retrain PR
-    drift_share: float = Field(gt=0, le=1)  # dataset drift: share of drifted features >= this
-    performance_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"]
-    max_performance_drop: float = Field(ge=0, le=1)  # below the prod model's worst backtest month
     min_labelled_rows: int = Field(ge=1)  # performance is assessed once this many labels arrived
 
 
@@ -243,8 +248,6 @@ class GateParams(_Section):
     metric: GateMetric  # the metric judged (higher is better)
     min_metric: float = Field(gt=0, le=1)  # absolute floor on the evaluation month
     max_drop: float = Field(ge=0, le=1)  # non-inferiority margin against the champion
-    confidence: float = Field(gt=0.5, lt=1)  # level of the paired bootstrap intervals
-    seed: int = Field(ge=0)  # of the bootstrap resamples (evaluate.bootstrap_samples of them)
     slice_columns: tuple[Literal["carrier", "origin"], ...]
     slice_min_rows: int = Field(ge=1)  # smaller slices are listed, not judged
     slice_min_metric: float = Field(ge=0, le=1)  # floor of every judged slice
@@ -259,6 +262,7 @@ class Params(_Section):
     audit: AuditParams
     train: TrainParams
     evaluate: EvaluateParams
+    bootstrap: BootstrapParams
     drift: DriftParams
     deploy: DeployParams
     canary: CanaryParams

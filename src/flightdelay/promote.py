@@ -164,7 +164,7 @@ def approve(commit: str, params: Any, params_file: Path) -> Approved:
     the raw data (flightdelay.rescore) and decides by the rule of ``commit``'s first parent (main
     before the merge). Returns the verified model directory it approved.
     """
-    from flightdelay import compare, gate, rescore
+    from flightdelay import compare, gate, rescore, revisions
 
     root = APPROVED_DIR / commit
     model_dir, md5 = fetch_verified(commit, root / "model", "candidate")
@@ -172,7 +172,7 @@ def approve(commit: str, params: Any, params_file: Path) -> Approved:
     judged = rule.apply(params)
     champion = None
     try:
-        found = compare.prod_version()
+        found = revisions.prod_version()
     except compare.CompareError as exc:
         raise PromoteError(f"cannot approve: {exc}") from None
     if found is not None:

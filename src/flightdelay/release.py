@@ -246,19 +246,7 @@ def card_spec(
     mlflow_run_id: str | None = None,
 ) -> card.CardSpec:
     """The card of registered ``version`` at ``commit``, made as `flightdelay card --version`."""
-    return card.CardSpec(
-        name=MODEL_NAME,
-        version=version,
-        registered_commit=commit,
-        signature=signature,
-        trained_commit=trained_commit,
-        mlflow_run_id=mlflow_run_id,
-        confidence=params.card.confidence,
-        bootstrap_samples=params.evaluate.bootstrap_samples,
-        seed=params.train.seed,
-        min_slice_rows=params.evaluate.min_slice_rows,
-        top_features=params.card.top_features,
-    )
+    return card.CardSpec.of(params, version, commit, signature, trained_commit, mlflow_run_id)
 
 
 def asset_paths(

@@ -40,16 +40,11 @@ from typing import Any
 from flightdelay import MODEL_NAME
 from flightdelay.compare import Comparison
 from flightdelay.gate import Rule, Verdict
-from flightdelay.params import GateParams
+from flightdelay.params import BootstrapParams, GateParams
+from flightdelay.report_markdown import for_job_summary, render, to_html
 from flightdelay.report_plots import Curves, PlotData, PlotError, draw, drawable, read_drift_data
-from flightdelay.report_render import (
-    IMAGE_DIR,
-    build_view,
-    for_job_summary,
-    render,
-    same_model,
-    to_html,
-)
+from flightdelay.report_render import build_view, same_model
+from flightdelay.report_view import IMAGE_DIR
 
 __all__ = ["for_job_summary"]  # the job summary's rewrite lives with the rendering
 
@@ -79,6 +74,7 @@ class DataChange:
 class ReportInputs:
     verdict: Verdict
     gate: GateParams
+    bootstrap: BootstrapParams  # the intervals the gate judges (the rule's)
     base: Baseline
     prod: Baseline | None  # None: no version was ever assigned prod
     validation: Mapping[str, Any] | None = None
@@ -189,7 +185,7 @@ def staleness(
 def _git_yaml(commit: str | None, path: str) -> Any:
     import yaml
 
-    from flightdelay.compare import show
+    from flightdelay.revisions import show
 
     if commit is None:
         return None
@@ -199,7 +195,7 @@ def _git_yaml(commit: str | None, path: str) -> Any:
 
 def card_texts(params: Any, base_commit: str | None) -> tuple[str | None, str | None]:
     """The model card at the base branch and in this work tree (None where there is none)."""
-    from flightdelay.compare import show
+    from flightdelay.revisions import show
 
     card = params.paths.cards / f"{MODEL_NAME}.md"
     here = card.read_text(encoding="utf-8") if card.is_file() else None
@@ -237,6 +233,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     import yaml
 
     from flightdelay import compare as cmp
+    from flightdelay import revisions
     from flightdelay.gate import decide, judged_by, read_challenger, rule_at
 
     paths = params.paths
@@ -252,11 +249,13 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
         skipped = (
             "data validation failed, so no model was built from this data: model sections left out."
         )
+    from flightdelay import gitops
+
     try:
-        head = cmp.git("rev-parse", "HEAD").strip()
-    except cmp.CompareError:
+        head = gitops.git("rev-parse", "HEAD").strip()
+    except gitops.GitOpsError:
         head = "unknown"
-    base_commit = cmp.resolve(base)
+    base_commit = revisions.resolve(base)
     # The rule comes from the protected side: the base's params.yaml decides, never this change's.
     rule = rule_at(base_commit, base, params, params_file)
     judged = rule.apply(params)
@@ -285,7 +284,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     )
     prod_side: Baseline | None = None
     try:
-        found = cmp.champion_ref(champion)
+        found = revisions.champion_ref(champion)
     except cmp.CompareError as exc:
         found = None
         prod_side = Baseline(champion or "prod", None, missing=str(exc))
@@ -321,6 +320,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     return ReportInputs(
         verdict=verdict,
         gate=rule.gate,
+        bootstrap=rule.bootstrap,
         base=base_side,
         prod=prod_side,
         validation=gate_challenger.validation,

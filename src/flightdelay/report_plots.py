@@ -3,7 +3,7 @@
 Every figure is at most 780 px wide at its natural size, with 9-point text, in the Okabe–Ito
 palette (safe for the common colour-vision deficiencies) and with a second cue besides colour
 (line style, hatching) wherever two things are compared. The report draws only the figures its
-markdown references (:meth:`flightdelay.report_render.ReportView.image_names`).
+markdown references (:meth:`flightdelay.report_view.ReportView.image_names`).
 
 - ``evaluation-curves``: ROC, precision-recall and calibration of this change, main and prod,
   each model scored on the same evaluation flights;
@@ -231,7 +231,7 @@ def drift_scores_figure(data: PlotData) -> Any:
 
 
 def late_rate_figure(data: PlotData) -> Any:
-    from flightdelay.report_render import wilson
+    from flightdelay.stats import wilson
 
     plt = _pyplot()
     frame = _need(data, "late_rate")
@@ -273,7 +273,7 @@ def performance_figure(data: PlotData) -> Any:
         ax.axhline(worst, color=GREY, linestyle=":", label="worst earlier month")
         ax.axhline(worst - float(perf["max_drop"]), color=VERMILLION, linestyle="--",
                    linewidth=1, label="drift below this")  # fmt: skip
-    from flightdelay.compare import LABELS
+    from flightdelay.stats import LABELS
 
     metric = LABELS.get(str(frame["metric"].iloc[0]), str(frame["metric"].iloc[0]))
     flag = "yes" if perf.get("drifted") else "no" if perf.get("available") else "n/a"

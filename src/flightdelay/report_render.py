@@ -1,10 +1,10 @@
-"""The report's rendering half: a typed view model built from what ``report.gather`` collected,
-and the Jinja2 templates (``templates/report.md.j2``) that hold every word of it.
+"""The report's view: a typed view model built from what ``report.gather`` collected (the words
+are the Jinja2 templates', ``templates/report.md.j2``, rendered by report_markdown).
 
 :func:`build_view` only picks and computes numbers (which comparison is judged, which slices
-really got worse, whether the data changed, which figures the page shows); :func:`render` turns
-the view into the markdown CML posts; :func:`to_html` is the local preview rendered as GitHub
-renders a comment. Nothing here reads a file but the templates.
+really got worse, whether the data changed, which figures the page shows) into the view model
+(:mod:`flightdelay.report_view`); :mod:`flightdelay.report_markdown` renders it. Nothing here
+reads a file.
 
 The page, for a reviewer deciding in the first screen:
 
@@ -22,318 +22,49 @@ The page, for a reviewer deciding in the first screen:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Mapping
-from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from flightdelay import MODEL_NAME
-from flightdelay.compare import LABELS, METRICS, Comparison, Delta
+from flightdelay.compare import Comparison
+from flightdelay.report_view import (
+    FEATURE_COLUMNS,
+    TITLE,
+    TOP_FEATURES,
+    AuditRow,
+    AuditView,
+    BaselineColumn,
+    CardChange,
+    CardView,
+    Caveat,
+    CheckView,
+    DataRow,
+    DataView,
+    DeltaView,
+    DriftView,
+    FailureRow,
+    FigureRef,
+    FooterView,
+    GroupRow,
+    LabelRate,
+    MetricRow,
+    MetricsView,
+    ParamChange,
+    PerformanceCaveat,
+    ReportView,
+    RuleCaveat,
+    SliceCaveat,
+    SliceRow,
+    SlicesView,
+    SliceValue,
+    StaleCaveat,
+    ValidationView,
+    VerdictView,
+)
+from flightdelay.stats import LABELS, METRICS, rate_difference
 
 if TYPE_CHECKING:
-    import jinja2
-
     from flightdelay.report import Baseline, ReportInputs
-
-TITLE = "flight-delay report"  # also CML's --watermark-title: one comment, updated in place
-IMAGE_DIR = "img"
-#: Most-drifted features shown in the drift-score chart and the per-feature table.
-TOP_FEATURES = 12
-#: Columns of drift's features.json shown in the report (the rest clip at GitHub's width).
-FEATURE_COLUMNS = ("feature", "test", "score", "threshold", "drift", "null % ref/cur")
-Verdict3 = Literal["better", "worse", "noise"]
-
-
-class _View(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-# ---------------------------------------------------------------- the view model
-
-
-class DeltaView(_View):
-    """Challenger minus baseline on the same flights, with its paired interval."""
-
-    baseline: float
-    delta: float
-    low: float
-    high: float
-    verdict: Verdict3
-
-    @classmethod
-    def of(cls, d: Delta) -> DeltaView:
-        verdict: Verdict3 = (
-            "better" if d.verdict == "better" else "worse" if d.verdict == "worse" else "noise"
-        )
-        return cls(baseline=d.baseline, delta=d.delta, low=d.low, high=d.high, verdict=verdict)
-
-
-class BaselineColumn(_View):
-    name: str  # "main", "prod (flight-delay@v0.1.0)"
-    commit: str | None
-    is_prod: bool = False
-    also_prod: bool = False  # main's model is the production model
-
-    @property
-    def short(self) -> str:
-        """The column header: "prod" for "prod (flight-delay@v0.1.0)"."""
-        return self.name.split(" ")[0]
-
-
-class MetricRow(_View):
-    label: str
-    higher_is_better: bool
-    judged: bool
-    value: float
-    deltas: list[DeltaView | None]  # one per column of MetricsView.columns
-
-
-class MetricsView(_View):
-    month: str
-    flights: int | None
-    columns: list[BaselineColumn]
-    rows: list[MetricRow]
-    samples: int | None
-    confidence: float | None
-    notes: list[str]
-
-
-class SliceRow(_View):
-    column: str
-    value: str
-    n: int
-    challenger: float
-    delta: DeltaView
-
-
-class SliceValue(_View):
-    column: str
-    value: str
-    n: int
-    metric: float
-    below_floor: bool
-
-
-class SlicesView(_View):
-    metric_label: str
-    min_rows: int
-    floor: float
-    against: str | None  # the baseline of the deltas, None: values only (no comparison)
-    regressions: list[SliceRow]
-    compared: list[SliceRow]
-    values: list[SliceValue]  # this model's own slice values (no comparison)
-
-
-class SliceCaveat(_View):
-    kind: Literal["slices"] = "slices"
-    against: str
-    slices: list[SliceRow]
-
-
-class PerformanceCaveat(_View):
-    kind: Literal["performance"] = "performance"
-    metric_label: str
-    month: str
-    current: float
-    worst: float
-    max_drop: float
-
-
-class RuleCaveat(_View):
-    """The change alters the rule it is judged by (judged by the base's rule all the same)."""
-
-    kind: Literal["rule"] = "rule"
-    keys: list[tuple[str, Any, Any]]  # (key, base value, this change's value)
-    source: str  # whose rule judged it: "main"
-
-
-class StaleCaveat(_View):
-    kind: Literal["stale"] = "stale"
-    reason: str
-
-
-Caveat = SliceCaveat | PerformanceCaveat | RuleCaveat | StaleCaveat
-
-
-class CheckView(_View):
-    name: str
-    passed: bool
-    detail: str
-
-
-class VerdictView(_View):
-    promote: bool
-    in_production: bool  # nothing changed and this is the production model
-    metric_label: str
-    against: str | None  # the champion's name, None: no production model yet
-    judged: DeltaView | None  # the judged metric vs the champion
-    value: float | None  # the judged metric of this change
-    rule_source: str | None  # whose params.yaml the rule was read from: "main (1a2b3c4d5e6f)"
-    min_metric: float
-    max_drop: float
-    confidence: float
-    reasons: list[str]  # the gate's own reasons (why not, when not)
-    caveats: list[Caveat]
-    checks: list[CheckView]
-
-
-class ParamChange(_View):
-    key: str
-    old: Any
-    new: Any
-    gate: bool  # part of the promotion rule
-
-
-class DataRow(_View):
-    path: str
-    change: str
-    rows_old: int | None
-    rows_new: int | None
-    md5_old: str | None
-    md5_new: str | None
-
-
-class DataView(_View):
-    changes: list[DataRow]
-    files: tuple[int, int] | None
-    data_md5: str | None
-
-
-class GroupRow(_View):
-    table: str
-    group: str
-    checks: int
-    failed: int
-
-
-class FailureRow(_View):
-    expectation: str
-    table: str
-    group: str
-    column: str
-    batches: list[tuple[str, int | None]]
-    detail: str
-    examples: list[str]
-
-
-class ValidationView(_View):
-    success: bool
-    checks: int
-    batches: int
-    groups: list[GroupRow]
-    failures: list[FailureRow]
-    skipped: list[tuple[str, list[str]]]
-
-
-class AuditRow(_View):
-    feature: str
-    flagged: bool
-    missing_rows: int
-    missing_late_share: float | None
-    missing_auc: float | None
-    single_auc: float | None
-
-
-class AuditView(_View):
-    """The leakage audit (stage audit): its failures, one summary line, every feature."""
-
-    passed: bool
-    failures: list[str]
-    summary: str
-    label_policy: str
-    features: list[AuditRow]
-
-
-class LabelRate(_View):
-    """The late rate of the reference months and of the current month, and their difference
-    with a 95 % interval (Newcombe's hybrid score interval of two independent proportions)."""
-
-    reference: float
-    current: float
-    n_reference: int | None
-    n_current: int | None
-    reference_ci: tuple[float, float] | None
-    current_ci: tuple[float, float] | None
-    diff_ci: tuple[float, float] | None
-    changed: bool  # the difference's interval excludes 0
-    method: str | None
-    score: float | None
-    threshold: float | None
-    drifted: bool  # the distance test's own flag
-
-
-class FigureRef(_View):
-    name: str  # file stem under img/: "evaluation-curves"
-    alt: str
-    open: bool
-
-    @property
-    def src(self) -> str:
-        return f"{IMAGE_DIR}/{self.name}.png"
-
-
-class DriftView(_View):
-    data_changed: bool  # False: one collapsed line, "as on main"
-    current_month: str | None
-    reference_span: str | None
-    dataset: dict[str, Any] | None
-    excluded: list[str]
-    label: LabelRate | None
-    prediction: dict[str, Any] | None
-    performance: dict[str, Any] | None
-    table_header: list[str]
-    table_rows: list[list[str]]
-    table_more: int  # rows left out of the table
-    table_notes: list[str]
-    figures: list[FigureRef]
-
-
-class CardChange(_View):
-    metric: str
-    old: str
-    new: str
-
-
-class CardView(_View):
-    headline: list[CardChange]
-    other_sections: list[str]
-
-
-class FooterView(_View):
-    commit: str
-    data_md5: str | None
-    mlflow_run_id: str | None
-    model_sha256: str | None
-
-
-class ReportView(_View):
-    """Everything the template shows; built by :func:`build_view`."""
-
-    title: str
-    mode: Literal["change", "unchanged", "skipped"]
-    base_name: str
-    base_commit: str | None
-    skipped: str | None
-    verdict: VerdictView
-    metrics: MetricsView | None
-    params: list[ParamChange]
-    data: DataView | None
-    validation: ValidationView | None
-    audit: AuditView | None
-    drift: DriftView | None
-    slices: SlicesView | None
-    figures: list[FigureRef]  # evaluation plots
-    figures_open: bool
-    card: CardView | None
-    footer: FooterView
-
-    def image_names(self) -> list[str]:
-        """Every image the page references (the plot step draws exactly these)."""
-        drift = self.drift.figures if self.drift else []
-        return [f.name for f in [*self.figures, *drift]]
 
 
 # ---------------------------------------------------------------- pure core: numbers
@@ -359,27 +90,6 @@ def nothing_changed(r: ReportInputs) -> bool:
         and c.baseline_sha256 is not None
         and c.baseline_sha256 == r.model_sha256
     )
-
-
-def wilson(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a proportion (hand-written: three lines, and scipy has no
-    interval of a difference of proportions to build on)."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def rate_difference(
-    p1: float, n1: int, p2: float, n2: int
-) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
-    """Wilson intervals of both rates and Newcombe's hybrid score interval of p2 - p1."""
-    l1, u1 = wilson(p1 * n1, n1)
-    l2, u2 = wilson(p2 * n2, n2)
-    d = p2 - p1
-    low = d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
-    high = d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
-    return (l1, u1), (l2, u2), (low, high)
 
 
 def label_rate(label: Mapping[str, Any], dataset: Mapping[str, Any]) -> LabelRate | None:
@@ -740,7 +450,7 @@ def build_view(
         rule_source=r.rule.source if r.rule is not None else None,
         min_metric=g.min_metric,
         max_drop=g.max_drop,
-        confidence=g.confidence,
+        confidence=r.bootstrap.confidence,
         reasons=list(v.reasons),
         caveats=caveats,
         checks=[CheckView(name=c.name, passed=c.passed, detail=c.detail) for c in v.checks],
@@ -802,157 +512,4 @@ def build_view(
             mlflow_run_id=r.mlflow_run_id,
             model_sha256=r.model_sha256,
         ),
-    )
-
-
-# ---------------------------------------------------------------- rendering
-
-MINUS = "\u2212"
-_NEGATIVE = re.compile(r"(?<![\w.\-])-(?=\.?\d)")
-_CODE = re.compile(r"(```.*?```|`[^`\n]*`|<[^>\n]*>|\]\([^)\s]*\))", re.DOTALL)
-
-
-def typographic_minus(markdown: str) -> str:
-    """Every negative number in prose gets U+2212 (the minus sign); code spans, fenced blocks,
-    HTML tags and link targets keep their ASCII (a value in backticks is copied as typed)."""
-    parts = _CODE.split(markdown)
-    return "".join(p if i % 2 else _NEGATIVE.sub(MINUS, p) for i, p in enumerate(parts))
-
-
-def _signed(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:+.{digits}f}".replace("-", MINUS)
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    return f"{float(value):.{digits}f}".replace("-", MINUS)
-
-
-def _pct(value: Any, digits: int = 1) -> str:
-    return "–" if value is None else f"{100 * float(value):.{digits}f} %"
-
-
-def _ci(d: DeltaView, digits: int = 4) -> str:
-    return f"{_signed(d.low, digits)} … {_signed(d.high, digits)}"
-
-
-def _short(value: str | None, n: int = 8) -> str:
-    return value[:n] if value else "?"
-
-
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _thousands(value: Any) -> str:
-    return "–" if value is None else f"{int(value):,}"
-
-
-def _rule_value(value: Any) -> str:
-    """A rule value in the diff under the verdict; a list without brackets (the trusted comment
-    turns brackets into character references, which a code block would show as typed)."""
-    if value is None:
-        return "(absent)"
-    if isinstance(value, list | tuple):
-        return ", ".join(map(str, value))
-    return str(value)
-
-
-@cache
-def environment() -> jinja2.Environment:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("flightdelay", "templates"),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,  # markdown, not HTML; table cells escape | with the `cell` filter
-    )
-    env.filters.update(
-        signed=_signed,
-        num=_num,
-        pct=_pct,
-        ci=_ci,
-        short=_short,
-        cell=_cell,
-        thousands=_thousands,
-        metric_label=lambda key: LABELS.get(key, key),
-        yaml_value=_rule_value,
-    )
-    env.globals.update(MODEL_NAME=MODEL_NAME)
-    return env
-
-
-def render(view: ReportView) -> str:
-    """report.md from the view (templates/report.md.j2)."""
-    text = environment().get_template("report.md.j2").render(v=view)
-    # A <details> block needs blank lines around it, whatever the includes left.
-    text = re.sub(r"</details>\n(?=\S)", "</details>\n\n", text)
-    text = re.sub(r"(?<=\S)\n<details", "\n\n<details", text)
-    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return typographic_minus(text)
-
-
-IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
-
-
-def referenced_images(markdown: str) -> list[str]:
-    """The local image targets a report's markdown references."""
-    return [m["src"] for m in IMAGE.finditer(markdown) if "://" not in m["src"]]
-
-
-def for_job_summary(markdown: str) -> str:
-    """The report for ``$GITHUB_STEP_SUMMARY``: local images become text (it cannot show them)."""
-    from pathlib import Path
-
-    return IMAGE.sub(
-        lambda m: f"_(plot `{Path(m['src']).name}`: in the `model-report` artifact)_", markdown
-    )
-
-
-# GitHub's comment styles (primer), close enough for a local preview at the comment's width.
-CSS = """
-body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI","Noto Sans",Helvetica,Arial,
-sans-serif;font-size:14px;line-height:1.5;color:#1f2328;max-width:780px;margin:24px auto;
-padding:16px 24px;border:1px solid #d1d9e0;border-radius:6px}
-h2{border-bottom:1px solid #d1d9e0;padding-bottom:.3em;margin-top:0}h3{margin-top:24px}
-table{border-collapse:collapse;margin:8px 0;display:block;width:max-content;max-width:100%;
-overflow:auto}
-th,td{border:1px solid #d1d9e0;padding:6px 13px}tr:nth-child(2n){background:#f6f8fa}
-th{font-weight:600}code{background:#eff1f3;padding:.2em .4em;border-radius:6px;font-size:85%}
-img{max-width:100%;margin:4px 0}details{margin:8px 0}summary{cursor:pointer}
-hr{border:0;border-top:1px solid #d1d9e0}sub{color:#59636e}
-pre{background:#f6f8fa;padding:12px 16px;border-radius:6px;overflow:auto;line-height:1.45}
-pre code{background:none;padding:0;font-size:85%}
-"""
-
-
-def _slug(value: str, separator: str = "-") -> str:
-    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", value.strip().lower()).replace(" ", separator)
-
-
-def to_html(markdown_text: str) -> str:
-    """A standalone HTML page of the report, rendered the way GitHub renders the comment."""
-    import html
-
-    import markdown
-
-    # GitHub renders markdown inside <details> when blank lines surround it; Python-Markdown
-    # needs md_in_html and markdown="1" for the same. toc gives headings GitHub's anchors.
-    text = re.sub(r"<details( open)?>", r'<details\1 markdown="1">', markdown_text)
-    body = markdown.markdown(
-        text,
-        extensions=["tables", "fenced_code", "md_in_html", "toc"],
-        extension_configs={"toc": {"slugify": _slug}},
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(TITLE)}</title><style>{CSS}</style></head>"
-        f"<body>{body}</body></html>\n"
     )

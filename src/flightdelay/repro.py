@@ -161,21 +161,14 @@ def restore(snapshot: Snapshot) -> list[str]:
     try:
         if snapshot.index:
             entries = "".join(f"{line}\n" for line in snapshot.index.values())
-            subprocess.run(
-                ["git", "update-index", "--index-info"],
-                cwd=snapshot.root,
-                input=entries,
-                text=True,
-                capture_output=True,
-                check=True,
-            )
+            gitops.git_input(entries, "update-index", "--index-info", cwd=snapshot.root)
         added = [rel for rel in snapshot.files if rel not in snapshot.index]
         if added:
             gitops.run(
                 "git", "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *added,
                 cwd=snapshot.root,
             )  # fmt: skip
-    except (gitops.GitOpsError, subprocess.CalledProcessError, FileNotFoundError):
+    except gitops.GitOpsError:
         pass  # not a git work tree
     return changed
 

@@ -31,7 +31,7 @@ import pandas as pd
 from flightdelay.compare import CompareError, Comparison, compare, schema_columns
 from flightdelay.features import Context, FeatureError, build_context, build_features, target
 from flightdelay.gate import Challenger
-from flightdelay.params import FeaturizeParams, GateParams
+from flightdelay.params import BootstrapParams, FeaturizeParams, GateParams
 
 
 class RescoreError(CompareError):
@@ -137,7 +137,7 @@ def compare_scores(
     baseline_scores: np.ndarray,
     thresholds: tuple[float, float],
     rule: GateParams,
-    samples: int,
+    bootstrap: BootstrapParams,
     baseline: str,
     commit: str,
     baseline_sha256: str | None,
@@ -150,9 +150,9 @@ def compare_scores(
         thresholds,
         baseline=baseline,
         commit=commit,
-        samples=samples,
-        confidence=rule.confidence,
-        seed=rule.seed,
+        samples=bootstrap.samples,
+        confidence=bootstrap.confidence,
+        seed=bootstrap.seed,
         slice_columns=rule.slice_columns,
         slice_min_rows=rule.slice_min_rows,
         slice_metric=rule.metric,
@@ -262,7 +262,7 @@ def evidence(
         scores_of(other, month),
         (bundle.threshold, other.threshold),
         params.gate,
-        params.evaluate.bootstrap_samples,
+        params.bootstrap,
         champion.label,
         champion.commit,
         other.metadata.get("sha256"),

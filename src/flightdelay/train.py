@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +31,8 @@ from sklearn.preprocessing import OrdinalEncoder
 from flightdelay.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 from flightdelay.featurize import TARGET
 from flightdelay.io import DataFileError, sha256_file
-from flightdelay.params import Params, ParamsError, TrainParams, load_params
+from flightdelay.params import Params, TrainParams
+from flightdelay.stage import stage_main
 
 #: Monotonic constraints (+1: the score never decreases as the feature grows).
 MONOTONIC: dict[str, int] = {"precip": 1}
@@ -178,19 +177,9 @@ def input_schema(features: pd.DataFrame) -> list[dict[str, str]]:
 
 def git_commit() -> str:
     """HEAD's commit (with ``-dirty`` if tracked files changed), or ``unknown`` outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
+    from flightdelay import gitops
+
+    return gitops.head_description()
 
 
 def data_hash(dvc_file: Path = Path("data.dvc")) -> str:
@@ -206,19 +195,17 @@ def data_hash(dvc_file: Path = Path("data.dvc")) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flightdelay train", description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    args = parser.parse_args(argv)
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+
+    return stage_main("train", __doc__, argv, run, (DataFileError, TrainError), arguments)
+
+
+def run(params: Params, args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    try:
-        params = load_params(args.params)
-        features = read_features(params.paths.features)
-        result = train(features, params.train)
-        data_md5 = data_hash()
-    except (ParamsError, DataFileError, TrainError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    features = read_features(params.paths.features)
+    result = train(features, params.train)
+    data_md5 = data_hash()
     from flightdelay import model_io
 
     metadata = save(result, features, params, data_md5, log_mlflow=not args.no_mlflow)

@@ -46,8 +46,9 @@ import numpy as np
 import pandas as pd
 
 from flightdelay.io import DataFileError, batch_files, read_csv, write_json
-from flightdelay.params import Params, ParamsError, ValidateParams, load_params
+from flightdelay.params import Params, ValidateParams
 from flightdelay.schemas import RowRule, check_flight_rows, impossible_dates, row_rule, shorten
+from flightdelay.stage import stage_main
 
 TABLES = ("flights", "weather")
 TIMEZONE = "America/New_York"  # of the three airports: year..hour are local, time_hour is UTC
@@ -614,26 +615,18 @@ def write_data_docs(directory: Path, outcome: Outcome) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="flightdelay validate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # never phone home from a pipeline
-    try:
-        p = load_params(args.params)
-        out = p.paths.validation
-        suites = {t: load_suite(p.paths.expectations / f"{t}.json") for t in TABLES}
-        tables = {
-            "flights": read_table(p.paths.flights, "flights"),
-            "weather": read_table(p.paths.weather, "weather"),
-        }
-        parameters = suite_parameters(p)
-    except (ParamsError, SuiteError, DataFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return stage_main("validate", __doc__, argv, run, (SuiteError, DataFileError))
+
+
+def run(p: Params, args: argparse.Namespace) -> int:
+    out = p.paths.validation
+    suites = {t: load_suite(p.paths.expectations / f"{t}.json") for t in TABLES}
+    tables = {
+        "flights": read_table(p.paths.flights, "flights"),
+        "weather": read_table(p.paths.weather, "weather"),
+    }
+    parameters = suite_parameters(p)
     started = time.perf_counter()
     outcome = validate(tables, suites, parameters, p.validate_)
     elapsed = time.perf_counter() - started
