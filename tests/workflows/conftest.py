@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.workflows.harness import REPO_ROOT, Act, Origin, tool_cache, why_not_ready
+from act_harness import REPO_ROOT, Act, Origin, tool_cache, why_not_ready
 
 VENV = Path(sys.executable).parent.parent
 
@@ -59,8 +58,10 @@ def main_repo(act_ready: None, tmp_path_factory: pytest.TempPathFactory) -> tupl
         "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-        "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
+        "GIT_AUTHOR_NAME": "dev",
+        "GIT_AUTHOR_EMAIL": "dev@example.com",
+        "GIT_COMMITTER_NAME": "dev",
+        "GIT_COMMITTER_EMAIL": "dev@example.com",
     }
     _run(root, env, "git", "clone", "--quiet", str(REPO_ROOT), str(repo))
     _run(repo, env, "git", "checkout", "--quiet", "-B", "main")

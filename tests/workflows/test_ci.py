@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.workflows.harness import Act, Origin
+from act_harness import Act, Origin
 
 pytestmark = pytest.mark.slow
 

@@ -9,14 +9,14 @@ is always 1), finds the pull request by the run's head commit (gh stand-in) and 
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
-
-from tests.workflows.harness import OWNER_REPO, Act, Origin
+from act_harness import OWNER_REPO, Act, Origin
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,9 @@ def test_pr_report_then_comment_posts_the_verdict_and_deltas_once_per_push(
     head, _merge = origin.open_pull_request(PR, "pr-params")
 
     report_run = act.run(
-        "pull_request", "pr-report.yml", pull_request_event(PR, head, "pr-params", base),
+        "pull_request",
+        "pr-report.yml",
+        pull_request_event(PR, head, "pr-params", base),
         secrets={"DVC_REMOTE_URL": str(act.dvc_remote)},
     )
 
@@ -101,10 +103,18 @@ def test_pr_report_then_comment_posts_the_verdict_and_deltas_once_per_push(
     assert "img/evaluation-roc.png" in files
 
     act.gh_state.write_text(
-        '{"pulls": [{"number": %d, "state": "open", "headRefName": "pr-params", '
-        '"headRefOid": "%s"}]}' % (PR, head)
+        json.dumps(
+            {
+                "pulls": [
+                    {"number": PR, "state": "open", "headRefName": "pr-params", "headRefOid": head}
+                ]
+            },
+            indent=1,
+        )
     )
-    comment_run = act.run("workflow_run", "pr-comment.yml", workflow_run_event(head, "pr-params", "success"))
+    comment_run = act.run(
+        "workflow_run", "pr-comment.yml", workflow_run_event(head, "pr-params", "success")
+    )
 
     assert comment_run.jobs == {"comment": "success"}, comment_run.explain()
     comments = [c for c in comment_run.calls["cml"] if c["command"] == "comment update"]
@@ -115,7 +125,8 @@ def test_pr_report_then_comment_posts_the_verdict_and_deltas_once_per_push(
     assert posted["publish"] is False
     assert verdict in posted["markdown"]
     searched = [c["argv"] for c in comment_run.calls["gh"] if c["argv"][:2] == ["pr", "list"]]
-    assert searched and head in searched[0], comment_run.calls["gh"]
+    assert searched, comment_run.calls["gh"]
+    assert head in searched[0], comment_run.calls["gh"]
 
     # A second push to the pull request: the same comment (same target and watermark) is updated.
     origin.git("checkout", "--quiet", "pr-params")
@@ -123,7 +134,9 @@ def test_pr_report_then_comment_posts_the_verdict_and_deltas_once_per_push(
     origin.git("commit", "--quiet", "-am", "a second push")
     head2, _ = origin.open_pull_request(PR, "pr-params")
     act.gh_state.write_text(act.gh_state.read_text().replace(head, head2))
-    again = act.run("workflow_run", "pr-comment.yml", workflow_run_event(head2, "pr-params", "success"))
+    again = act.run(
+        "workflow_run", "pr-comment.yml", workflow_run_event(head2, "pr-params", "success")
+    )
 
     assert again.jobs == {"comment": "success"}, again.explain()
     updates = [c for c in again.calls["cml"] if c["command"] == "comment update"]

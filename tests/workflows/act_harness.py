@@ -141,8 +141,13 @@ class Origin:
         self.git("merge", "--quiet", "--no-ff", "--no-edit", "-m", f"Merge {head} into main", head)
         merge = self.head()
         self.git(
-            "push", "--quiet", "--force", "origin", f"{branch}:refs/heads/{branch}",
-            f"{head}:refs/pull/{number}/head", f"{merge}:refs/pull/{number}/merge",
+            "push",
+            "--quiet",
+            "--force",
+            "origin",
+            f"{branch}:refs/heads/{branch}",
+            f"{head}:refs/pull/{number}/head",
+            f"{merge}:refs/pull/{number}/merge",
         )
         return head, merge
 
@@ -197,7 +202,8 @@ class Act:
         inputs: Mapping[str, str] | None = None,
     ) -> Run:
         act, actions = act_binary(), actions_dir()
-        assert act is not None and actions is not None, why_not_ready()
+        assert act is not None, why_not_ready()
+        assert actions is not None, why_not_ready()
         event_file = self.root / f"event-{event}.json"
         event_file.write_text(json.dumps(payload or {}))
         env = {
@@ -221,18 +227,32 @@ class Act:
         }
         every_secret = {"GITHUB_TOKEN": "act-dummy-token", **(secrets or {})}
         argv = [
-            str(act), event, "--workflows", f".github/workflows/{workflow}",
-            "--eventpath", str(event_file),
-            "-P", "ubuntu-latest=-self-hosted",
-            "--no-skip-checkout", "--action-offline-mode",
-            "--action-cache-path", str(self.root / "act-cache"),
-            "--artifact-server-path", str(self.artifacts),
-            "--artifact-server-addr", "127.0.0.1",
-            "--artifact-server-port", str(free_port()),
-            "--cache-server-path", str(self.root.parent / "act-cache-server"),
-            "--cache-server-addr", "127.0.0.1",
-            "--cache-server-port", "0",
-            "--defaultbranch", "main",
+            str(act),
+            event,
+            "--workflows",
+            f".github/workflows/{workflow}",
+            "--eventpath",
+            str(event_file),
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--no-skip-checkout",
+            "--action-offline-mode",
+            "--action-cache-path",
+            str(self.root / "act-cache"),
+            "--artifact-server-path",
+            str(self.artifacts),
+            "--artifact-server-addr",
+            "127.0.0.1",
+            "--artifact-server-port",
+            str(free_port()),
+            "--cache-server-path",
+            str(self.root.parent / "act-cache-server"),
+            "--cache-server-addr",
+            "127.0.0.1",
+            "--cache-server-port",
+            "0",
+            "--defaultbranch",
+            "main",
             "--json",
             *local_repositories(actions),
         ]
@@ -269,8 +289,13 @@ def running(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start act in its own process group; on the way out (even on failure) kill the group."""
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         yield proc
