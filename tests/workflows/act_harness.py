@@ -84,6 +84,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     done = subprocess.run(
         ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
@@ -183,6 +188,36 @@ class Act:
         self.gh_state = root / "gh-state.json"
         self.gh_state.write_text("{}")
         self.deploy_port = free_port()
+        self.home = self.isolated_home(root / "home")
+
+    def isolated_home(self, home: Path) -> Path:
+        """A HOME of the test's own, sharing only download caches (pip wheels, pre-commit hook
+        environments, npm), which are keyed by content; DVC's default remote
+        (``~/.cache/flightdelay/dvc-remote``) is this test's session remote."""
+        real = Path.home()
+        for cache in (".cache/pip", ".cache/pre-commit", ".npm"):
+            (home / cache).parent.mkdir(parents=True, exist_ok=True)
+            if (real / cache).is_dir():
+                (home / cache).symlink_to(real / cache)
+        (home / ".cache" / "flightdelay").mkdir(parents=True)
+        (home / ".cache" / "flightdelay" / "dvc-remote").symlink_to(self.dvc_remote)
+        return home
+
+    def stop_services(self) -> list[int]:
+        """Stop every service `make deploy` started under this test (its state files name their
+        process groups); returns the pids that were still running."""
+        stopped = []
+        for state in self.root.rglob(".deploy/local/*.json"):
+            pid = int(json.loads(state.read_text())["pid"])
+            cmdline = Path(f"/proc/{pid}/cmdline")
+            if not cmdline.is_file() or b"flightdelay" not in cmdline.read_bytes():
+                continue  # gone already (and the pid may belong to someone else now)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                stopped.append(pid)
+            except ProcessLookupError:
+                pass
+        return stopped
 
     def call_log(self, tool: str) -> list[dict[str, Any]]:
         path = self.logs / f"{tool}.jsonl"
@@ -207,13 +242,16 @@ class Act:
         event_file = self.root / f"event-{event}.json"
         event_file.write_text(json.dumps(payload or {}))
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACT", "DVC_"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("GITHUB_", "ACT", "DVC_", "MLFLOW_", "PYTEST_"))
+            },
             "PATH": f"{STAND_INS}{os.pathsep}{os.environ.get('PATH', '')}",
             "GIT_CONFIG_GLOBAL": str(self.origin.gitconfig),
-            # A venv that runs pytest must not leak into the jobs' own `make venv`.
-            "VIRTUAL_ENV": "",
+            "HOME": str(self.home),
         }
-        env.pop("VIRTUAL_ENV")
+        env.pop("VIRTUAL_ENV", None)
         job_env = {
             "AGENT_TOOLSDIRECTORY": str(self.tools),
             "RUNNER_TOOL_CACHE": str(self.tools),
@@ -224,6 +262,7 @@ class Act:
             "DEPLOY_PORT": str(self.deploy_port),
             "GIT_CONFIG_GLOBAL": str(self.origin.gitconfig),
             "DVC_NO_ANALYTICS": "1",
+            "HOME": str(self.home),
         }
         every_secret = {"GITHUB_TOKEN": "act-dummy-token", **(secrets or {})}
         argv = [

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,5 +84,8 @@ def origin(main_repo: tuple[Path, Path], tmp_path: Path) -> Origin:
 
 
 @pytest.fixture
-def act(origin: Origin, tools: Path, main_repo: tuple[Path, Path], tmp_path: Path) -> Act:
-    return Act(tmp_path, origin, tools, main_repo[1])
+def act(origin: Origin, tools: Path, main_repo: tuple[Path, Path], tmp_path: Path) -> Iterator[Act]:
+    """act for one test; afterwards (pass or fail) no service it deployed is left running."""
+    runner = Act(tmp_path, origin, tools, main_repo[1])
+    yield runner
+    runner.stop_services()
