@@ -16,17 +16,22 @@ Every process act starts runs in act's own process group, killed when the run en
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +72,22 @@ def why_not_ready() -> str | None:
     return None
 
 
+# Pins act cannot run as they are, each with the tree it runs instead (same inputs) and why.
+# act 0.2.89's artifact server answers upload-artifact v6's blob upload with "Error unauthorized"
+# (nektos/act#6021, open); v4.6.2 uploads through the same artifact service API.
+SUBSTITUTES = {
+    "actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f": (
+        "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02"
+    ),
+}
+
+
 def local_repositories(directory: Path) -> list[str]:
     """``--local-repository owner/repo@sha=DIR`` for every pinned tree of PINS.tsv."""
     args: list[str] = []
     for line in (directory / "PINS.tsv").read_text().splitlines()[1:]:
         repo, _tag, sha, *_ = line.split("\t")
-        tree = directory / f"{repo}@{sha}"
+        tree = directory / SUBSTITUTES.get(f"{repo}@{sha}", f"{repo}@{sha}")
         if tree.is_dir():
             args += ["--local-repository", f"{repo}@{sha}={tree}"]
     return args
@@ -111,6 +126,93 @@ def tool_cache(root: Path) -> Path:
     shutil.copy2(STAND_INS / "cml", cml / "cml")
     (root / "cml" / CML_VERSION / "x64.complete").touch()
     return root
+
+
+class ArtifactsApi(ThreadingHTTPServer):
+    """GitHub's REST endpoints for another run's artifacts, served from act's artifact storage
+    (``<dir>/<run id>/<name>/<name>.zip``): what download-artifact calls with ``run-id`` and
+    ``github-token`` (pr-comment.yml), which act's own server does not answer. Read-only."""
+
+    def __init__(self, artifacts: Path) -> None:
+        self.artifacts = artifacts
+        super().__init__(("127.0.0.1", 0), _ArtifactsHandler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def zips(self, run_id: str) -> list[Path]:
+        return sorted((self.artifacts / run_id).glob("*/*.zip"))
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(timeout=10)
+
+
+class _ArtifactsHandler(BaseHTTPRequestHandler):
+    server: ArtifactsApi
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _json(self, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        listing = re.fullmatch(
+            r"repos/[^/]+/[^/]+/actions/runs/(\d+)/artifacts", url.path.strip("/")
+        )
+        if listing:
+            wanted = urllib.parse.parse_qs(url.query).get("name", [None])[0]
+            rows = []
+            for zipped in self.server.zips(listing.group(1)):
+                if wanted in (None, zipped.stem):
+                    data = zipped.read_bytes()
+                    rows.append(
+                        {
+                            "id": int(listing.group(1)) * 1000 + len(rows) + 1,
+                            "name": zipped.stem,
+                            "size_in_bytes": len(data),
+                            "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+                            "created_at": "2026-01-01T00:00:00Z",
+                            "expired": False,
+                            "archive_download_url": f"{self.server.url}/{'/'.join(parts)}",
+                            "path": str(zipped),
+                        }
+                    )
+            self._json({"total_count": len(rows), "artifacts": rows})
+            return
+        download = re.fullmatch(
+            r"repos/[^/]+/[^/]+/actions/artifacts/(\d+)/zip", url.path.strip("/")
+        )
+        if download:
+            self.send_response(302)
+            self.send_header("Location", f"{self.server.url}/blob/{download.group(1)}")
+            self.end_headers()
+            return
+        blob = re.fullmatch(r"blob/(\d+)", url.path.strip("/"))
+        if blob:
+            run_id, index = divmod(int(blob.group(1)), 1000)
+            zips = self.server.zips(str(run_id))
+            if 0 < index <= len(zips):
+                data = zips[index - 1].read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+        self.send_error(404, f"not served by the stand-in: {url.path}")
 
 
 class Origin:
@@ -189,6 +291,7 @@ class Act:
         self.gh_state.write_text("{}")
         self.deploy_port = free_port()
         self.home = self.isolated_home(root / "home")
+        self.api = ArtifactsApi(self.artifacts)
 
     def isolated_home(self, home: Path) -> Path:
         """A HOME of the test's own, sharing only download caches (pip wheels, pre-commit hook
@@ -202,6 +305,11 @@ class Act:
         (home / ".cache" / "flightdelay").mkdir(parents=True)
         (home / ".cache" / "flightdelay" / "dvc-remote").symlink_to(self.dvc_remote)
         return home
+
+    def close(self) -> None:
+        """Stop the API stand-in and every service a job deployed."""
+        self.api.close()
+        self.stop_services()
 
     def stop_services(self) -> list[int]:
         """Stop every service `make deploy` started under this test (its state files name their
@@ -263,6 +371,7 @@ class Act:
             "GIT_CONFIG_GLOBAL": str(self.origin.gitconfig),
             "DVC_NO_ANALYTICS": "1",
             "HOME": str(self.home),
+            "GITHUB_API_URL": self.api.url,
         }
         every_secret = {"GITHUB_TOKEN": "act-dummy-token", **(secrets or {})}
         argv = [

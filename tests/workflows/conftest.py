@@ -88,4 +88,4 @@ def act(origin: Origin, tools: Path, main_repo: tuple[Path, Path], tmp_path: Pat
     """act for one test; afterwards (pass or fail) no service it deployed is left running."""
     runner = Act(tmp_path, origin, tools, main_repo[1])
     yield runner
-    runner.stop_services()
+    runner.close()
