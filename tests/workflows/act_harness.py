@@ -292,6 +292,8 @@ class Act:
         self.deploy_port = free_port()
         self.home = self.isolated_home(root / "home")
         self.api = ArtifactsApi(self.artifacts)
+        self.summary = root / "step-summary.md"
+        self.summary.touch()
 
     def isolated_home(self, home: Path) -> Path:
         """A HOME of the test's own, sharing only download caches (pip wheels, pre-commit hook
@@ -372,6 +374,8 @@ class Act:
             "DVC_NO_ANALYTICS": "1",
             "HOME": str(self.home),
             "GITHUB_API_URL": self.api.url,
+            # act deletes its own summary file with the job; this one stays for the assertions.
+            "GITHUB_STEP_SUMMARY": str(self.summary),
         }
         every_secret = {"GITHUB_TOKEN": "act-dummy-token", **(secrets or {})}
         argv = [

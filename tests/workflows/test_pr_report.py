@@ -10,7 +10,10 @@ is always 1), finds the pull request by the run's head commit (gh stand-in) and 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -143,3 +146,66 @@ def test_pr_report_then_comment_posts_the_verdict_and_deltas_once_per_push(
     assert len(updates) == 2, again.calls["cml"]
     assert updates[1]["options"]["target"] == updates[0]["options"]["target"]
     assert updates[1]["options"]["watermark-title"] == updates[0]["options"]["watermark-title"]
+
+
+def test_pr_report_corrupt_batch_fails_names_the_expectation_and_is_still_posted(
+    act: Act, origin: Origin, main_repo: tuple[Path, Path]
+) -> None:
+    base = origin.head()
+    origin.git("checkout", "--quiet", "-b", "pr-corrupt")
+    # The developer adds October with a carrier code no expectation allows, as a PR would.
+    env = {**origin.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    dvc = [sys.executable, "-m", "dvc"]
+    for cmd in (
+        [*dvc, "remote", "add", "--local", "--default", "--force", "team", str(main_repo[1])],
+        [*dvc, "pull", "--quiet", "data.dvc"],
+        [sys.executable, "-m", "flightdelay", "data", "add-month", "2013-10"],
+    ):
+        done = subprocess.run(cmd, cwd=origin.work, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    batch = origin.work / "data" / "flights" / "2013-10.csv"
+    lines = batch.read_text().splitlines(keepends=True)
+    batch.write_text(
+        "".join(ln.replace(",UA,", ",ZZ,", 1) if 0 < i <= 50 else ln for i, ln in enumerate(lines))
+    )
+    for cmd in (
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; from flightdelay.data import write_manifest; "
+            "write_manifest(Path('data'))",
+        ],
+        [*dvc, "add", "--quiet", "data"],
+        [*dvc, "push", "--quiet", "data.dvc"],
+    ):
+        done = subprocess.run(cmd, cwd=origin.work, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    origin.git("add", "data.dvc")
+    origin.git("commit", "--quiet", "-m", "add October (corrupt)")
+    head, _merge = origin.open_pull_request(PR + 1, "pr-corrupt")
+
+    report_run = act.run(
+        "pull_request",
+        "pr-report.yml",
+        pull_request_event(PR + 1, head, "pr-corrupt", base),
+        secrets={"DVC_REMOTE_URL": str(act.dvc_remote)},
+    )
+
+    assert report_run.jobs == {"report": "failure"}, report_run.explain()
+    report = artifact_files(act.artifacts, "model-report")["report.md"].decode()
+    verdict = report.splitlines()[2]
+    assert verdict.startswith("❌ **Would not be promoted if merged**: data validation failed")
+    assert "expect_column_values_to_be_in_set column=carrier in 2013-10" in verdict
+    assert verdict in act.summary.read_text()
+
+    act.gh_state.write_text(
+        json.dumps({"pulls": [{"number": PR + 1, "state": "open", "headRefOid": head}]})
+    )
+    comment_run = act.run(
+        "workflow_run", "pr-comment.yml", workflow_run_event(head, "pr-corrupt", "failure")
+    )
+
+    assert comment_run.jobs == {"comment": "success"}, comment_run.explain()
+    (posted,) = [c for c in comment_run.calls["cml"] if c["command"] == "comment update"]
+    assert posted["options"]["target"] == f"pr/{PR + 1}"
+    assert verdict in posted["markdown"]

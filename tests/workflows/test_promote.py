@@ -11,7 +11,12 @@ GitHub release (gh stand-in).
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 from act_harness import OWNER_REPO, Act, Origin, listening
@@ -71,3 +76,53 @@ def test_promote_push_to_main_tags_releases_and_deploys_staging(act: Act, origin
     assert "v0.1.0" in json.dumps(served), served
     assert act.stop_services()
     assert not listening(act.deploy_port)
+
+
+def test_promote_worse_model_than_prod_creates_no_tag_and_says_why(
+    act: Act, origin: Origin, main_repo: tuple[Path, Path]
+) -> None:
+    # prod holds main's model (registered and assigned by hand, as after an earlier release).
+    gto = [str(Path(sys.executable).with_name("gto"))]
+    subprocess.run(
+        [*gto, "register", "flight-delay", "HEAD", "--version", "v1.0.0"],
+        cwd=origin.work,
+        env=origin.env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*gto, "assign", "flight-delay", "--version", "v1.0.0", "--stage", "prod"],
+        cwd=origin.work,
+        env=origin.env,
+        check=True,
+        capture_output=True,
+    )
+    origin.git("push", "--quiet", "origin", "--tags")
+    before = origin.tags()
+    # A merged change that makes the model worse: 5 boosting rounds, reproduced and pushed by
+    # the developer (make repro; the pre-push hook's dvc push) before the merge lands on main.
+    params = origin.work / "params.yaml"
+    params.write_text(re.sub(r"(?m)^(  max_iter: )\d+", r"\g<1>5", params.read_text(), count=1))
+    env = {**origin.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    dvc = [sys.executable, "-m", "dvc"]
+    remote = str(main_repo[1])
+    for cmd in (
+        [*dvc, "remote", "add", "--local", "--default", "--force", "team", remote],
+        [*dvc, "repro", "--pull"],
+        [*dvc, "push"],
+    ):
+        done = subprocess.run(cmd, cwd=origin.work, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    origin.git("add", "--all")
+    origin.git("commit", "--quiet", "-m", "five boosting rounds")
+    origin.git("push", "--quiet", "origin", "HEAD:main")
+
+    run = act.run("push", "promote.yml", push_event(origin))
+
+    assert run.jobs.get("promote") == "failure", run.explain()
+    assert "release" not in run.jobs or run.jobs["release"] == "skipped", run.explain()
+    assert origin.tags() == before
+    summary = act.summary.read_text()
+    assert "the promotion gate refused the model of" in summary, summary
+    assert "No tag was created." in summary
+    assert "promote: refused, no tag created" in run.log
