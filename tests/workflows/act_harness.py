@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -435,11 +435,42 @@ class Act:
         )
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``. act starts each step in a session of its own, so
+    killing act's process group would leave the steps (and what they started) running."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it (collected first, so none is orphaned)."""
+    for victim in [pid, *descendants(pid)]:
+        with suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(f"terminated by signal {signum}")
+
+
 @contextmanager
 def running(
     argv: list[str], cwd: Path, env: Mapping[str, str], log: Any
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start act in its own process group; on the way out (even on failure) kill the group."""
+    """Start act; on the way out (even on failure, or pytest being sent SIGTERM) kill act and
+    every process below it."""
+    previous = signal.signal(signal.SIGTERM, _terminated)
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -452,16 +483,9 @@ def running(
     try:
         yield proc
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                continue
+        kill_tree(proc.pid)
         proc.wait()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _lines(text: str) -> Iterator[dict[str, Any]]:
