@@ -7,8 +7,10 @@ fetches from a bare repository that a git ``url.<bare>.insteadOf`` maps
 ``https://github.com/<owner>/<repo>`` to. act's artifact and cache servers listen on 127.0.0.1
 with their storage under the test's directory; actions/setup-python finds the base interpreter
 in a tool cache (``AGENT_TOOLSDIRECTORY``) instead of downloading one; ``cml``, ``gh`` and
-``docker`` are the recording stand-ins of ``tests/stand_ins`` (first on PATH; ``cml`` also in the
-tool cache where iterative/setup-cml looks). The harness adds no step of the loop: the jobs run
+``docker`` are the recording stand-ins of ``tests/stand_ins`` (first on PATH; ``cml`` in act's
+RUNNER_TOOL_CACHE, where iterative/setup-cml looks before downloading). GitHub's REST endpoints
+for another run's artifacts (download-artifact with ``run-id``) are served from act's artifact
+storage on loopback (``GITHUB_API_URL``). The harness adds no step of the loop: the jobs run
 their own ``make`` targets; it only builds the world around them and reads what they left.
 
 Every process act starts runs in act's own process group, killed when the run ends or fails.
@@ -113,19 +115,26 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def tool_cache(root: Path) -> Path:
-    """A hosted-runner tool cache: this Python 3.11 (a venv of the base interpreter, which
-    setup-python accepts as ``Python/<version>/x64``) and the cml stand-in for setup-cml."""
+    """A hosted-runner tool cache for setup-python (``AGENT_TOOLSDIRECTORY``): this Python 3.11,
+    a venv of the base interpreter, which setup-python accepts as ``Python/<version>/x64``."""
     version = ".".join(map(str, sys.version_info[:3]))
     python = root / "Python" / version / "x64"
     if not python.is_dir():
         base = Path(sys.base_prefix) / "bin" / "python3"
         subprocess.run([str(base), "-m", "venv", str(python)], check=True)
         (root / "Python" / version / "x64.complete").touch()
-    cml = root / "cml" / CML_VERSION / "x64"
+    return root
+
+
+def install_cml_stand_in(runner_tool_cache: Path) -> Path:
+    """The cml stand-in where iterative/setup-cml's ``tc.find('cml', version)`` finds it, so it
+    downloads nothing. act sets RUNNER_TOOL_CACHE to ``<action cache path>/tool_cache`` itself
+    (an --env value is ignored), hence a directory per act cache path."""
+    cml = runner_tool_cache / "cml" / CML_VERSION / "x64"
     cml.mkdir(parents=True, exist_ok=True)
     shutil.copy2(STAND_INS / "cml", cml / "cml")
-    (root / "cml" / CML_VERSION / "x64.complete").touch()
-    return root
+    (runner_tool_cache / "cml" / CML_VERSION / "x64.complete").touch()
+    return cml / "cml"
 
 
 class ArtifactsApi(ThreadingHTTPServer):
@@ -292,6 +301,8 @@ class Act:
         self.deploy_port = free_port()
         self.home = self.isolated_home(root / "home")
         self.api = ArtifactsApi(self.artifacts)
+        self.act_cache = root / "act-cache"
+        install_cml_stand_in(self.act_cache / "tool_cache")
         self.summary = root / "step-summary.md"
         self.summary.touch()
 
@@ -364,7 +375,6 @@ class Act:
         env.pop("VIRTUAL_ENV", None)
         job_env = {
             "AGENT_TOOLSDIRECTORY": str(self.tools),
-            "RUNNER_TOOL_CACHE": str(self.tools),
             "CML_STAND_IN_LOG": str(self.logs / "cml.jsonl"),
             "GH_STAND_IN_LOG": str(self.logs / "gh.jsonl"),
             "GH_STAND_IN_STATE": str(self.gh_state),
@@ -390,7 +400,7 @@ class Act:
             "--no-skip-checkout",
             "--action-offline-mode",
             "--action-cache-path",
-            str(self.root / "act-cache"),
+            str(self.act_cache),
             "--artifact-server-path",
             str(self.artifacts),
             "--artifact-server-addr",
