@@ -325,19 +325,25 @@ class Act:
         self.stop_services()
 
     def stop_services(self) -> list[int]:
-        """Stop every service `make deploy` started under this test (its state files name their
-        process groups); returns the pids that were still running."""
+        """Stop every process still running from this test's directory: the services `make
+        deploy` started (they outlive their job, and act deletes the job's work tree, state
+        files included). Found by their command line or working directory under the test's
+        root; returns their pids."""
+        root = str(self.root.resolve())
         stopped = []
-        for state in self.root.rglob(".deploy/local/*.json"):
-            pid = int(json.loads(state.read_text())["pid"])
-            cmdline = Path(f"/proc/{pid}/cmdline")
-            if not cmdline.is_file() or b"flightdelay" not in cmdline.read_bytes():
-                continue  # gone already (and the pid may belong to someone else now)
+        for proc in Path("/proc").glob("[0-9]*"):
+            pid = int(proc.name)
+            if pid == os.getpid():
+                continue
             try:
-                os.killpg(pid, signal.SIGKILL)
-                stopped.append(pid)
-            except ProcessLookupError:
-                pass
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if root in cmdline or cwd == root or cwd.startswith(root + os.sep):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    stopped.append(pid)
         return stopped
 
     def call_log(self, tool: str) -> list[dict[str, Any]]:
