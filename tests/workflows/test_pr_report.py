@@ -101,9 +101,11 @@ def test_pr_report_then_comment_posts_the_verdict_and_deltas_once_per_push(
     verdict = report.splitlines()[2]
     assert "promoted" in verdict.lower(), verdict
     assert f"| `train.max_iter` | `{before}` | `{after}` |" in report
-    roc = next(line for line in report.splitlines() if line.startswith("| ROC AUC ↑ |"))
-    assert roc.count("…") == 1, roc
-    assert "img/evaluation-roc.png" in files
+    roc = next(line for line in report.splitlines() if line.startswith("| **ROC AUC ↑** |"))
+    cells = [c.strip() for c in roc.strip("|").split("|")]
+    assert cells[3].count("…") == 1, roc  # delta, mark, <sub>low … high</sub>
+    assert any(mark in cells[3] for mark in "⚪🟢🔴"), roc
+    assert "img/evaluation-curves.png" in files
 
     act.gh_state.write_text(
         json.dumps(
