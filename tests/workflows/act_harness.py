@@ -101,6 +101,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -344,6 +353,9 @@ class Act:
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     stopped.append(pid)
+        deadline = time.monotonic() + 10  # SIGKILL is asynchronous: wait until they are gone
+        while time.monotonic() < deadline and any(_alive(pid) for pid in stopped):
+            time.sleep(0.1)
         return stopped
 
     def call_log(self, tool: str) -> list[dict[str, Any]]:
