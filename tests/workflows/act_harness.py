@@ -8,7 +8,8 @@ fetches from a bare repository that a git ``url.<bare>.insteadOf`` maps
 with their storage under the test's directory; actions/setup-python finds the base interpreter
 in a tool cache (``AGENT_TOOLSDIRECTORY``) instead of downloading one; ``cml``, ``gh`` and
 ``docker`` are the recording stand-ins of ``tests/stand_ins`` (first on PATH; ``cml`` in act's
-RUNNER_TOOL_CACHE, where iterative/setup-cml looks before downloading). GitHub's REST endpoints
+RUNNER_TOOL_CACHE, where iterative/setup-cml looks before downloading); its ``bash`` keeps each
+step's job summary, which act truncates per step and deletes with the job. GitHub's REST endpoints
 for another run's artifacts (download-artifact with ``run-id``) are served from act's artifact
 storage on loopback (``GITHUB_API_URL``). The harness adds no step of the loop: the jobs run
 their own ``make`` targets; it only builds the world around them and reads what they left.
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,12 +103,15 @@ def free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
+    """True while ``pid`` or any of its threads has not finished exiting. A killed process's
+    main thread shows as a zombie while its other threads still tear down, and its sockets
+    close only when the last of them is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        states = [t.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks]
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return len(states) > 1 or any(state not in ("Z", "X") for state in states)
 
 
 def listening(port: int) -> bool:
@@ -258,6 +262,28 @@ class Origin:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
 
+    def developer(self, *argv: str, env: Mapping[str, str] | None = None) -> str:
+        """Run a developer's command (this venv's dvc, gto, flightdelay) in the work clone:
+        what a person did before the event (a pipeline run and `dvc push`, a hand-made tag)."""
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        done = subprocess.run(
+            argv,
+            cwd=self.work,
+            env={**self.env, "PATH": path, **(env or {})},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, (
+            f"{' '.join(argv)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+        return done.stdout
+
+    def use_remote(self, remote: Path) -> None:
+        self.developer(
+            "dvc", "remote", "add", "--local", "--default", "--force", "team", str(remote)
+        )
+
     def open_pull_request(self, number: int, branch: str) -> tuple[str, str]:
         """Push ``branch`` and GitHub's refs of PR ``number``: its head and the merge commit of
         the head into main. The work clone ends on the merge commit (what act's run sees)."""
@@ -280,6 +306,27 @@ class Origin:
         return set(git(self.bare, "tag", "--list").split())
 
 
+@dataclass(frozen=True)
+class Signing:
+    """The key pair that stands in for Sigstore keyless signing. promote.yml signs with the job's
+    GitHub OIDC identity (FLIGHTDELAY_SIGNER=sigstore) and release.yml expects that identity
+    (FLIGHTDELAY_MODEL_IDENTITY); neither GitHub's OIDC token nor Sigstore's public services
+    exist offline. act's ``--env`` values override a job's ``env:``, so the jobs sign with the
+    private key and verify against the public key instead: the same sign, store, fetch and
+    verify steps, another signer. Everything else of the workflows' env stays as written."""
+
+    private_key: Path
+    public_key: Path
+
+    def job_env(self) -> dict[str, str]:
+        return {
+            "FLIGHTDELAY_SIGNER": "key",
+            "FLIGHTDELAY_SIGNING_KEY": str(self.private_key),
+            "FLIGHTDELAY_MODEL_IDENTITY": "",
+            "FLIGHTDELAY_MODEL_PUBKEY": str(self.public_key),
+        }
+
+
 @dataclass
 class Run:
     """One act run: its exit code, its log, the jobs' results and the recorded tool calls."""
@@ -297,11 +344,21 @@ class Run:
 class Act:
     """act with the offline world of one test under ``root``."""
 
-    def __init__(self, root: Path, origin: Origin, tools: Path, dvc_remote: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        origin: Origin,
+        tools: Path,
+        dvc_remote: Path,
+        venv: Path,
+        signing: Signing,
+    ) -> None:
         self.root = root
         self.origin = origin
         self.tools = tools
         self.dvc_remote = dvc_remote
+        self.venv = venv
+        self.signing = signing
         self.artifacts = root / "artifacts"
         self.logs = root / "calls"
         self.logs.mkdir(exist_ok=True)
@@ -374,7 +431,12 @@ class Act:
         secrets: Mapping[str, str] | None = None,
         variables: Mapping[str, str] | None = None,
         inputs: Mapping[str, str] | None = None,
+        runners: Sequence[str] = ("ubuntu-latest",),
+        dry_run: bool = False,
     ) -> Run:
+        """Run ``workflow`` for ``event``. ``runners``: the runs-on labels that exist (each runs
+        on this host); a job asking for another one fails to start. ``dry_run``: act's -n, which
+        picks each job's runner and runs no step."""
         act, actions = act_binary(), actions_dir()
         assert act is not None, why_not_ready()
         assert actions is not None, why_not_ready()
@@ -384,7 +446,9 @@ class Act:
             **{
                 k: v
                 for k, v in os.environ.items()
-                if not k.startswith(("GITHUB_", "ACT", "DVC_", "MLFLOW_", "PYTEST_"))
+                if not k.startswith(
+                    ("GITHUB_", "ACT", "DVC_", "MLFLOW_", "PYTEST_", "FLIGHTDELAY_")
+                )
             },
             "PATH": f"{STAND_INS}{os.pathsep}{os.environ.get('PATH', '')}",
             "GIT_CONFIG_GLOBAL": str(self.origin.gitconfig),
@@ -398,12 +462,16 @@ class Act:
             "GH_STAND_IN_STATE": str(self.gh_state),
             "DOCKER_STAND_IN_LOG": str(self.logs / "docker.jsonl"),
             "DEPLOY_PORT": str(self.deploy_port),
+            # Every job's `make venv` finds the session's venv with all requirements installed and
+            # only re-installs the project (editable, pointing at that job's checkout).
+            "VENV": str(self.venv),
+            **self.signing.job_env(),
             "GIT_CONFIG_GLOBAL": str(self.origin.gitconfig),
             "DVC_NO_ANALYTICS": "1",
             "HOME": str(self.home),
             "GITHUB_API_URL": self.api.url,
-            # act deletes its own summary file with the job; this one stays for the assertions.
-            "GITHUB_STEP_SUMMARY": str(self.summary),
+            # Every step's job summary, in order (tests/stand_ins/bash keeps them).
+            "JOB_SUMMARY_KEEP": str(self.summary),
         }
         every_secret = {"GITHUB_TOKEN": "act-dummy-token", **(secrets or {})}
         argv = [
@@ -413,8 +481,6 @@ class Act:
             f".github/workflows/{workflow}",
             "--eventpath",
             str(event_file),
-            "-P",
-            "ubuntu-latest=-self-hosted",
             "--no-skip-checkout",
             "--action-offline-mode",
             "--action-cache-path",
@@ -436,6 +502,10 @@ class Act:
             "--json",
             *local_repositories(actions),
         ]
+        for label in runners:
+            argv += ["-P", f"{label}=-self-hosted"]
+        if dry_run:
+            argv.append("--dryrun")
         if job:
             argv += ["--job", job]
         for key, value in job_env.items():

@@ -5,6 +5,11 @@
   after a merged pipeline run (the developer's pre-push hook pushes the outputs). Every test starts
   its own origin from it, so no test sees another's commits or tags.
 - ``tools``: the tool cache (setup-python's Python 3.11, setup-cml's cml stand-in).
+- ``job_venv``: the one virtual environment every job of the session uses (``VENV``), built
+  once by `make venv`. A job's own `make venv` then finds every requirement installed and only
+  re-installs the project, editable from that job's checkout (seconds instead of minutes), so
+  each job still runs the code it checked out. No scenario changes the dependencies.
+- ``signing``: the key pair that stands in for Sigstore keyless signing (act_harness.Signing).
 - act's cache server directory is shared by the session (the cache key says what is safe to
   restore); pip's wheel cache is the user's, as on a laptop.
 """
@@ -19,7 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from act_harness import REPO_ROOT, Act, Origin, tool_cache, why_not_ready
+from act_harness import REPO_ROOT, Act, Origin, Signing, tool_cache, why_not_ready
+
+from signing_keys import make_key_pair
 
 VENV = Path(sys.executable).parent.parent
 
@@ -35,6 +42,21 @@ def act_ready() -> None:
 @pytest.fixture(scope="session")
 def tools(act_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tool_cache(tmp_path_factory.mktemp("toolcache"))
+
+
+@pytest.fixture(scope="session")
+def job_venv(act_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("job-venv") / "venv"
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    _run(REPO_ROOT, env, "make", "--no-print-directory", "venv", f"VENV={venv}", f"PYTHON={base}")
+    return venv
+
+
+@pytest.fixture(scope="session")
+def signing(act_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Signing:
+    pair = make_key_pair(tmp_path_factory.mktemp("act-keys"), "promotion")
+    return Signing(private_key=pair.private, public_key=pair.public)
 
 
 def _run(cwd: Path, env: dict[str, str], *args: str) -> str:
@@ -84,8 +106,15 @@ def origin(main_repo: tuple[Path, Path], tmp_path: Path) -> Origin:
 
 
 @pytest.fixture
-def act(origin: Origin, tools: Path, main_repo: tuple[Path, Path], tmp_path: Path) -> Iterator[Act]:
+def act(
+    origin: Origin,
+    tools: Path,
+    main_repo: tuple[Path, Path],
+    job_venv: Path,
+    signing: Signing,
+    tmp_path: Path,
+) -> Iterator[Act]:
     """act for one test; afterwards (pass or fail) no service it deployed is left running."""
-    runner = Act(tmp_path, origin, tools, main_repo[1])
+    runner = Act(tmp_path, origin, tools, main_repo[1], job_venv, signing)
     yield runner
     runner.close()
