@@ -14,7 +14,7 @@ import json
 import urllib.request
 
 import pytest
-from act_harness import OWNER_REPO, Act, Origin, listening
+from act_harness import OWNER_REPO, Act, Origin, git, listening
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_rollback_reassigns_prod_to_the_previous_version_and_redeploys_it(
     }, run.explain()
     tags = origin.tags()
     assert "flight-delay#prod#3" in tags, tags
-    assert origin.git("rev-parse", "flight-delay#prod#3^{commit}") == first
+    assert git(origin.bare, "rev-parse", "flight-delay#prod#3^{commit}") == first
     image = f"ghcr.io/{OWNER_REPO}:v1.0.0"
     docker = [c["argv"] for c in run.calls["docker"]]
     assert ["push", image] in docker, docker
