@@ -87,7 +87,7 @@ def test_promote_worse_model_than_prod_creates_no_tag_and_says_why(
     params = origin.work / "params.yaml"
     params.write_text(re.sub(r"(?m)^(  max_iter: )\d+", r"\g<1>5", params.read_text(), count=1))
     origin.use_remote(act.dvc_remote)
-    origin.developer("flightdelay", "repro", "--pull")
+    origin.developer("flightdelay", "repro")
     origin.developer("dvc", "push", "--quiet")
     origin.git("add", "--all")
     origin.git("commit", "--quiet", "-m", "five boosting rounds")
