@@ -555,14 +555,14 @@ def test_stand_in_cml_records_publish_on_by_default(tmp_path: Path) -> None:
 
 def test_stand_in_cml_refuses_a_subcommand_it_does_not_know(tmp_path: Path) -> None:
     done = subprocess.run(
-        [str(STAND_INS / "cml"), "runner", "launch"],
+        [str(STAND_INS / "cml"), "pr", "create"],
         env={**os.environ, "CML_STAND_IN_LOG": str(tmp_path / "log")},
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 2
-    assert "cml (stand-in): runner launch is not supported" in done.stderr
+    assert "cml (stand-in): pr create is not supported" in done.stderr
 
 
 def test_pr_comment_workflow_posts_only_through_the_make_targets() -> None:

@@ -255,6 +255,10 @@ class Origin:
         git(root, "clone", "--quiet", str(self.bare), str(self.work), env=self.env)
         # act reads owner/repo from the remote's URL; git maps it back to the bare repository.
         git(self.work, "remote", "set-url", "origin", f"https://github.com/{OWNER_REPO}")
+        # GTO commits tags through libgit2, which reads no GIT_CONFIG_GLOBAL, only ~/.gitconfig
+        # and the repository's own config: with an empty HOME (CI) it found no identity.
+        git(self.work, "config", "user.name", "act-test")
+        git(self.work, "config", "user.email", "act-test@example.com")
 
     def git(self, *args: str) -> str:
         return git(self.work, *args, env=self.env)
