@@ -15,7 +15,7 @@
 # (the release workflow passes promote.yml's) or by a public key mounted at run time
 # (-e FLIGHTDELAY_MODEL_PUBKEY=/path/in/container); without either it exits 1. Keyless
 # verification fetches Sigstore's trust root (tuf-repo-cdn.sigstore.dev) into /tmp unless
-# FLIGHTDELAY_SIGSTORE_TRUST_CONFIG names a trust config. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serve`); the root
+# FLIGHTDELAY_SIGSTORE_TRUST_CONFIG names a trust config. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serving.serve`); the root
 # filesystem may be read-only (with several workers, metrics go to a directory under /tmp).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -35,7 +35,7 @@ COPY --from=build /opt/venv /opt/venv
 ARG MODEL_DIR=outputs/model
 # Owned by root: the service reads the model, it can never rewrite it.
 COPY ${MODEL_DIR} /opt/model
-# Its provenance sidecar (run id, commit: /version), beside the directory as flightdelay.model_io
+# Its provenance sidecar (run id, commit: /version), beside the directory as flightdelay.core.model_io
 # keeps it, outside what the manifest and the signature cover.
 COPY ${MODEL_DIR}.provenance.json /opt/model.provenance.json
 # A directory, empty only for a release overridden as unsigned (which then must be run with

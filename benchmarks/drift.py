@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/drift.py [--repeats 3] [--quiet]
 
-1. Builds the 2013 feature frame from the upstream package (``flightdelay.data.load_upstream``)
+1. Builds the 2013 feature frame from the upstream package (``flightdelay.core.data.load_upstream``)
    with the pipeline's own code (``read_batches`` -> ``build_context`` -> ``featurize``).
 2. Creates (once) a venv for Evidently under ``.bench-venvs/evidently`` (git-ignored):
    evidently 0.7 does not import with pandas 3, so it gets pandas < 3 of its own.
@@ -64,11 +64,11 @@ def evidently_python() -> Path:
 
 def full_year_features(workdir: Path) -> Any:
     """2013 features (all twelve months) built with the pipeline's own code."""
-    from flightdelay.data import REFERENCE_TABLES, load_upstream
-    from flightdelay.features import build_context
-    from flightdelay.featurize import featurize
-    from flightdelay.io import read_batches, read_csv
-    from flightdelay.params import load_params
+    from flightdelay.core.data import REFERENCE_TABLES, load_upstream
+    from flightdelay.core.features import build_context
+    from flightdelay.pipeline.featurize import featurize
+    from flightdelay.core.io import read_batches, read_csv
+    from flightdelay.core.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     upstream = load_upstream()
@@ -90,8 +90,8 @@ def full_year_features(workdir: Path) -> Any:
 
 
 def make_job(workdir: Path, repeats: int) -> dict[str, Any]:
-    from flightdelay.drift import declared_kinds
-    from flightdelay.params import load_params
+    from flightdelay.pipeline.drift import declared_kinds
+    from flightdelay.core.params import load_params
 
     drift_params = load_params(ROOT / "params.yaml").drift
     started = time.perf_counter()
@@ -146,8 +146,8 @@ def peak_rss_during(call) -> int | None:
 def worker(job_path: Path, out_path: Path) -> int:
     import pandas as pd
 
-    from flightdelay.drift import dataset_drift, infer_kind
-    from flightdelay.params import load_params
+    from flightdelay.pipeline.drift import dataset_drift, infer_kind
+    from flightdelay.core.params import load_params
 
     job = json.loads(job_path.read_text())
     features = job["numeric"] + job["categorical"]

@@ -25,7 +25,7 @@ Before the servers, in the same run (``--scoring-only`` stops there):
 5. Scoring libraries, in process, on the same flights, each fed as the service would feed it:
    scikit-learn's ``pipeline.predict_proba`` and ``FastPredictor`` (fast_predict.py, private
    scikit-learn and pandas internals) take build_features' frame; treelite (a maintained tree
-   runtime, ``flightdelay.scoring``: interpreted by GTIL, and compiled by tl2cgen when gcc is
+   runtime, ``flightdelay.serving.scoring``: interpreted by GTIL, and compiled by tl2cgen when gcc is
    there) takes feature_arrays' columns, encoded with the fitted encoders' public
    ``categories_`` (encoding and the runtime's call alone are shown too). ONNX Runtime is tried
    through skl2onnx when installed (it cannot convert a categorical HistGradientBoosting). p50
@@ -37,7 +37,7 @@ Before the servers, in the same run (``--scoring-only`` stops there):
    tables, scoring, response JSON.
 
 Exit status 1 if a server fails to start, answers an error, or the scores differ (beyond
-``flightdelay.scoring.SCORE_TOLERANCE`` for ``flightdelay serve``, whose treelite scorer adds the
+``flightdelay.serving.scoring.SCORE_TOLERANCE`` for ``flightdelay serve``, whose treelite scorer adds the
 trees in another order than scikit-learn).
 """
 
@@ -298,9 +298,9 @@ def percentiles_ms(fn: Any, arg: Any, repeats: int) -> tuple[float, float]:
 
 def scoring_comparison(bundle: Any, flights: pd.DataFrame, repeats: int) -> bool:
     """Print the scoring libraries side by side; True if FastPredictor earns its keep."""
-    from flightdelay.fast_predict import FastPredictor
-    from flightdelay.features import build_features, feature_arrays
-    from flightdelay.scoring import TreeliteScorer, c_compiler
+    from flightdelay.serving.fast_predict import FastPredictor
+    from flightdelay.core.features import build_features, feature_arrays
+    from flightdelay.serving.scoring import TreeliteScorer, c_compiler
 
     pipeline, key = bundle.pipeline, bundle.metadata["sha256"]
     frame = build_features(flights, bundle.context, bundle.featurize_params)
@@ -377,8 +377,8 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
     import orjson
     from pydantic import Field, TypeAdapter
 
-    from flightdelay import serve
-    from flightdelay.schemas import Flight
+    from flightdelay.serving import serve
+    from flightdelay.core.schemas import Flight
 
     service = serve.ModelService(bundle)
     body = json.dumps(raw_records(flights)).encode()
@@ -425,8 +425,8 @@ def former_vs_now(service: Any, frame: pd.DataFrame, columns: Any, repeats: int)
     """Rows -> scores by the former path (build_features, which checks the rows again, then
     FastPredictor) and by the service's path now, interleaved call by call so that the machine's
     load weighs on both alike."""
-    from flightdelay import serve
-    from flightdelay.fast_predict import FastPredictor
+    from flightdelay.serving import serve
+    from flightdelay.serving.fast_predict import FastPredictor
 
     fast = FastPredictor.compile(service.pipeline)
     for rows in (1, len(frame)):
@@ -502,9 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> list[Result]:
-    from flightdelay.features import build_features
-    from flightdelay.model_io import TRUSTED_TYPES, load_model_bundle
-    from flightdelay.scoring import SCORE_TOLERANCE
+    from flightdelay.core.features import build_features
+    from flightdelay.core.model_io import TRUSTED_TYPES, load_model_bundle
+    from flightdelay.serving.scoring import SCORE_TOLERANCE
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     try:

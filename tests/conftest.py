@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay.params import Params, load_params
+from flightdelay.core.params import Params, load_params
 from signing_keys import KeyPair, make_key_pair
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

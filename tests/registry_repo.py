@@ -119,7 +119,7 @@ class RegistryRepo:
     def sign_model(self, private_key: Path) -> str:
         """Sign the work tree's model as the promotion does and store the signature in the DVC
         remote under the hash dvc.lock records; return that hash."""
-        from flightdelay import artifacts, signing
+        from flightdelay.core import artifacts, signing
 
         md5 = artifacts.recorded("flight-delay", "HEAD", self.root).md5
         signature = self.root.parent / f"{md5}.sig"

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay.compare import Comparison, Delta, SliceDelta
-from flightdelay.gate import Challenger, decide
-from flightdelay.params import Params
-from flightdelay.report import Baseline, DataChange, ReportInputs, data_diff, params_diff
-from flightdelay.report_plots import Curves, PlotData
+from flightdelay.loop.compare import Comparison, Delta, SliceDelta
+from flightdelay.loop.gate import Challenger, decide
+from flightdelay.core.params import Params
+from flightdelay.loop.report import Baseline, DataChange, ReportInputs, data_diff, params_diff
+from flightdelay.loop.report_plots import Curves, PlotData
 
 FAILED_VALIDATION = {
     "success": False,

@@ -9,11 +9,11 @@ from typing import Any
 
 import pandas as pd
 
-from flightdelay.features import RAW_COLUMNS, build_context
-from flightdelay.featurize import featurize
-from flightdelay.model_io import write_context
-from flightdelay.params import FeaturizeParams, TrainParams, load_params
-from flightdelay.train import save, train
+from flightdelay.core.features import RAW_COLUMNS, build_context
+from flightdelay.pipeline.featurize import featurize
+from flightdelay.core.model_io import write_context
+from flightdelay.core.params import FeaturizeParams, TrainParams, load_params
+from flightdelay.pipeline.train import save, train
 from synthetic import FEATURIZE, TRAIN, raw_tables
 
 MONTHS = (1, 2, 3, 4)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flightdelay.params import Params
+from flightdelay.core.params import Params
 
 ARGO = Path(__file__).resolve().parents[1] / "deploy" / "argo-rollouts"
 
@@ -88,7 +88,7 @@ def test_argo_rollouts_analysis_has_every_local_rule_at_its_threshold(
 def test_argo_rollouts_queries_name_only_metrics_the_service_exports(
     documents: dict[str, dict[str, Any]],
 ) -> None:
-    from flightdelay.serve import Metrics
+    from flightdelay.serving.serve import Metrics
 
     exported = {
         f"{metric.name}{suffix}"

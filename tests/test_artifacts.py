@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import artifacts
-from flightdelay.artifacts import ArtifactError
+from flightdelay.core import artifacts
+from flightdelay.core.artifacts import ArtifactError
 from registry_repo import RegistryRepo, build_base
 
 NAME = "flight-delay"
@@ -118,7 +118,7 @@ def _lock(path: str, md5: str) -> dict:
 
 
 def test_check_reproduced_accepts_the_recorded_bytes_whatever_the_sidecar(tmp_path: Path) -> None:
-    from flightdelay.model_io import Provenance, write_provenance
+    from flightdelay.core.model_io import Provenance, write_provenance
 
     model = tmp_path / "model"
     model.mkdir()

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from flightdelay import audit as audit_module
-from flightdelay import featurize as featurize_module
-from flightdelay.audit import (
+from flightdelay.pipeline import audit as audit_module
+from flightdelay.pipeline import featurize as featurize_module
+from flightdelay.pipeline.audit import (
     audit,
     audit_features,
     cut_context,
@@ -21,10 +21,10 @@ from flightdelay.audit import (
     single_feature_auc,
     time_travel,
 )
-from flightdelay.features import FEATURE_COLUMNS, build_context, build_features, to_minutes
-from flightdelay.featurize import featurize
-from flightdelay.io import DataFileError
-from flightdelay.params import AuditParams, FeaturizeParams
+from flightdelay.core.features import FEATURE_COLUMNS, build_context, build_features, to_minutes
+from flightdelay.pipeline.featurize import featurize
+from flightdelay.core.io import DataFileError
+from flightdelay.core.params import AuditParams, FeaturizeParams
 from synthetic import FEATURIZE, raw_tables, work_tree
 
 PARAMS = AuditParams(

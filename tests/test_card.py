@@ -13,11 +13,11 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from flightdelay import card
-from flightdelay.card import CardError, CardInputs, CardSpec, Interval
-from flightdelay.data import dir_md5
-from flightdelay.io import md5_file
-from flightdelay.params import TrainParams
+from flightdelay.pipeline import card
+from flightdelay.pipeline.card import CardError, CardInputs, CardSpec, Interval
+from flightdelay.core.data import dir_md5
+from flightdelay.core.io import md5_file
+from flightdelay.core.params import TrainParams
 from synthetic import audit_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def test_render_card_missing_key_names_the_file_and_key() -> None:
 
 
 def test_estimator_named_in_the_card_is_what_train_fits() -> None:
-    from flightdelay.train import make_pipeline
+    from flightdelay.pipeline.train import make_pipeline
 
     params = TrainParams(
         seed=0,
@@ -349,7 +349,7 @@ def lock_for(card_md: str, card_md5: str, **overrides: str) -> dict[str, Any]:
             "validate": {"deps": [{"path": "data", "md5": overrides.get("data", hashes["data"])}]},
             "evaluate": {"outs": outs},
             "card": {
-                "deps": [{"path": "src/flightdelay/card.py", "md5": "c" * 32}],
+                "deps": [{"path": "src/flightdelay/pipeline/card.py", "md5": "c" * 32}],
                 "outs": [{"path": "model-cards/flight-delay.md", "md5": card_md5}],
             },
         },
@@ -395,10 +395,10 @@ def test_stale_reasons_when_the_card_code_changed() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
     reasons = card.stale_reasons(
-        markdown, CARD_PATH, "m" * 32, lock, {"src/flightdelay/card.py": "0" * 32}
+        markdown, CARD_PATH, "m" * 32, lock, {"src/flightdelay/pipeline/card.py": "0" * 32}
     )
     assert reasons == [
-        "src/flightdelay/card.py changed since the card was generated; run `dvc repro card` "
+        "src/flightdelay/pipeline/card.py changed since the card was generated; run `dvc repro card` "
         "and commit model-cards/flight-delay.md and dvc.lock"
     ]
 
@@ -466,7 +466,7 @@ def write_lock(workdir: Path) -> None:
     """dvc.lock as `dvc repro card` would record it after generating the card."""
     markdown = (workdir / CARD_PATH).read_text()
     lock = lock_for(markdown, md5_file(workdir / CARD_PATH))
-    lock["stages"]["card"]["deps"] = [{"path": "src/flightdelay/card.py", "md5": "c" * 32}]
+    lock["stages"]["card"]["deps"] = [{"path": "src/flightdelay/pipeline/card.py", "md5": "c" * 32}]
     (workdir / "dvc.lock").write_text(yaml.safe_dump(lock))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.compare import (
+from flightdelay.loop.compare import (
     CompareError,
     Comparison,
     Delta,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay import data
-from flightdelay.data import (
+from flightdelay.core import data
+from flightdelay.core.data import (
     DataError,
     Upstream,
     add_month,

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay import deploy, signing
-from flightdelay.deploy import DeployError, render
-from flightdelay.params import DeployParams
-from flightdelay.release import Release
+from flightdelay.loop import deploy
+from flightdelay.core import signing
+from flightdelay.loop.deploy import DeployError, render
+from flightdelay.core.params import DeployParams
+from flightdelay.loop.release import Release
 from ports import free_port
 from serving import build_model_dir
 from signing_keys import KeyPair

@@ -14,16 +14,16 @@ import yaml
 from scipy import stats
 from scipy.spatial import distance
 
-from flightdelay import drift
-from flightdelay.drift import (
+from flightdelay.pipeline import drift
+from flightdelay.pipeline.drift import (
     DriftError,
     column_drift,
     dataset_drift,
     default_method,
     infer_kind,
 )
-from flightdelay.io import write_json
-from flightdelay.params import ColumnDriftParams, DriftParams, Params, ParamsError, parse_params
+from flightdelay.core.io import write_json
+from flightdelay.core.params import ColumnDriftParams, DriftParams, Params, ParamsError, parse_params
 
 
 def _params(**overrides: object) -> DriftParams:
@@ -470,7 +470,7 @@ class _Pipeline:
 @pytest.fixture
 def stage(tmp_path: Path, params: Params, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A work tree whose params point into tmp_path, with features, predictions and backtest."""
-    from flightdelay import model_io
+    from flightdelay.core import model_io
 
     out = tmp_path / "outputs"
     paths = {k: str(v) for k, v in params.paths.model_dump().items()}

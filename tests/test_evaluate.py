@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay import featurize as featurize_stage
-from flightdelay import train as train_stage
-from flightdelay.evaluate import (
+from flightdelay.pipeline import featurize as featurize_stage
+from flightdelay.pipeline import train as train_stage
+from flightdelay.pipeline.evaluate import (
     BACKTEST_PREDICTION_COLUMNS,
     backtest_document,
     classification_metrics,
@@ -18,9 +18,9 @@ from flightdelay.evaluate import (
     slice_metrics,
     thin,
 )
-from flightdelay.features import FEATURE_COLUMNS
-from flightdelay.params import EvaluateParams, TrainParams
-from flightdelay.train import fit, score, train
+from flightdelay.core.features import FEATURE_COLUMNS
+from flightdelay.core.params import EvaluateParams, TrainParams
+from flightdelay.pipeline.train import fit, score, train
 from synthetic import TRAIN, feature_table, work_tree
 
 TRAIN_PARAMS = TrainParams(**TRAIN)

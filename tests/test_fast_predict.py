@@ -9,10 +9,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from flightdelay.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, UnsupportedPipelineError
-from flightdelay.features import FEATURE_COLUMNS
-from flightdelay.params import TrainParams
-from flightdelay.train import make_pipeline, train
+from flightdelay.serving.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, UnsupportedPipelineError
+from flightdelay.core.features import FEATURE_COLUMNS
+from flightdelay.core.params import TrainParams
+from flightdelay.pipeline.train import make_pipeline, train
 from synthetic import TRAIN, feature_table
 
 
@@ -103,7 +103,7 @@ def test_compile_refuses_other_encoder_settings(pipeline: Pipeline) -> None:
 def test_vectorised_walk_equals_the_compiled_kernel_on_any_codes(
     pipeline: Pipeline, rows: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flightdelay import fast_predict
+    from flightdelay.serving import fast_predict
 
     fast = FastPredictor.compile(pipeline)
     x = fast.matrix(rows.head(VECTORISED_MAX_ROWS))

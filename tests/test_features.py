@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.features import (
+from flightdelay.core.features import (
     FEATURE_COLUMNS,
     OUTCOME_COLUMNS,
     RAW_COLUMNS,
@@ -19,7 +19,7 @@ from flightdelay.features import (
     feature_arrays,
     target,
 )
-from flightdelay.params import FeaturizeParams
+from flightdelay.core.params import FeaturizeParams
 from synthetic import raw_tables
 
 PARAMS = FeaturizeParams(target_delay_minutes=30, cancelled="late", lead_minutes=60, window_hours=2)
@@ -110,7 +110,7 @@ def test_feature_arrays_checked_skips_the_row_checks_only(synthetic) -> None:
 def test_build_features_lookup_paths_for_small_and_large_batches_agree(
     synthetic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flightdelay import features
+    from flightdelay.core import features
 
     flights, context = synthetic
     dict_and_sorted = build_features(flights, context, PARAMS)

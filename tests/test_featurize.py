@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.features import FEATURE_COLUMNS, FeatureError, build_context, build_features
-from flightdelay.featurize import featurize, flight_ids, main, unknown_aircraft
-from flightdelay.io import read_batches, read_csv
-from flightdelay.model_io import read_context
-from flightdelay.params import FeaturizeParams, Params
+from flightdelay.core.features import FEATURE_COLUMNS, FeatureError, build_context, build_features
+from flightdelay.pipeline.featurize import featurize, flight_ids, main, unknown_aircraft
+from flightdelay.core.io import read_batches, read_csv
+from flightdelay.core.model_io import read_context
+from flightdelay.core.params import FeaturizeParams, Params
 from synthetic import FEATURIZE, raw_tables, work_tree
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import gitops
+from flightdelay.core import gitops
 from registry_repo import RegistryRepo, build_base
 
 NAME = "flight-delay"
@@ -149,7 +149,7 @@ def test_gitops_is_the_only_module_that_runs_git_or_gto() -> None:
         if path.name != "gitops.py"
         for hit in git_runs(path.read_text(), str(path.relative_to(SRC.parents[1])))
     ]
-    assert not offenders, "git/gto run outside flightdelay.gitops:\n" + "\n".join(offenders)
+    assert not offenders, "git/gto run outside flightdelay.core.gitops:\n" + "\n".join(offenders)
 
 
 def test_git_runs_names_the_file_and_line_of_each_offence() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay.io import (
+from flightdelay.core.io import (
     DataFileError,
     batch_files,
     md5_file,

@@ -41,7 +41,7 @@ from typing import Any
 
 import pytest
 
-from flightdelay.signing import key_fingerprint
+from flightdelay.core.signing import key_fingerprint
 from ports import free_port
 from signing_keys import KeyPair
 
@@ -200,7 +200,7 @@ class Work:
             self.run(sys.executable, "-m", "flightdelay", "deploy", "--stop", stage, ok=False)
             state = self.path / ".deploy" / "local" / f"{stage}.json"
             if state.is_file():  # belt and braces: the recorded service, if it still runs
-                from flightdelay.deploy import is_our_service
+                from flightdelay.loop.deploy import is_our_service
 
                 service = json.loads(state.read_text())
                 if is_our_service(service["pid"], service["port"]):
@@ -301,7 +301,7 @@ def loop(
         state.staging_version = get_json(f"{state.url('staging')}/version")
         work.release_job(work.promote_prod("v0.2.0"))
         state.prod_version = get_json(f"{state.url('prod')}/version")
-        from flightdelay.schemas import EXAMPLE_FLIGHT
+        from flightdelay.core.schemas import EXAMPLE_FLIGHT
 
         state.prediction = get_json(f"{state.url('prod')}/predict", EXAMPLE_FLIGHT)
 
@@ -412,7 +412,7 @@ def test_mlflow_aliases_match_the_stage_tags(loop: Loop) -> None:
 
 def test_prod_releases_after_the_first_go_through_a_canary(loop: Loop) -> None:
     """The rollback's release is a prod release with v0.2.0 running: canaried, then promoted."""
-    from flightdelay.canary import read_report
+    from flightdelay.loop.canary import read_report
 
     report = read_report(loop.work.path / "outputs/delivery")
     assert (report.candidate, report.stable) == ("v0.1.0", "v0.2.0")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import mlflow_alias
-from flightdelay.release import Release
+from flightdelay.loop import mlflow_alias
+from flightdelay.loop.release import Release
 
 FIRST = Release(
     artifact="flight-delay",

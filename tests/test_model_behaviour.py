@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from flightdelay.features import RAW_COLUMNS, Context, build_context, build_features
-from flightdelay.featurize import featurize, flight_ids
-from flightdelay.io import read_batches, read_csv
-from flightdelay.params import Params
-from flightdelay.train import fit, score, split_months
+from flightdelay.core.features import RAW_COLUMNS, Context, build_context, build_features
+from flightdelay.pipeline.featurize import featurize, flight_ids
+from flightdelay.core.io import read_batches, read_csv
+from flightdelay.core.params import Params
+from flightdelay.pipeline.train import fit, score, split_months
 
 TRAIN_ROWS = 60_000
 PROBE_ROWS = 400

@@ -7,9 +7,9 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from flightdelay.features import build_context, build_features
-from flightdelay.io import sha256_file
-from flightdelay.model_io import (
+from flightdelay.core.features import build_context, build_features
+from flightdelay.core.io import sha256_file
+from flightdelay.core.model_io import (
     CONTEXT_DIR,
     ModelBundleError,
     Provenance,
@@ -21,8 +21,8 @@ from flightdelay.model_io import (
     write_metadata,
     write_provenance,
 )
-from flightdelay.params import TrainParams
-from flightdelay.train import score, train
+from flightdelay.core.params import TrainParams
+from flightdelay.pipeline.train import score, train
 from synthetic import TRAIN, feature_table, raw_tables
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from flightdelay.params import Params, ParamsError, load_params, parse_params
+from flightdelay.core.params import Params, ParamsError, load_params, parse_params
 
 
 @pytest.fixture

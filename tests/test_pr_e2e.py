@@ -168,7 +168,7 @@ def test_pr_job_corrupt_batch_fails_and_the_report_names_the_expectation(clone: 
     clone.run(
         sys.executable,
         "-c",
-        "from pathlib import Path; from flightdelay.data import "
+        "from pathlib import Path; from flightdelay.core.data import "
         "write_manifest; write_manifest(Path('data'))",
     )
     clone.run(sys.executable, "-m", "dvc", "add", "--quiet", "data")
@@ -216,7 +216,7 @@ def test_compare_without_main_model_in_cache_or_remote_reproduces_it_in_a_worktr
     done = other.run(
         sys.executable,
         "-c",
-        "from flightdelay.revisions import materialise, resolve; "
+        "from flightdelay.core.revisions import materialise, resolve; "
         "print(materialise(resolve('main')).source)",
     )
 

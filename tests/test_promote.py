@@ -1,7 +1,7 @@
 """promote: bump from labels, the decision, and the whole command on a tiny registry.
 
 The gate itself is tested in tests/test_gate.py. The tiny registry's models cannot be scored, so
-here the re-scoring (flightdelay.rescore.evidence) is replaced by a stand-in that returns the
+here the re-scoring (flightdelay.loop.rescore.evidence) is replaced by a stand-in that returns the
 evidence the test chooses; everything around it is real: fetching the candidate and the champion
 by the hash dvc.lock records, verifying them, reading the rule from the commit before the merge,
 the gate's decision, GTO. The end-to-end tests (tests/test_pr_e2e.py, test_loop_e2e.py) re-score
@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from flightdelay import artifacts, promote, rescore, signing
-from flightdelay.compare import Comparison, Delta
-from flightdelay.gate import Challenger
-from flightdelay.promote import Decision, PromoteError, bump_from_labels, decide
+from flightdelay.core import artifacts, signing
+from flightdelay.loop import promote, rescore
+from flightdelay.loop.compare import Comparison, Delta
+from flightdelay.loop.gate import Challenger
+from flightdelay.loop.promote import Decision, PromoteError, bump_from_labels, decide
 from registry_repo import RegistryRepo, build_base
 from signing_keys import KeyPair
 

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from flightdelay import release, signing
-from flightdelay.data import dir_md5
-from flightdelay.release import Release, ReleaseError, notes, resolve
+from flightdelay.loop import release
+from flightdelay.core import signing
+from flightdelay.core.data import dir_md5
+from flightdelay.loop.release import Release, ReleaseError, notes, resolve
 from registry_repo import RegistryRepo
 from signing_keys import KeyPair
 from test_card import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
@@ -142,10 +143,10 @@ def own_remote(repo: RegistryRepo, tmp_path: Path) -> Path:
 
 
 def log_training_run(sha256: str) -> str:
-    """A training run in the test's MLflow store, tagged as flightdelay.train tags one."""
+    """A training run in the test's MLflow store, tagged as flightdelay.pipeline.train tags one."""
     import mlflow
 
-    from flightdelay import tracking
+    from flightdelay.core import tracking
 
     tracking.configure()
     mlflow.set_experiment(tracking.EXPERIMENT)

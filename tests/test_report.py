@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 import report_fixtures as rf
-from flightdelay.params import Params
-from flightdelay.report import data_diff, for_job_summary, main, params_diff, write_report
-from flightdelay.report_markdown import referenced_images, render, to_html, typographic_minus
-from flightdelay.report_plots import contrast, draw, figure
-from flightdelay.report_render import build_view, card_view
+from flightdelay.core.params import Params
+from flightdelay.loop.report import data_diff, for_job_summary, main, params_diff, write_report
+from flightdelay.loop.report_markdown import referenced_images, render, to_html, typographic_minus
+from flightdelay.loop.report_plots import contrast, draw, figure
+from flightdelay.loop.report_render import build_view, card_view
 from report_fixtures import FAILED_VALIDATION
 
 
@@ -351,8 +351,8 @@ def test_curves_of_draws_main_and_prod_once_when_they_are_one_model() -> None:
     import numpy as np
     import pandas as pd
 
-    from flightdelay.compare import Evaluated
-    from flightdelay.report import Baseline, curves_of
+    from flightdelay.loop.compare import Evaluated
+    from flightdelay.loop.report import Baseline, curves_of
 
     evaluated = Evaluated(
         pd.DataFrame({"y_true": [0, 1], "score": [0.2, 0.7]}), 0.3, "2013-09", {}, "new"
@@ -390,14 +390,14 @@ def test_plots_confusion_has_the_exact_threshold_and_readable_numbers(params: Pa
 
 
 def test_plots_unknown_figure_is_refused(params: Params, tmp_path: Path) -> None:
-    from flightdelay.report_plots import PlotError
+    from flightdelay.loop.report_plots import PlotError
 
     with pytest.raises(PlotError, match="unknown figure 'evaluation-roc'"):
         draw(["evaluation-roc"], rf.plot_data(rf.params_pr(params)), tmp_path)
 
 
 def test_plots_figure_without_its_data_is_refused(params: Params, tmp_path: Path) -> None:
-    from flightdelay.report_plots import PlotData, PlotError
+    from flightdelay.loop.report_plots import PlotData, PlotError
 
     with pytest.raises(PlotError, match=r"no drift plot data 'late_rate\.csv'"):
         draw(["drift-late_rate"], PlotData(), tmp_path)
@@ -472,7 +472,7 @@ def test_main_job_summary_appends_the_report(
 
 
 def loosened_rule(params: Params, repo_root: Path) -> Any:
-    from flightdelay.gate import parse_rule
+    from flightdelay.loop.gate import parse_rule
 
     base = yaml.safe_load((repo_root / "params.yaml").read_text())
     loosened = {**base, "gate": {**base["gate"], "max_drop": 1.0}}
@@ -482,7 +482,7 @@ def loosened_rule(params: Params, repo_root: Path) -> Any:
 def test_render_a_change_to_the_rule_is_a_caveat_with_the_diff_under_the_verdict(
     params: Params, repo_root: Path
 ) -> None:
-    from flightdelay.gate import judged_by
+    from flightdelay.loop.gate import judged_by
 
     rule = loosened_rule(params, repo_root)
     r = rf.params_pr(params, rule=rule)
@@ -507,7 +507,7 @@ def test_render_an_unchanged_rule_adds_nothing(params: Params) -> None:
 
 
 def test_render_a_rule_list_value_has_no_brackets(params: Params, repo_root: Path) -> None:
-    from flightdelay.gate import parse_rule
+    from flightdelay.loop.gate import parse_rule
 
     base = yaml.safe_load((repo_root / "params.yaml").read_text())
     narrowed = {**base, "gate": {**base["gate"], "slice_columns": ["carrier"]}}

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import report_fixtures as rf
-from flightdelay.params import Params
-from flightdelay.report import ReportInputs, write_report
+from flightdelay.core.params import Params
+from flightdelay.loop.report import ReportInputs, write_report
 
 pytestmark = pytest.mark.slow  # three Chromium runs a page: about 10 s each on a busy runner
 

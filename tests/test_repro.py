@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import repro
+from flightdelay.loop import repro
 
 pytestmark = pytest.mark.slow
 
@@ -199,7 +199,7 @@ def test_make_run_failed_later_stage_leaves_only_the_users_change(
     path, _ = clone
     params = path / "params.yaml"
     params.write_text(params.read_text().replace("failure_examples: 5", "failure_examples: 6", 1))
-    module = path / "src/flightdelay/featurize.py"
+    module = path / "src/flightdelay/pipeline/featurize.py"
     text = module.read_text()
     module.write_text(
         text.replace("    started = time.perf_counter()\n", "    raise SystemExit('a bug')\n", 1)
@@ -213,10 +213,10 @@ def test_make_run_failed_later_stage_leaves_only_the_users_change(
         assert "a bug" in done.stderr
         assert "file(s) git tracks put back as they were before the run" in done.stderr
         assert _ok(path, "git", "status", "--porcelain") == (
-            " M params.yaml\n M src/flightdelay/featurize.py\n"
+            " M params.yaml\n M src/flightdelay/pipeline/featurize.py\n"
         )
     finally:
-        _ok(path, "git", "checkout", "--", "params.yaml", "src/flightdelay/featurize.py")
+        _ok(path, "git", "checkout", "--", "params.yaml", "src/flightdelay/pipeline/featurize.py")
 
 
 def _make(clone: tuple[Path, dict[str, str]], target: str) -> subprocess.CompletedProcess[str]:

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay import rescore
-from flightdelay.evaluate import classification_metrics
-from flightdelay.features import build_context
-from flightdelay.model_io import ModelBundle
-from flightdelay.params import FeaturizeParams, Params, TrainParams
-from flightdelay.train import input_schema, score, train
+from flightdelay.loop import rescore
+from flightdelay.pipeline.evaluate import classification_metrics
+from flightdelay.core.features import build_context
+from flightdelay.core.model_io import ModelBundle
+from flightdelay.core.params import FeaturizeParams, Params, TrainParams
+from flightdelay.pipeline.train import input_schema, score, train
 from synthetic import FEATURIZE, TRAIN, feature_table, raw_tables, work_tree
 
 MONTHS = (1, 2, 3, 4)
@@ -114,8 +114,8 @@ def test_compare_scores_of_a_model_with_itself_is_a_zero_delta(
 def test_read_month_refuses_data_that_is_not_what_data_dvc_records(
     tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flightdelay.data import write_manifest
-    from flightdelay.params import load_params
+    from flightdelay.core.data import write_manifest
+    from flightdelay.core.params import load_params
 
     work_tree(tmp_path, repo_root, MONTHS)
     monkeypatch.chdir(tmp_path)
@@ -135,6 +135,6 @@ def test_read_month_refuses_data_that_is_not_what_data_dvc_records(
 
 
 def _dir_md5(data: Path) -> str:
-    from flightdelay.artifacts import directory_md5
+    from flightdelay.core.artifacts import directory_md5
 
     return directory_md5(data)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay.revisions import RevisionError, model_path_at, prod_version, resolve
+from flightdelay.core.revisions import RevisionError, model_path_at, prod_version, resolve
 
 
 @pytest.fixture

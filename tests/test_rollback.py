@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import gitops, rollback
-from flightdelay.rollback import RollbackError, previous_version
+from flightdelay.core import gitops
+from flightdelay.loop import rollback
+from flightdelay.loop.rollback import RollbackError, previous_version
 from registry_repo import RegistryRepo, build_base
 
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from flightdelay.features import Context, FeatureError, build_context
-from flightdelay.featurize import featurize
-from flightdelay.params import FeaturizeParams
-from flightdelay.schemas import (
+from flightdelay.core.features import Context, FeatureError, build_context
+from flightdelay.pipeline.featurize import featurize
+from flightdelay.core.params import FeaturizeParams
+from flightdelay.core.schemas import (
     EXAMPLE_FLIGHT,
     FLIGHT_BOUNDS,
     FLIGHT_PATTERNS,

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from flightdelay import scoring, serve, signing
-from flightdelay.features import RAW_COLUMNS, aircraft_warning, build_features
-from flightdelay.model_io import (
+from flightdelay.serving import scoring, serve
+from flightdelay.core import signing
+from flightdelay.core.features import RAW_COLUMNS, aircraft_warning, build_features
+from flightdelay.core.model_io import (
     METADATA_FILE,
     MODEL_FILE,
     ModelBundleError,
@@ -32,10 +33,10 @@ from flightdelay.model_io import (
     write_manifest,
     write_provenance,
 )
-from flightdelay.schemas import Flight
-from flightdelay.scoring import SCORE_TOLERANCE, TreeliteScorer
-from flightdelay.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
-from flightdelay.smoke import SmokeError, smoke
+from flightdelay.core.schemas import Flight
+from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer
+from flightdelay.serving.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
+from flightdelay.serving.smoke import SmokeError, smoke
 from ports import free_port
 from serving import DATA_MD5, build_model_dir, raw_flights, records
 from signing_keys import KeyPair
@@ -987,7 +988,7 @@ def test_main_exits_1_for_a_model_built_by_other_feature_code(
     assert serve.main(["--model-dir", str(copy)]) == 1
     assert capsys.readouterr().err == (
         f"error: {copy}: context table 'departures' lacks column(s) ['origin'] (the model does "
-        "not match this version of flightdelay.features: retrain it)\n"
+        "not match this version of flightdelay.core.features: retrain it)\n"
     )
 
 

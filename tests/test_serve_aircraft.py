@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from flightdelay.features import aircraft_warning, build_context
-from flightdelay.featurize import featurize
-from flightdelay.io import read_batches, read_csv
-from flightdelay.model_io import write_context
-from flightdelay.params import Params
-from flightdelay.schemas import EXAMPLE_FLIGHT
-from flightdelay.serve import ServeSettings, create_app
-from flightdelay.train import save, train
+from flightdelay.core.features import aircraft_warning, build_context
+from flightdelay.pipeline.featurize import featurize
+from flightdelay.core.io import read_batches, read_csv
+from flightdelay.core.model_io import write_context
+from flightdelay.core.params import Params
+from flightdelay.core.schemas import EXAMPLE_FLIGHT
+from flightdelay.serving.serve import ServeSettings, create_app
+from flightdelay.pipeline.train import save, train
 
 pytestmark = pytest.mark.slow
 

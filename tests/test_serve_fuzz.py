@@ -21,8 +21,8 @@ from schemathesis.checks import (
 )
 from schemathesis.generation import GenerationMode
 
-from flightdelay.schemas import FLIGHT_BOUNDS, FLIGHT_PATTERNS
-from flightdelay.serve import ServeSettings, create_app
+from flightdelay.core.schemas import FLIGHT_BOUNDS, FLIGHT_PATTERNS
+from flightdelay.serving.serve import ServeSettings, create_app
 from serving import build_model_dir
 
 CHECKS = [
@@ -99,7 +99,7 @@ def flights() -> st.SearchStrategy[dict[str, Any]]:
     code = lambda n: st.from_regex(rf"\A[A-Z0-9]{{{n}}}\Z")  # noqa: E731
     return st.fixed_dictionaries(
         {
-            **{  # the definition of a valid flight row (flightdelay.schemas)
+            **{  # the definition of a valid flight row (flightdelay.core.schemas)
                 column: st.integers(*FLIGHT_BOUNDS[column])
                 for column in ("year", "month", "day", "sched_dep_time", "sched_arr_time")
             },

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flightdelay import serve
-from flightdelay.io import sha256_file
-from flightdelay.model_io import (
+from flightdelay.serving import serve
+from flightdelay.core.io import sha256_file
+from flightdelay.core.model_io import (
     CONTEXT_DIR,
     MANIFEST_FILE,
     METADATA_FILE,

@@ -13,10 +13,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from delivery import SHIFTED, build_model, deploy_params, free_port, release_of, stop_everything
-from flightdelay import canary, deploy, nginx, shadow, signing, traffic
-from flightdelay.canary import ServiceMetrics
-from flightdelay.params import CanaryParams, load_params
-from flightdelay.shadow import ScoreHistogram, ShadowSide, compare
+from flightdelay.loop import canary, deploy, nginx, shadow, traffic
+from flightdelay.core import signing
+from flightdelay.loop.canary import ServiceMetrics
+from flightdelay.core.params import CanaryParams, load_params
+from flightdelay.loop.shadow import ScoreHistogram, ShadowSide, compare
 from signing_keys import KeyPair
 
 needs_nginx = pytest.mark.skipif(

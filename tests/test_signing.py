@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import signing
-from flightdelay.signing import Expected, SignatureError, Signer, UnsignedError
+from flightdelay.core import signing
+from flightdelay.core.signing import Expected, SignatureError, Signer, UnsignedError
 from signing_keys import KeyPair
 
 

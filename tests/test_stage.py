@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay.params import Params
-from flightdelay.stage import stage_main
+from flightdelay.core.params import Params
+from flightdelay.core.stage import stage_main
 
 STAGES = ("validate", "featurize", "audit", "train", "evaluate", "drift")
 

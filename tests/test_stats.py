@@ -16,8 +16,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from flightdelay import card, stats
-from flightdelay.stats import (
+from flightdelay.pipeline import card
+from flightdelay.core import stats
+from flightdelay.core.stats import (
     Scored,
     paired_bootstrap,
     rate_difference,

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay import featurize as featurize_stage
-from flightdelay import mlflow_alias, tracking
-from flightdelay import train as train_stage
-from flightdelay.model_io import read_provenance
-from flightdelay.release import Release
-from flightdelay.tracking import EXPERIMENT
+from flightdelay.pipeline import featurize as featurize_stage
+from flightdelay.loop import mlflow_alias
+from flightdelay.core import tracking
+from flightdelay.pipeline import train as train_stage
+from flightdelay.core.model_io import read_provenance
+from flightdelay.loop.release import Release
+from flightdelay.core.tracking import EXPERIMENT
 from ports import free_port
 from synthetic import work_tree
 

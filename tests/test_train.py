@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay import featurize as featurize_stage
-from flightdelay.artifacts import directory_md5
-from flightdelay.features import FEATURE_COLUMNS, OUTCOME_COLUMNS
-from flightdelay.model_io import load_model_bundle, read_provenance
-from flightdelay.params import TrainParams
-from flightdelay.train import (
+from flightdelay.pipeline import featurize as featurize_stage
+from flightdelay.core.artifacts import directory_md5
+from flightdelay.core.features import FEATURE_COLUMNS, OUTCOME_COLUMNS
+from flightdelay.core.model_io import load_model_bundle, read_provenance
+from flightdelay.core.params import TrainParams
+from flightdelay.pipeline.train import (
     TrainError,
     best_f1_threshold,
     check_features,
@@ -169,7 +169,7 @@ def test_fit_uses_fixed_threads_whatever_the_cpus_and_the_callers_limit(
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
     from threadpoolctl import threadpool_limits
 
-    from flightdelay.train import FIT_THREADS, fixed_threads
+    from flightdelay.pipeline.train import FIT_THREADS, fixed_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     many = (os.cpu_count() or 1) + 1

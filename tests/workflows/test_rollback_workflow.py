@@ -19,8 +19,8 @@ from act_harness import OWNER_REPO, Act, Origin, git, listening
 pytestmark = pytest.mark.slow
 
 SIGN = (
-    "from pathlib import Path; from flightdelay.artifacts import directory_md5; "
-    "from flightdelay.promote import sign_approved; "
+    "from pathlib import Path; from flightdelay.core.artifacts import directory_md5; "
+    "from flightdelay.loop.promote import sign_approved; "
     "m = Path('outputs/model'); sign_approved(m, directory_md5(m))"
 )
 

@@ -1,0 +1,200 @@
+"""The model artifact of a commit, through DVC: where it lives, its hash, its exact bytes.
+
+The artifact is declared once, in ``dvc.yaml`` (``artifacts: flight-delay: path: ${paths.model}``);
+its hash is what that commit's ``dvc.lock`` records for the stage output at that path. Files come
+from the DVC cache or remote (``.dvc/config`` plus ``config.local``) without touching the work
+tree, and are re-hashed here: a release ships only the bytes the commit recorded.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flightdelay.core.data import dir_md5
+from flightdelay.core.io import md5_file
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is undeclared, unrecorded, unavailable, or not the recorded bytes."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An artifact as a commit records it."""
+
+    name: str
+    commit: str
+    path: str  # relative to the repository root, e.g. outputs/model
+    md5: str  # DVC's hash: ``<md5>.dir`` for a directory
+
+
+def directory_md5(directory: Path) -> str:
+    """The hash DVC 3 records for a directory (or plain md5 for a file)."""
+    if directory.is_file():
+        return md5_file(directory)
+    files = {
+        p.relative_to(directory).as_posix(): {"md5": md5_file(p)}
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
+    return dir_md5(files)
+
+
+def check_reproduced(path: str, produced: Path, lock: Mapping[str, Any], commit: str) -> None:
+    """Raise ArtifactError unless ``produced`` (``path`` rebuilt at ``commit``) hashes as that
+    commit's dvc.lock (``lock``) records: a rebuilt baseline must be the recorded one."""
+    outs = [
+        out
+        for stage in ((lock or {}).get("stages") or {}).values()
+        for out in (stage or {}).get("outs") or []
+        if out.get("path") == path
+    ]
+    if not outs:
+        raise ArtifactError(f"{path}: the dvc.lock of {commit[:12]} records no such output")
+    want = str(outs[0].get("md5"))
+    got = directory_md5(produced)
+    if got != want:
+        raise ArtifactError(
+            f"{path} reproduced at {commit[:12]} hashes {got}, but its dvc.lock records {want}: "
+            "that commit's pipeline does not rebuild its own outputs; refusing a model that is "
+            "not the recorded one"
+        )
+
+
+def recorded(name: str, commit: str, repo: Path = Path(".")) -> Recorded:
+    """Path and hash of artifact ``name`` as ``commit``'s dvc.yaml and dvc.lock record them."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo), rev=commit) as dvc_repo:
+            try:
+                path = dvc_repo.artifacts.get_path(name)
+            except DvcException:
+                raise ArtifactError(
+                    f"{commit[:12]}: dvc.yaml declares no artifact {name!r} (artifacts: section)"
+                ) from None
+            hashes = [
+                out.hash_info.value
+                for stage in dvc_repo.index.stages
+                for out in stage.outs
+                if out.def_path == path
+            ]
+    except DvcException as exc:
+        raise ArtifactError(f"{commit[:12]}: DVC cannot read the pipeline: {exc}") from None
+    if not hashes or not hashes[0]:
+        raise ArtifactError(
+            f"{commit[:12]}: dvc.lock records no hash for {path} (artifact {name!r}): "
+            "the model was never reproduced and committed at that commit"
+        )
+    return Recorded(name, commit, path, str(hashes[0]))
+
+
+def materialise(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
+    """Download the artifact's recorded bytes into ``dest`` (replaced) and verify their hash."""
+    download(artifact, dest, repo)
+    check_hash(artifact, dest)
+    return dest
+
+
+def download(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
+    """Download the artifact into ``dest`` (replaced), unchecked: call :func:`check_hash` next."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc_data.index.index import DataIndexError  # a directory missing from cache and remote
+
+    if dest.exists():
+        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with Repo(str(repo), rev=artifact.commit) as dvc_repo:
+            dvc_repo.dvcfs.get(artifact.path, str(dest), recursive=True)
+    except (DvcException, DataIndexError, OSError) as exc:
+        raise ArtifactError(
+            f"{artifact.path} at {artifact.commit[:12]} is neither in the DVC cache nor in the "
+            f"remote (was `dvc push` run after `dvc repro`?): {exc}"
+        ) from None
+    return dest
+
+
+def check_hash(artifact: Recorded, dest: Path) -> None:
+    """Raise ArtifactError unless ``dest`` holds the bytes dvc.lock records for the artifact."""
+    actual = directory_md5(dest)
+    if actual != artifact.md5:
+        raise ArtifactError(
+            f"{dest}: hash {actual} differs from {artifact.md5}, which dvc.lock records for "
+            f"{artifact.path} at {artifact.commit[:12]}; refusing to release other bytes"
+        )
+
+
+SIGNATURES_DIR = "signatures"
+
+
+def _signature_location(repo: Path, name: str, md5: str) -> tuple[Any, str]:
+    """(remote filesystem, path) of the signature of the model ``md5`` in the default remote."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            remote = dvc_repo.cloud.get_remote(command="push")
+    except DvcException as exc:
+        raise ArtifactError(f"no DVC remote for the model signature: {exc}") from None
+    return remote.fs, remote.fs.join(remote.path, SIGNATURES_DIR, name, f"{md5}.sig")
+
+
+def push_signature(signature: Path, name: str, md5: str, repo: Path = Path(".")) -> str:
+    """Upload the signature of model ``md5`` to the default DVC remote; return where it went."""
+    fs, path = _signature_location(repo, name, md5)
+    try:
+        fs.makedirs(fs.parent(path), exist_ok=True)
+        fs.put_file(str(signature), path)
+    except OSError as exc:
+        raise ArtifactError(f"cannot upload the signature to {path}: {exc}") from None
+    return str(path)
+
+
+def fetch_signature(name: str, md5: str, dest: Path, repo: Path = Path(".")) -> str | None:
+    """Download the signature of model ``md5`` into ``dest``; return its remote path, or None
+    when the remote holds none (a model promoted before signing, or never approved)."""
+    fs, path = _signature_location(repo, name, md5)
+    dest.unlink(missing_ok=True)
+    try:
+        if not fs.exists(path):
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(path, str(dest))
+    except OSError as exc:
+        raise ArtifactError(f"cannot download the signature {path}: {exc}") from None
+    return str(path)
+
+
+def pipeline_changes(targets: list[str], repo: Path = Path(".")) -> dict[str, list[str]]:
+    """``dvc status`` of ``targets`` and their upstream stages: {stage: what changed}, empty when
+    the work tree holds exactly the outputs dvc.lock records for the current code and params."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            status = dvc_repo.status(targets=targets, with_deps=True)
+    except DvcException as exc:
+        raise ArtifactError(f"`dvc status {' '.join(targets)}` failed: {exc}") from None
+    changes: dict[str, list[str]] = {}
+    for stage, entries in status.items():
+        for entry in entries:
+            if isinstance(entry, dict):
+                for kind, paths in entry.items():
+                    what = (
+                        ", ".join(f"{p} {s}" for p, s in paths.items())
+                        if isinstance(paths, dict)
+                        else str(paths)
+                    )
+                    changes.setdefault(stage.split(":")[-1], []).append(f"{kind}: {what}")
+            else:
+                changes.setdefault(stage.split(":")[-1], []).append(str(entry))
+    return changes

@@ -1,0 +1,515 @@
+"""The report's view: a typed view model built from what ``report.gather`` collected (the words
+are the Jinja2 templates', ``templates/report.md.j2``, rendered by report_markdown).
+
+:func:`build_view` only picks and computes numbers (which comparison is judged, which slices
+really got worse, whether the data changed, which figures the page shows) into the view model
+(:mod:`flightdelay.loop.report_view`); :mod:`flightdelay.loop.report_markdown` renders it. Nothing here
+reads a file.
+
+The page, for a reviewer deciding in the first screen:
+
+- the **verdict line** is the decision (promote or not), the judged metric's delta against prod
+  with its interval, and on the next line every caveat to weigh (slices that really got worse,
+  performance drift, a changed gate rule, failed validation, stale outputs), each linking to its
+  section;
+- the **metrics** table (both models scored on the same flights);
+- sections scoped to the change: data, validation and drift in full only when the data changed
+  against the base; otherwise one collapsed line;
+- plots that compare (this change, main and prod overlaid), collapsed on a pull request and open
+  on the base branch's own report (nothing changed: the page shows what is in production);
+- the card diff as the headline numbers that changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from flightdelay.loop.compare import Comparison
+from flightdelay.loop.report_view import (
+    FEATURE_COLUMNS,
+    TITLE,
+    TOP_FEATURES,
+    AuditRow,
+    AuditView,
+    BaselineColumn,
+    CardChange,
+    CardView,
+    Caveat,
+    CheckView,
+    DataRow,
+    DataView,
+    DeltaView,
+    DriftView,
+    FailureRow,
+    FigureRef,
+    FooterView,
+    GroupRow,
+    LabelRate,
+    MetricRow,
+    MetricsView,
+    ParamChange,
+    PerformanceCaveat,
+    ReportView,
+    RuleCaveat,
+    SliceCaveat,
+    SliceRow,
+    SlicesView,
+    SliceValue,
+    StaleCaveat,
+    ValidationView,
+    VerdictView,
+)
+from flightdelay.core.stats import LABELS, METRICS, rate_difference
+
+if TYPE_CHECKING:
+    from flightdelay.loop.report import Baseline, ReportInputs
+
+
+# ---------------------------------------------------------------- pure core: numbers
+
+
+def same_model(a: Baseline, b: Baseline | None) -> bool:
+    """Whether two baselines are one model (same commit, or same model sha256)."""
+    if b is None:
+        return False
+    if a.commit is not None and a.commit == b.commit:
+        return True
+    sha = [x.comparison.baseline_sha256 if x.comparison else None for x in (a, b)]
+    return sha[0] is not None and sha[0] == sha[1]
+
+
+def nothing_changed(r: ReportInputs) -> bool:
+    """No parameter, no data and no model change against the base branch."""
+    c = r.base.comparison
+    return (
+        not r.params_diff
+        and not r.data_diff
+        and c is not None
+        and c.baseline_sha256 is not None
+        and c.baseline_sha256 == r.model_sha256
+    )
+
+
+def label_rate(label: Mapping[str, Any], dataset: Mapping[str, Any]) -> LabelRate | None:
+    if not label or label.get("reference_late_rate") is None:
+        return None
+    p1, p2 = float(label["reference_late_rate"]), float(label.get("current_late_rate") or 0)
+    n1, n2 = dataset.get("n_reference_rows"), dataset.get("n_current_rows")
+    cis: tuple[Any, Any, Any] = (None, None, None)
+    if n1 and n2:
+        cis = rate_difference(p1, int(n1), p2, int(n2))
+    diff = cis[2]
+    return LabelRate(
+        reference=p1,
+        current=p2,
+        n_reference=int(n1) if n1 else None,
+        n_current=int(n2) if n2 else None,
+        reference_ci=cis[0],
+        current_ci=cis[1],
+        diff_ci=diff,
+        changed=bool(diff is not None and (diff[0] > 0 or diff[1] < 0)),
+        method=label.get("method"),
+        score=label.get("score"),
+        threshold=label.get("threshold"),
+        drifted=bool(label.get("drifted")),
+    )
+
+
+def excluded_columns(excluded: Any) -> list[str]:
+    """Column names of drift.json's ``excluded`` (a mapping, or a list of {column, reason})."""
+    if isinstance(excluded, Mapping):
+        return [str(c) for c in excluded]
+    return [str(e.get("column", e)) if isinstance(e, Mapping) else str(e) for e in excluded or []]
+
+
+_CARD_ROW = re.compile(r"^\|\s*(?P<metric>[^|]+?)\s*\|\s*(?P<value>[^|]+?)\s*\|")
+
+
+def card_metrics(card_md: str) -> dict[str, str]:
+    """The ``## Metrics`` table of a model card: metric -> value (as the card prints it)."""
+    out: dict[str, str] = {}
+    inside = False
+    for line in card_md.splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## Metrics"
+            continue
+        match = _CARD_ROW.match(line) if inside else None
+        if match and match["metric"] not in {"metric", "month"} and set(match["value"]) - {"-"}:
+            out.setdefault(match["metric"], match["value"])
+    return out
+
+
+def card_sections(card_md: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    name = ""
+    for line in card_md.splitlines():
+        if line.startswith("## "):
+            name = line[3:].strip()
+        sections.setdefault(name, []).append(line)
+    return sections
+
+
+def card_view(old_md: str | None, new_md: str | None) -> CardView | None:
+    """Headline numbers of the card that changed, and the names of other changed sections."""
+    if not old_md or not new_md or old_md == new_md:
+        return None
+    a, b = card_metrics(old_md), card_metrics(new_md)
+    headline = [
+        CardChange(metric=m, old=a.get(m, "–"), new=b[m]) for m in b if a.get(m) != b[m]
+    ] + [CardChange(metric=m, old=a[m], new="–") for m in a if m not in b]
+    sa, sb = card_sections(old_md), card_sections(new_md)
+    others = [
+        s
+        for s in [*sb, *(s for s in sa if s not in sb)]
+        if s and s != "Metrics" and sa.get(s) != sb.get(s)
+    ]
+    if not headline and not others:
+        return None
+    return CardView(headline=headline, other_sections=others)
+
+
+def _judged(r: ReportInputs) -> tuple[Baseline | None, Comparison | None]:
+    """The baseline the verdict judges against: prod, else (no prod) none."""
+    if r.prod is not None and r.prod.comparison is not None:
+        return r.prod, r.prod.comparison
+    return None, None
+
+
+def _metrics(
+    r: ReportInputs, columns: list[tuple[BaselineColumn, Comparison | None]]
+) -> MetricsView | None:
+    if r.metrics is None:
+        return None
+    rows = []
+    for key, higher in METRICS.items():
+        if key not in r.metrics:
+            continue
+        deltas = [
+            DeltaView.of(c.metrics[key]) if c is not None and key in c.metrics else None
+            for _, c in columns
+        ]
+        rows.append(
+            MetricRow(
+                label=LABELS[key],
+                higher_is_better=higher,
+                judged=key == r.gate.metric,
+                value=float(r.metrics[key]),
+                deltas=deltas,
+            )
+        )
+    compared = [c for _, c in columns if c is not None]
+    notes = [
+        f"{b.name}: {b.missing}"
+        for b in (r.base, r.prod)
+        if b is not None and b.missing and b.comparison is None
+    ]
+    notes += [f"{c.baseline}: {n}" for c in compared for n in c.notes]
+    n = r.metrics.get("n")
+    return MetricsView(
+        month=str(r.metrics.get("eval_month", "the evaluation month")),
+        flights=int(float(n)) if n is not None else None,
+        columns=[col for col, c in columns if c is not None],
+        rows=[
+            row.model_copy(
+                update={
+                    "deltas": [
+                        d for d, (_, c) in zip(row.deltas, columns, strict=True) if c is not None
+                    ]
+                }
+            )
+            for row in rows
+        ],
+        samples=compared[0].samples if compared else None,
+        confidence=compared[0].confidence if compared else None,
+        notes=notes,
+    )
+
+
+def _slice_rows(c: Comparison) -> list[SliceRow]:
+    return [
+        SliceRow(
+            column=s.column,
+            value=s.value,
+            n=s.n,
+            challenger=s.delta.challenger,
+            delta=DeltaView.of(s.delta),
+        )
+        for s in c.slices
+    ]
+
+
+def _slices(r: ReportInputs, against: Comparison | None) -> SlicesView | None:
+    g = r.gate
+    values = []
+    for column in g.slice_columns:
+        for e in (r.slices or {}).get(column, []):
+            n, value = int(float(e.get("n", 0))), e.get(g.metric)
+            if n < g.slice_min_rows or value is None:
+                continue
+            values.append(
+                SliceValue(
+                    column=column,
+                    value=str(e.get(column)),
+                    n=n,
+                    metric=float(value),
+                    below_floor=float(value) < g.slice_min_metric,
+                )
+            )
+    compared = _slice_rows(against) if against is not None else []
+    if not values and not compared:
+        return None
+    return SlicesView(
+        metric_label=LABELS.get(g.metric, g.metric),
+        min_rows=g.slice_min_rows,
+        floor=g.slice_min_metric,
+        against=against.baseline if against is not None else None,
+        regressions=[s for s in compared if s.delta.verdict == "worse"],
+        compared=compared,
+        values=sorted(values, key=lambda v: v.metric),
+    )
+
+
+def _validation(v: Mapping[str, Any] | None) -> ValidationView | None:
+    if v is None:
+        return None
+    groups = v.get("groups") or {}
+    return ValidationView(
+        success=v.get("success") is True,
+        checks=sum(g.get("checks", 0) for t in groups.values() for g in t.values()),
+        batches=sum(len(b) for b in (v.get("batches") or {}).values()),
+        groups=[
+            GroupRow(table=t, group=name, checks=g.get("checks", 0), failed=g.get("failed", 0))
+            for t, by_group in groups.items()
+            for name, g in by_group.items()
+        ],
+        failures=[
+            FailureRow(
+                expectation=str(f.get("expectation")),
+                table=str(f.get("table", "")),
+                group=str(f.get("group", "")),
+                column=str(f.get("column") or ""),
+                batches=[(str(b), n) for b, n in (f.get("batches") or {}).items()],
+                detail=str(f.get("detail", "")),
+                examples=[str(x) for x in f.get("examples") or []],
+            )
+            for f in v.get("failures") or []
+        ],
+        skipped=[(t, list(b)) for t, b in (v.get("skipped_from_row_checks") or {}).items() if b],
+    )
+
+
+def _audit(a: Any) -> AuditView | None:
+    if a is None:
+        return None
+    from flightdelay.pipeline.audit import summary
+    from flightdelay.pipeline.card import label_policy
+
+    return AuditView(
+        passed=a.passed,
+        failures=list(a.failures),
+        summary=summary(a),
+        label_policy=label_policy(a),
+        features=[
+            AuditRow(
+                feature=f.feature,
+                flagged=bool(f.flags),
+                missing_rows=f.missing_rows,
+                missing_late_share=f.missing_late_share,
+                missing_auc=f.missing_auc,
+                single_auc=f.single_auc,
+            )
+            for f in a.features
+        ],
+    )
+
+
+def _drift(r: ReportInputs, data_changed: bool) -> DriftView | None:
+    d = r.drift
+    if d is None:
+        return None
+    ds, label, pred, perf = (
+        d.get(k) or {} for k in ("dataset", "label", "prediction", "performance")
+    )
+    refs = d.get("reference_months") or []
+    performance_drift = bool(perf.get("available") and perf.get("drifted"))
+    figures = []
+    if data_changed:
+        figures += [
+            FigureRef(name="drift-scores", alt="drift score per feature", open=False),
+            FigureRef(name="drift-late_rate", alt="late rate by month", open=False),
+            FigureRef(
+                name="drift-distributions",
+                alt="distributions of the most-drifted features",
+                open=False,
+            ),
+        ]
+        if pred.get("available"):
+            figures.append(
+                FigureRef(name="drift-predictions", alt="predicted probabilities", open=False)
+            )
+    if perf.get("available") and (data_changed or performance_drift):
+        figures.append(
+            FigureRef(name="drift-performance", alt="metric by month", open=performance_drift)
+        )
+    table = r.drift_table or {}
+    header = list(table.get("header") or [])
+    keep = [i for i, h in enumerate(header) if h in FEATURE_COLUMNS]
+    rows = [[str(row[i]) for i in keep] for row in table.get("rows") or []]
+    return DriftView(
+        data_changed=data_changed,
+        current_month=d.get("current_month"),
+        reference_span=f"{refs[0]} … {refs[-1]}" if refs else None,
+        dataset=dict(ds) or None,
+        excluded=excluded_columns(ds.get("excluded")),
+        label=label_rate(label, ds),
+        prediction=dict(pred) if pred.get("available") else None,
+        performance=dict(perf) or None,
+        table_header=[header[i] for i in keep],
+        table_rows=rows[:TOP_FEATURES],
+        table_more=max(0, len(rows) - TOP_FEATURES),
+        table_notes=[str(n) for n in table.get("notes") or []],
+        figures=figures,
+    )
+
+
+def build_view(
+    r: ReportInputs,
+    card_old: str | None = None,
+    card_new: str | None = None,
+    drawable: Collection[str] | None = None,
+) -> ReportView:
+    """The report's view model from what ``report.gather`` collected (pure); ``drawable``: the
+    figures there is data for (None: all), the page references no other."""
+    g = r.gate
+    unchanged = nothing_changed(r)
+    mode: Literal["change", "unchanged", "skipped"] = (
+        "skipped" if r.skipped_models else "unchanged" if unchanged else "change"
+    )
+    champion, judged = _judged(r)
+    main_is_prod = same_model(r.base, r.prod)
+    columns: list[tuple[BaselineColumn, Comparison | None]] = []
+    if not unchanged:
+        columns.append(
+            (
+                BaselineColumn(name=r.base.name, commit=r.base.commit, also_prod=main_is_prod),
+                r.base.comparison,
+            )
+        )
+    if r.prod is not None and (unchanged or not main_is_prod):
+        same_as_this = (
+            r.prod.comparison is not None and r.prod.comparison.baseline_sha256 == r.model_sha256
+        )
+        columns.append(
+            (
+                BaselineColumn(name=r.prod.name, commit=r.prod.commit, is_prod=True),
+                None if same_as_this else r.prod.comparison,
+            )
+        )
+    data_changed = bool(r.data_diff)
+    drift = _drift(r, data_changed) if mode != "skipped" else None
+    slice_base = judged or r.base.comparison if not unchanged else None
+    slices = _slices(r, slice_base) if mode != "skipped" else None
+
+    caveats: list[Caveat] = []
+    validation = _validation(r.validation)
+    # A failed validation is the verdict's own reason (it always blocks), not a caveat.
+    if r.skipped_models and (validation is None or validation.success):
+        caveats.append(StaleCaveat(reason=r.skipped_models))
+    if r.rule is not None and r.rule.changed:
+        caveats.append(RuleCaveat(keys=list(r.rule.changes), source=r.rule.source))
+    if slices is not None and slices.regressions and slices.against:
+        caveats.append(SliceCaveat(against=slices.against, slices=slices.regressions))
+    perf = (r.drift or {}).get("performance") or {}
+    if mode != "skipped" and perf.get("available") and perf.get("drifted"):
+        caveats.append(
+            PerformanceCaveat(
+                metric_label=LABELS.get(perf.get("metric", ""), str(perf.get("metric"))),
+                month=str((r.drift or {}).get("current_month")),
+                current=float(perf.get("current", 0)),
+                worst=float(perf.get("backtest_worst", 0)),
+                max_drop=float(perf.get("max_drop", 0)),
+            )
+        )
+    v = r.verdict
+    judged_delta = judged.metrics.get(g.metric) if judged is not None else None
+    in_production = (
+        unchanged
+        and r.prod is not None
+        and r.prod.comparison is not None
+        and r.prod.comparison.baseline_sha256 == r.model_sha256
+    )
+    verdict = VerdictView(
+        promote=v.promote,
+        in_production=in_production,
+        metric_label=LABELS.get(g.metric, g.metric),
+        against=v.champion if champion is not None else None,
+        judged=DeltaView.of(judged_delta) if judged_delta is not None else None,
+        value=float(r.metrics[g.metric]) if r.metrics and g.metric in r.metrics else None,
+        rule_source=r.rule.source if r.rule is not None else None,
+        min_metric=g.min_metric,
+        max_drop=g.max_drop,
+        confidence=r.bootstrap.confidence,
+        reasons=list(v.reasons),
+        caveats=caveats,
+        checks=[CheckView(name=c.name, passed=c.passed, detail=c.detail) for c in v.checks],
+    )
+    rule_keys = {k for k, _, _ in r.rule.changes} if r.rule is not None else set()
+    evaluation: list[FigureRef] = []
+    if mode != "skipped" and r.scores is not None:
+        evaluation = [
+            FigureRef(
+                name="evaluation-curves", alt="ROC, precision-recall and calibration", open=True
+            ),
+            FigureRef(name="evaluation-confusion", alt="confusion matrix", open=True),
+        ]
+    if drawable is not None:
+        evaluation = [f for f in evaluation if f.name in drawable]
+        if drift is not None:
+            drift = drift.model_copy(
+                update={"figures": [f for f in drift.figures if f.name in drawable]}
+            )
+    return ReportView(
+        title=TITLE,
+        mode=mode,
+        base_name=r.base.name,
+        base_commit=r.base.commit,
+        skipped=r.skipped_models,
+        verdict=verdict,
+        metrics=_metrics(r, columns) if mode != "skipped" else None,
+        params=[
+            ParamChange(key=k, old=old, new=new, gate=k in rule_keys or k == "gate.*")
+            for k, old, new in r.params_diff
+        ],
+        data=DataView(
+            changes=[
+                DataRow(
+                    path=c.path,
+                    change=c.change,
+                    rows_old=c.rows[0],
+                    rows_new=c.rows[1],
+                    md5_old=c.md5[0],
+                    md5_new=c.md5[1],
+                )
+                for c in r.data_diff
+            ],
+            files=r.data_files,
+            data_md5=r.data_md5,
+        )
+        if r.data_diff
+        else None,
+        validation=validation,
+        audit=_audit(r.audit),
+        drift=drift,
+        slices=slices,
+        figures=evaluation,
+        figures_open=unchanged,
+        card=card_view(card_old, card_new) if mode == "change" else None,
+        footer=FooterView(
+            commit=r.commit,
+            data_md5=r.data_md5,
+            mlflow_run_id=r.mlflow_run_id,
+            model_sha256=r.model_sha256,
+        ),
+    )
