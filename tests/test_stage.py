@@ -52,7 +52,7 @@ def test_stage_main_unknown_error_is_not_swallowed(repo_root: Path) -> None:
 def test_stage_cli_missing_params_file_names_it_exit_1(
     stage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main = importlib.import_module(f"flightdelay.{stage}").main
+    main = importlib.import_module(f"flightdelay.pipeline.{stage}").main
 
     assert main(["--params", str(tmp_path / "nope.yaml")]) == 1
     err = capsys.readouterr().err
