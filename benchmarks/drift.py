@@ -66,9 +66,9 @@ def full_year_features(workdir: Path) -> Any:
     """2013 features (all twelve months) built with the pipeline's own code."""
     from flightdelay.core.data import REFERENCE_TABLES, load_upstream
     from flightdelay.core.features import build_context
-    from flightdelay.pipeline.featurize import featurize
     from flightdelay.core.io import read_batches, read_csv
     from flightdelay.core.params import load_params
+    from flightdelay.pipeline.featurize import featurize
 
     params = load_params(ROOT / "params.yaml")
     upstream = load_upstream()
@@ -90,8 +90,8 @@ def full_year_features(workdir: Path) -> Any:
 
 
 def make_job(workdir: Path, repeats: int) -> dict[str, Any]:
-    from flightdelay.pipeline.drift import declared_kinds
     from flightdelay.core.params import load_params
+    from flightdelay.pipeline.drift import declared_kinds
 
     drift_params = load_params(ROOT / "params.yaml").drift
     started = time.perf_counter()
@@ -146,8 +146,8 @@ def peak_rss_during(call) -> int | None:
 def worker(job_path: Path, out_path: Path) -> int:
     import pandas as pd
 
-    from flightdelay.pipeline.drift import dataset_drift, infer_kind
     from flightdelay.core.params import load_params
+    from flightdelay.pipeline.drift import dataset_drift, infer_kind
 
     job = json.loads(job_path.read_text())
     features = job["numeric"] + job["categorical"]

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/quality.py [--json out.json]
 
-Data: the full year 2013 straight from the upstream package (``flightdelay.core.data.load_upstream``),
+Data: the full year 2013 straight from the upstream package
+(``flightdelay.core.data.load_upstream``),
 so no data pull request is needed. Rows and target as in the recipe: flights with a known arrival
 delay and a weather record at (origin, time_hour) (325,819 rows), ``arr_delay >= 30``. Features of
 every flight still use the whole departures log (cancelled flights included) as context, and are
@@ -45,9 +46,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from flightdelay.core.data import load_upstream
 from flightdelay.core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, build_context
-from flightdelay.pipeline.featurize import TARGET, featurize
 from flightdelay.core.io import NA_VALUES
 from flightdelay.core.params import load_params
+from flightdelay.pipeline.featurize import TARGET, featurize
 from flightdelay.pipeline.train import fit, score
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,8 @@ Before the servers, in the same run (``--scoring-only`` stops there):
 5. Scoring libraries, in process, on the same flights, each fed as the service would feed it:
    scikit-learn's ``pipeline.predict_proba`` and ``FastPredictor`` (fast_predict.py, private
    scikit-learn and pandas internals) take build_features' frame; treelite (a maintained tree
-   runtime, ``flightdelay.serving.scoring``: interpreted by GTIL, and compiled by tl2cgen when gcc is
+   runtime, ``flightdelay.serving.scoring``: interpreted by GTIL, and compiled by tl2cgen when gcc
+   is
    there) takes feature_arrays' columns, encoded with the fitted encoders' public
    ``categories_`` (encoding and the runtime's call alone are shown too). ONNX Runtime is tried
    through skl2onnx when installed (it cannot convert a categorical HistGradientBoosting). p50
@@ -37,7 +38,8 @@ Before the servers, in the same run (``--scoring-only`` stops there):
    tables, scoring, response JSON.
 
 Exit status 1 if a server fails to start, answers an error, or the scores differ (beyond
-``flightdelay.serving.scoring.SCORE_TOLERANCE`` for ``flightdelay serve``, whose treelite scorer adds the
+``flightdelay.serving.scoring.SCORE_TOLERANCE`` for ``flightdelay serve``, whose treelite scorer
+adds the
 trees in another order than scikit-learn).
 """
 
@@ -298,8 +300,8 @@ def percentiles_ms(fn: Any, arg: Any, repeats: int) -> tuple[float, float]:
 
 def scoring_comparison(bundle: Any, flights: pd.DataFrame, repeats: int) -> bool:
     """Print the scoring libraries side by side; True if FastPredictor earns its keep."""
-    from flightdelay.serving.fast_predict import FastPredictor
     from flightdelay.core.features import build_features, feature_arrays
+    from flightdelay.serving.fast_predict import FastPredictor
     from flightdelay.serving.scoring import TreeliteScorer, c_compiler
 
     pipeline, key = bundle.pipeline, bundle.metadata["sha256"]
@@ -377,8 +379,8 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
     import orjson
     from pydantic import Field, TypeAdapter
 
-    from flightdelay.serving import serve
     from flightdelay.core.schemas import Flight
+    from flightdelay.serving import serve
 
     service = serve.ModelService(bundle)
     body = json.dumps(raw_records(flights)).encode()

@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flightdelay.loop import deploy, nginx
 from flightdelay.core.features import build_context
-from flightdelay.pipeline.featurize import featurize
 from flightdelay.core.model_io import write_context
 from flightdelay.core.params import DeployParams, FeaturizeParams, TrainParams, load_params
+from flightdelay.loop import deploy, nginx
 from flightdelay.loop.release import Release
+from flightdelay.pipeline.featurize import featurize
 from flightdelay.pipeline.train import save, train
 from serving import DATA_MD5, MONTHS
 from synthetic import FEATURIZE, TRAIN, raw_tables

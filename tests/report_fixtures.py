@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flightdelay.core.params import Params
 from flightdelay.loop.compare import Comparison, Delta, SliceDelta
 from flightdelay.loop.gate import Challenger, decide
-from flightdelay.core.params import Params
 from flightdelay.loop.report import Baseline, DataChange, ReportInputs, data_diff, params_diff
 from flightdelay.loop.report_plots import Curves, PlotData
 

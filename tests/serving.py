@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from flightdelay.core.features import RAW_COLUMNS, build_context
-from flightdelay.pipeline.featurize import featurize
 from flightdelay.core.model_io import write_context
 from flightdelay.core.params import FeaturizeParams, TrainParams, load_params
+from flightdelay.pipeline.featurize import featurize
 from flightdelay.pipeline.train import save, train
 from synthetic import FEATURIZE, TRAIN, raw_tables
 

@@ -151,8 +151,8 @@ TRAIN = {
 def feature_table(months: tuple[int, ...] = (1, 2, 3, 4), per_day: int = 12) -> pd.DataFrame:
     """What the featurize stage makes of :func:`raw_tables` (a fresh copy on every call)."""
     from flightdelay.core.features import build_context
-    from flightdelay.pipeline.featurize import featurize
     from flightdelay.core.params import FeaturizeParams
+    from flightdelay.pipeline.featurize import featurize
 
     key = (months, per_day)
     if key not in _FEATURES:
@@ -196,8 +196,8 @@ def work_tree(root: Path, repo_root: Path, months: tuple[int, ...] = (1, 2, 3, 4
 
 def audit_report(failing: bool = False) -> Any:
     """A small flightdelay.pipeline.audit.AuditReport for the card's and the report's tests."""
-    from flightdelay.pipeline.audit import AuditReport, FeatureAudit, LabelCounts, TimeTravel
     from flightdelay.core.params import AuditParams
+    from flightdelay.pipeline.audit import AuditReport, FeatureAudit, LabelCounts, TimeTravel
 
     flags = ["100.0% of its 2,087 missing rows are late (limit 90%)"] if failing else []
     counts = {

@@ -11,6 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from flightdelay.core.features import FEATURE_COLUMNS, build_context, build_features, to_minutes
+from flightdelay.core.io import DataFileError
+from flightdelay.core.params import AuditParams, FeaturizeParams
 from flightdelay.pipeline import audit as audit_module
 from flightdelay.pipeline import featurize as featurize_module
 from flightdelay.pipeline.audit import (
@@ -21,10 +24,7 @@ from flightdelay.pipeline.audit import (
     single_feature_auc,
     time_travel,
 )
-from flightdelay.core.features import FEATURE_COLUMNS, build_context, build_features, to_minutes
 from flightdelay.pipeline.featurize import featurize
-from flightdelay.core.io import DataFileError
-from flightdelay.core.params import AuditParams, FeaturizeParams
 from synthetic import FEATURIZE, raw_tables, work_tree
 
 PARAMS = AuditParams(

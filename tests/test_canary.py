@@ -27,10 +27,10 @@ from delivery import (
     release_of,
     stop_everything,
 )
-from flightdelay.loop import canary, deploy, nginx, traffic
 from flightdelay.core import signing
-from flightdelay.loop.canary import Check, Side, decide, quantile, service_metrics
 from flightdelay.core.params import CanaryParams, load_params
+from flightdelay.loop import canary, deploy, nginx, traffic
+from flightdelay.loop.canary import Check, Side, decide, quantile, service_metrics
 from registry_repo import RegistryRepo
 from signing_keys import KeyPair
 

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from flightdelay.pipeline import card
-from flightdelay.pipeline.card import CardError, CardInputs, CardSpec, Interval
 from flightdelay.core.data import dir_md5
 from flightdelay.core.io import md5_file
 from flightdelay.core.params import TrainParams
+from flightdelay.pipeline import card
+from flightdelay.pipeline.card import CardError, CardInputs, CardSpec, Interval
 from synthetic import audit_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -398,8 +398,8 @@ def test_stale_reasons_when_the_card_code_changed() -> None:
         markdown, CARD_PATH, "m" * 32, lock, {"src/flightdelay/pipeline/card.py": "0" * 32}
     )
     assert reasons == [
-        "src/flightdelay/pipeline/card.py changed since the card was generated; run `dvc repro card` "
-        "and commit model-cards/flight-delay.md and dvc.lock"
+        "src/flightdelay/pipeline/card.py changed since the card was generated; "
+        "run `dvc repro card` and commit model-cards/flight-delay.md and dvc.lock"
     ]
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay.loop import deploy
 from flightdelay.core import signing
-from flightdelay.loop.deploy import DeployError, render
 from flightdelay.core.params import DeployParams
+from flightdelay.loop import deploy
+from flightdelay.loop.deploy import DeployError, render
 from flightdelay.loop.release import Release
 from ports import free_port
 from serving import build_model_dir

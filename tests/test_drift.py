@@ -14,6 +14,14 @@ import yaml
 from scipy import stats
 from scipy.spatial import distance
 
+from flightdelay.core.io import write_json
+from flightdelay.core.params import (
+    ColumnDriftParams,
+    DriftParams,
+    Params,
+    ParamsError,
+    parse_params,
+)
 from flightdelay.pipeline import drift
 from flightdelay.pipeline.drift import (
     DriftError,
@@ -22,8 +30,6 @@ from flightdelay.pipeline.drift import (
     default_method,
     infer_kind,
 )
-from flightdelay.core.io import write_json
-from flightdelay.core.params import ColumnDriftParams, DriftParams, Params, ParamsError, parse_params
 
 
 def _params(**overrides: object) -> DriftParams:

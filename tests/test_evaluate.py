@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flightdelay.core.features import FEATURE_COLUMNS
+from flightdelay.core.params import EvaluateParams, TrainParams
 from flightdelay.pipeline import featurize as featurize_stage
 from flightdelay.pipeline import train as train_stage
 from flightdelay.pipeline.evaluate import (
@@ -18,8 +20,6 @@ from flightdelay.pipeline.evaluate import (
     slice_metrics,
     thin,
 )
-from flightdelay.core.features import FEATURE_COLUMNS
-from flightdelay.core.params import EvaluateParams, TrainParams
 from flightdelay.pipeline.train import fit, score, train
 from synthetic import TRAIN, feature_table, work_tree
 

@@ -9,10 +9,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from flightdelay.serving.fast_predict import VECTORISED_MAX_ROWS, FastPredictor, UnsupportedPipelineError
 from flightdelay.core.features import FEATURE_COLUMNS
 from flightdelay.core.params import TrainParams
 from flightdelay.pipeline.train import make_pipeline, train
+from flightdelay.serving.fast_predict import (
+    VECTORISED_MAX_ROWS,
+    FastPredictor,
+    UnsupportedPipelineError,
+)
 from synthetic import TRAIN, feature_table
 
 

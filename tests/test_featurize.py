@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from flightdelay.core.features import FEATURE_COLUMNS, FeatureError, build_context, build_features
-from flightdelay.pipeline.featurize import featurize, flight_ids, main, unknown_aircraft
 from flightdelay.core.io import read_batches, read_csv
 from flightdelay.core.model_io import read_context
 from flightdelay.core.params import FeaturizeParams, Params
+from flightdelay.pipeline.featurize import featurize, flight_ids, main, unknown_aircraft
 from synthetic import FEATURIZE, raw_tables, work_tree
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from flightdelay.core.params import GateParams, Params, ParamsError
 from flightdelay.loop.compare import Comparison, Delta, SliceDelta
 from flightdelay.loop.gate import Challenger, decide, judged_by, main, parse_rule
-from flightdelay.core.params import GateParams, Params, ParamsError
 
 PASSED = {"success": True, "failures": []}
 FAILED = {

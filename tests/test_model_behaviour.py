@@ -14,9 +14,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from flightdelay.core.features import RAW_COLUMNS, Context, build_context, build_features
-from flightdelay.pipeline.featurize import featurize, flight_ids
 from flightdelay.core.io import read_batches, read_csv
 from flightdelay.core.params import Params
+from flightdelay.pipeline.featurize import featurize, flight_ids
 from flightdelay.pipeline.train import fit, score, split_months
 
 TRAIN_ROWS = 60_000

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from flightdelay.core.params import DriftParams, MonitorParams, Params, ParamsError, parse_params
 from flightdelay.loop import monitor, monitor_markdown
 from flightdelay.loop.monitor import MonitorError
-from flightdelay.core.params import DriftParams, MonitorParams, Params, ParamsError, parse_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from flightdelay.loop import release
 from flightdelay.core import signing
 from flightdelay.core.data import dir_md5
+from flightdelay.loop import release
 from flightdelay.loop.release import Release, ReleaseError, notes, resolve
 from registry_repo import RegistryRepo
 from signing_keys import KeyPair

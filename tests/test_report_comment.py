@@ -589,7 +589,8 @@ def test_pr_comment_workflow_posts_only_through_the_make_targets() -> None:
 def test_every_plot_and_tag_the_report_writes_is_one_the_comment_keeps(
     params: Any, tmp_path: Path, scenario: str
 ) -> None:
-    """flightdelay.loop.report's plot lines use the exact form compose() re-points at a URL, and every
+    """flightdelay.loop.report's plot lines use the exact form compose() re-points at a URL, and
+    every
     tag it writes is one compose() keeps (nothing of its own markup reaches the comment as text)."""
     import report_fixtures as rf
 

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.loop import rescore
-from flightdelay.pipeline.evaluate import classification_metrics
 from flightdelay.core.features import build_context
 from flightdelay.core.model_io import ModelBundle
 from flightdelay.core.params import FeaturizeParams, Params, TrainParams
+from flightdelay.loop import rescore
+from flightdelay.pipeline.evaluate import classification_metrics
 from flightdelay.pipeline.train import input_schema, score, train
 from synthetic import FEATURIZE, TRAIN, feature_table, raw_tables, work_tree
 

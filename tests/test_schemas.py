@@ -10,7 +10,6 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from flightdelay.core.features import Context, FeatureError, build_context
-from flightdelay.pipeline.featurize import featurize
 from flightdelay.core.params import FeaturizeParams
 from flightdelay.core.schemas import (
     EXAMPLE_FLIGHT,
@@ -21,6 +20,7 @@ from flightdelay.core.schemas import (
     impossible_dates,
     shorten,
 )
+from flightdelay.pipeline.featurize import featurize
 from synthetic import raw_tables
 
 

@@ -13,11 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from flightdelay.serving import scoring
 from flightdelay.core.features import FEATURE_COLUMNS
 from flightdelay.core.params import TrainParams
-from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer, UnsupportedPipelineError
 from flightdelay.pipeline.train import make_pipeline, train
+from flightdelay.serving import scoring
+from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer, UnsupportedPipelineError
 from synthetic import TRAIN, feature_table
 
 needs_compiler = pytest.mark.skipif(

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from flightdelay.serving import scoring, serve
 from flightdelay.core import signing
 from flightdelay.core.features import RAW_COLUMNS, aircraft_warning, build_features
 from flightdelay.core.model_io import (
@@ -34,6 +33,7 @@ from flightdelay.core.model_io import (
     write_provenance,
 )
 from flightdelay.core.schemas import Flight
+from flightdelay.serving import scoring, serve
 from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer
 from flightdelay.serving.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
 from flightdelay.serving.smoke import SmokeError, smoke

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flightdelay.serving import serve
 from flightdelay.core.io import sha256_file
 from flightdelay.core.model_io import (
     CONTEXT_DIR,
@@ -22,6 +21,7 @@ from flightdelay.core.model_io import (
     load_model_bundle,
     write_manifest,
 )
+from flightdelay.serving import serve
 from serving import build_model_dir
 
 

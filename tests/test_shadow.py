@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from delivery import SHIFTED, build_model, deploy_params, free_port, release_of, stop_everything
-from flightdelay.loop import canary, deploy, nginx, shadow, traffic
 from flightdelay.core import signing
-from flightdelay.loop.canary import ServiceMetrics
 from flightdelay.core.params import CanaryParams, load_params
+from flightdelay.loop import canary, deploy, nginx, shadow, traffic
+from flightdelay.loop.canary import ServiceMetrics
 from flightdelay.loop.shadow import ScoreHistogram, ShadowSide, compare
 from signing_keys import KeyPair
 

@@ -16,7 +16,6 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from flightdelay.pipeline import card
 from flightdelay.core import stats
 from flightdelay.core.stats import (
     Scored,
@@ -25,6 +24,7 @@ from flightdelay.core.stats import (
     resample_indices,
     resampled_metrics,
 )
+from flightdelay.pipeline import card
 from synthetic import labelled_scores as synthetic
 from synthetic import noisy_scores as noisy
 

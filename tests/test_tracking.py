@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay.pipeline import featurize as featurize_stage
-from flightdelay.loop import mlflow_alias
 from flightdelay.core import tracking
-from flightdelay.pipeline import train as train_stage
 from flightdelay.core.model_io import read_provenance
-from flightdelay.loop.release import Release
 from flightdelay.core.tracking import EXPERIMENT
+from flightdelay.loop import mlflow_alias
+from flightdelay.loop.release import Release
+from flightdelay.pipeline import featurize as featurize_stage
+from flightdelay.pipeline import train as train_stage
 from ports import free_port
 from synthetic import work_tree
 

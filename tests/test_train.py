@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.pipeline import featurize as featurize_stage
 from flightdelay.core.artifacts import directory_md5
 from flightdelay.core.features import FEATURE_COLUMNS, OUTCOME_COLUMNS
 from flightdelay.core.model_io import load_model_bundle, read_provenance
 from flightdelay.core.params import TrainParams
+from flightdelay.pipeline import featurize as featurize_stage
 from flightdelay.pipeline.train import (
     TrainError,
     best_f1_threshold,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flightdelay.pipeline import validate as v
 from flightdelay.core.params import Params
+from flightdelay.pipeline import validate as v
 
 MONTHS = ("2013-03", "2013-04")
 

@@ -13,26 +13,59 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("flightdelay.core.data", "get, rebuild or extend the versioned raw data"),
-    "repro": ("flightdelay.loop.repro", "pull what exists, dvc repro (git files put back on failure)"),
+    "repro": (
+        "flightdelay.loop.repro",
+        "pull what exists, dvc repro (git files put back on failure)",
+    ),
     "validate": ("flightdelay.pipeline.validate", "validate every batch with Great Expectations"),
-    "featurize": ("flightdelay.pipeline.featurize", "build pre-departure features, target and context"),
-    "audit": ("flightdelay.pipeline.audit", "leakage audit: features that tell the label, time travel"),
+    "featurize": (
+        "flightdelay.pipeline.featurize",
+        "build pre-departure features, target and context",
+    ),
+    "audit": (
+        "flightdelay.pipeline.audit",
+        "leakage audit: features that tell the label, time travel",
+    ),
     "train": ("flightdelay.pipeline.train", "fit the model on all months before the newest"),
-    "evaluate": ("flightdelay.pipeline.evaluate", "score the newest month, backtest, slices, plots"),
-    "drift": ("flightdelay.pipeline.drift", "newest batch vs training data: features, label, scores"),
+    "evaluate": (
+        "flightdelay.pipeline.evaluate",
+        "score the newest month, backtest, slices, plots",
+    ),
+    "drift": (
+        "flightdelay.pipeline.drift",
+        "newest batch vs training data: features, label, scores",
+    ),
     "report": ("flightdelay.loop.report", "the pull-request report: verdict, deltas, diffs, drift"),
     "gate": ("flightdelay.loop.gate", "the promotion rule: exit 0 to promote, 1 not, with reasons"),
-    "compare": ("flightdelay.loop.compare", "another ref's model on this evaluation set, paired CIs"),
-    "card": ("flightdelay.pipeline.card", "model card from the pipeline outputs; --check, --version"),
-    "monitor": ("flightdelay.loop.monitor", "next upstream month vs prod model: drift, retrain branch"),
+    "compare": (
+        "flightdelay.loop.compare",
+        "another ref's model on this evaluation set, paired CIs",
+    ),
+    "card": (
+        "flightdelay.pipeline.card",
+        "model card from the pipeline outputs; --check, --version",
+    ),
+    "monitor": (
+        "flightdelay.loop.monitor",
+        "next upstream month vs prod model: drift, retrain branch",
+    ),
     "serve": ("flightdelay.serving.serve", "serve the model over HTTP (FastAPI under uvicorn)"),
     "smoke": ("flightdelay.serving.smoke", "check a running service: /health, /version, /predict"),
     "promote": ("flightdelay.loop.promote", "after a merge: gate, gto register, assign staging"),
     "release": ("flightdelay.loop.release", "resolve a stage tag: verified model, assets, notes"),
     "deploy": ("flightdelay.loop.deploy", "run the release for its stage (local or kubernetes)"),
-    "mlflow-alias": ("flightdelay.loop.mlflow_alias", "mirror the released stage as an MLflow alias"),
-    "rollback": ("flightdelay.loop.rollback", "re-assign prod to the previous version (gto history)"),
-    "canary": ("flightdelay.loop.canary", "prod release to a share via nginx; promote or roll back"),
+    "mlflow-alias": (
+        "flightdelay.loop.mlflow_alias",
+        "mirror the released stage as an MLflow alias",
+    ),
+    "rollback": (
+        "flightdelay.loop.rollback",
+        "re-assign prod to the previous version (gto history)",
+    ),
+    "canary": (
+        "flightdelay.loop.canary",
+        "prod release to a share via nginx; promote or roll back",
+    ),
     "shadow-report": ("flightdelay.loop.shadow", "candidate vs prod on mirrored prod requests"),
 }
 

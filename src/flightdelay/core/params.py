@@ -147,7 +147,8 @@ class ColumnDriftParams(_Section):
 
 
 class AuditParams(_Section):
-    """The leakage audit (flightdelay.pipeline.audit): a feature that alone separates late from on-time
+    """The leakage audit (flightdelay.pipeline.audit): a feature that alone separates late from
+    on-time
     too well, or whose missing rows are almost all late, fails the run; so does time travel."""
 
     max_missing_auc: float = Field(gt=0.5, le=1)  # ROC AUC of a missingness indicator alone
@@ -218,7 +219,8 @@ class CanaryParams(_Section):
 
 
 class BootstrapParams(_Section):
-    """Every percentile-bootstrap interval (flightdelay.core.stats): the card, the report, the gate."""
+    """Every percentile-bootstrap interval (flightdelay.core.stats): the card, the report, the
+    gate."""
 
     samples: int = Field(ge=10, le=10_000)  # resamples of the evaluation rows
     seed: int = Field(ge=0)  # of the resampling
@@ -243,7 +245,8 @@ GateMetric = Literal["roc_auc", "pr_auc"]
 
 
 class GateParams(_Section):
-    """The promotion rule (flightdelay.loop.gate); the PR report's verdict and promotion both run it."""
+    """The promotion rule (flightdelay.loop.gate); the PR report's verdict and promotion both run
+    it."""
 
     metric: GateMetric  # the metric judged (higher is better)
     min_metric: float = Field(gt=0, le=1)  # absolute floor on the evaluation month

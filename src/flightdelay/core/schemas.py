@@ -1,10 +1,12 @@
 """What a valid flight row is, and the bodies of the service's requests and responses.
 
 **One definition of a valid flight row** (the pre-departure columns of
-:data:`flightdelay.core.features.RAW_COLUMNS`): :data:`FLIGHT_BOUNDS`, :data:`FLIGHT_PATTERNS` and the
+:data:`flightdelay.core.features.RAW_COLUMNS`): :data:`FLIGHT_BOUNDS`, :data:`FLIGHT_PATTERNS` and
+the
 rules JSON Schema cannot state (a real calendar date, HHMM clock times), checked on whole columns
 by :func:`check_flight_rows`. ``flightdelay validate`` runs it on the training batches,
-:func:`flightdelay.core.features.build_features` on every row it is given, and the service derives its
+:func:`flightdelay.core.features.build_features` on every row it is given, and the service derives
+its
 request schema (:class:`Flight`) from the same constants and runs the same row check, so what
 training refuses the service refuses too.
 
@@ -336,8 +338,8 @@ class VersionInfo(BaseModel):
     train_months: list[str]
     eval_month: str | None
     predictor: str = Field(
-        description="'treelite-compiled' or 'treelite-gtil': flightdelay.serving.scoring's treelite "
-        "scorer, checked equal to the pipeline within 1e-12 at start-up; 'pipeline': "
+        description="'treelite-compiled' or 'treelite-gtil': flightdelay.serving.scoring's "
+        "treelite scorer, checked equal to the pipeline within 1e-12 at start-up; 'pipeline': "
         "pipeline.predict_proba"
     )
     signature: SignatureInfo | None = Field(

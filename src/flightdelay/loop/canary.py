@@ -1,11 +1,13 @@
 """``flightdelay canary``: release a new prod version to a share of the requests, compare it with
 the stable one, then promote it to 100 % or abort and roll back, by itself.
 
-Local topology (``params.yaml`` ``canary:``): nginx on ``canary.port`` (:mod:`flightdelay.loop.nginx`)
+Local topology (``params.yaml`` ``canary:``): nginx on ``canary.port``
+(:mod:`flightdelay.loop.nginx`)
 splits requests between the stable prod service (``.deploy/local/prod.json``, what ``flightdelay
 deploy`` started) and the new version, started beside it on a free loopback port. For
 ``canary.window_s`` the canary takes ``canary.share`` of the requests; nobody calls a local
-service, so a sample of ``canary.requests`` flights (:mod:`flightdelay.loop.traffic`) is sent through
+service, so a sample of ``canary.requests`` flights (:mod:`flightdelay.loop.traffic`) is sent
+through
 nginx meanwhile. After each quarter of the window :func:`decide` compares the two versions:
 
 - 5xx rate: the canary's answers (as callers saw them through nginx) above ``max_5xx_rate``;
@@ -47,10 +49,9 @@ from pydantic import BaseModel, ConfigDict
 
 from flightdelay import MODEL_NAME
 from flightdelay.core import gitops, signing
-from flightdelay.loop import nginx, traffic
-from flightdelay.pipeline.drift import DriftError, column_drift
 from flightdelay.core.io import DataFileError
 from flightdelay.core.params import CanaryParams, DeployParams, ParamsError, load_params
+from flightdelay.loop import nginx, traffic
 from flightdelay.loop.release import (
     DEFAULT_OUT,
     Release,
@@ -58,6 +59,7 @@ from flightdelay.loop.release import (
     load_release,
     verify_release_dir,
 )
+from flightdelay.pipeline.drift import DriftError, column_drift
 
 if TYPE_CHECKING:
     from flightdelay.loop.deploy import LocalService

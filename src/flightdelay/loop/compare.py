@@ -11,7 +11,8 @@ interval excludes 0, otherwise it is **noise**.
 The resampling and its metrics are :mod:`flightdelay.core.stats` (one statistics module for the
 report, the gate and the card).
 
-The baseline model comes from :func:`flightdelay.core.revisions.materialise` (what was at revision X).
+The baseline model comes from :func:`flightdelay.core.revisions.materialise` (what was at revision
+X).
 The baseline is scored on the current evaluation rows with features built by the current code,
 with the featurize params recorded in its own model.json, against the current context.
 
@@ -186,10 +187,10 @@ def baseline_features(
     if own == dict(current_featurize) and set(needed) <= set(predictions.columns):
         return predictions.loc[:, needed], []
     from flightdelay.core.features import build_features
-    from flightdelay.pipeline.featurize import flight_ids
     from flightdelay.core.io import read_csv
     from flightdelay.core.model_io import read_context
     from flightdelay.core.params import FeaturizeParams
+    from flightdelay.pipeline.featurize import flight_ids
 
     raw = read_csv(flights / f"{month}.csv")
     raw.index = pd.Index(flight_ids(raw))

@@ -44,9 +44,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flightdelay.loop.compare import Comparison
 from flightdelay.core.params import BootstrapParams, GateParams, ParamsError
 from flightdelay.core.stats import LABELS
+from flightdelay.loop.compare import Comparison
 
 #: The keys of params.yaml that decide a promotion (read from the base commit).
 RULE_SECTIONS = ("gate", "bootstrap")  # the thresholds, and the intervals they are judged on
@@ -423,11 +423,11 @@ def read_challenger(paths: Any) -> Challenger:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from flightdelay.loop.compare import CompareError, compare_with
-    from flightdelay.loop.compare import read_challenger as read_scores
     from flightdelay.core.io import DataFileError, write_json
     from flightdelay.core.params import ParamsError, load_params
     from flightdelay.core.revisions import champion_ref, resolve
+    from flightdelay.loop.compare import CompareError, compare_with
+    from flightdelay.loop.compare import read_challenger as read_scores
 
     parser = argparse.ArgumentParser(
         prog="flightdelay gate",

@@ -282,7 +282,8 @@ class ProdModel:
 def prod_model(params: Params) -> ProdModel:
     """The model of the commit GTO assigns ``prod``, else of HEAD (no version in prod yet), with
     the backtest months it was measured on. The model comes from the DVC cache or remote, else
-    is reproduced in a temporary worktree (flightdelay.core.revisions.materialise): the work tree, its
+    is reproduced in a temporary worktree (flightdelay.core.revisions.materialise): the work tree,
+    its
     outputs and dvc.lock are never touched, so a retraining branch holds only the retraining."""
     from flightdelay.core import revisions
     from flightdelay.core.model_io import load_model_bundle
@@ -310,8 +311,8 @@ def batch_features(params: Params, month: str, upstream: Any, featurize_params: 
     """Features of every batch in data/ plus ``month`` from upstream, built as featurize builds
     them (same readers, same code) with the model's own featurize params."""
     from flightdelay.core.features import build_context
-    from flightdelay.pipeline.featurize import featurize
     from flightdelay.core.io import read_batches, read_csv
+    from flightdelay.pipeline.featurize import featurize
 
     paths = params.paths
     with tempfile.TemporaryDirectory(prefix="flightdelay-monitor-") as tmp:

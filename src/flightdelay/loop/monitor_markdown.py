@@ -1,5 +1,6 @@
 """The monitor's words: the signal table, the verdict line, the issue it keeps up to date and the
-retraining pull request's body, from a :class:`flightdelay.loop.monitor.Decision` (pure: strings out)."""
+retraining pull request's body, from a :class:`flightdelay.loop.monitor.Decision` (pure: strings
+out)."""
 
 from __future__ import annotations
 

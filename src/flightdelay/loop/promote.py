@@ -9,12 +9,14 @@ the reproduced lock file) or missing outputs are refused with the stages named. 
 2. :func:`approve`, the one place a model is approved: it fetches the candidate by the hash
    HEAD's ``dvc.lock`` records and the champion (the version in prod) by its commit's, verifies
    both, re-scores both on the evaluation month built from the DVC-tracked raw data
-   (:mod:`flightdelay.loop.rescore`) and applies the promotion rule (:func:`flightdelay.loop.gate.decide`)
+   (:mod:`flightdelay.loop.rescore`) and applies the promotion rule
+   (:func:`flightdelay.loop.gate.decide`)
    of the commit before the merge (HEAD's first parent), never the merged params.yaml's. The
    committed metrics are for the report; nothing the branch wrote as an output decides. If the
    gate refuses, no tag is created and the reasons go to the job summary; the exit status is 1.
 3. :func:`sign_approved`: the approved model directory is signed (OpenSSF model-signing, the
-   signer from the environment: :mod:`flightdelay.core.signing`) and the signature uploaded to the DVC
+   signer from the environment: :mod:`flightdelay.core.signing`) and the signature uploaded to the
+   DVC
    remote keyed by the model's hash, where the release looks for it. No signature, no tag.
 4. ``gto register`` (bump from the merged PR's labels: ``major``, ``minor`` or ``patch``,
    default minor; the very first version is v0.1.0) and ``gto assign --stage staging``.
@@ -162,11 +164,12 @@ def approve(commit: str, params: Any, params_file: Path) -> Approved:
 
     Fetches the candidate by the hash ``commit``'s dvc.lock records and the champion (GTO's prod
     version) by its commit's, verifies both, re-scores both on the evaluation month built from
-    the raw data (flightdelay.loop.rescore) and decides by the rule of ``commit``'s first parent (main
+    the raw data (flightdelay.loop.rescore) and decides by the rule of ``commit``'s first parent
+    (main
     before the merge). Returns the verified model directory it approved.
     """
-    from flightdelay.loop import compare, gate, rescore
     from flightdelay.core import revisions
+    from flightdelay.loop import compare, gate, rescore
 
     root = APPROVED_DIR / commit
     model_dir, md5 = fetch_verified(commit, root / "model", "candidate")

@@ -3,10 +3,12 @@
 Resolves the tag (``gto check-ref``), refuses one that is not a stage assignment or that a newer
 assignment of the same stage has superseded, materialises the exact model the tagged commit's
 ``dvc.lock`` records (from the DVC cache or remote), checks its signature (the promotion signed
-the model it approved; :mod:`flightdelay.core.signing`, signer expected from the environment) and its
+the model it approved; :mod:`flightdelay.core.signing`, signer expected from the environment) and
+its
 DVC hash, and gathers what the GitHub release attaches: model card, metrics, report, model
 metadata and the signature, as found at that commit, plus the version's own card
-(``<model>@vX.Y.Z.md``: :mod:`flightdelay.pipeline.card` rendered from that commit's outputs with the
+(``<model>@vX.Y.Z.md``: :mod:`flightdelay.pipeline.card` rendered from that commit's outputs with
+the
 version, its tag, the commit and the signature filled in). Writes into ``--out`` (default
 ``outputs/release``)::
 
@@ -37,9 +39,9 @@ from typing import Any
 
 from flightdelay import MODEL_NAME
 from flightdelay.core import artifacts, gitops, model_io, signing, tracking
-from flightdelay.pipeline import card
 from flightdelay.core.io import DataFileError, read_json, write_json
 from flightdelay.core.params import ParamsError, load_params
+from flightdelay.pipeline import card
 
 DEFAULT_OUT = Path("outputs/release")
 RELEASE_FILE = "release.json"

@@ -4,8 +4,10 @@ Writes ``${paths.report}/report.md`` (exactly what ``cml comment update`` posts)
 (a local preview rendered the way GitHub renders the comment, with the plots), ``report.json``
 (verdict and comparisons, for tools) and ``img/*.png`` (exactly the plots report.md references).
 
-This module gathers the numbers (:func:`gather`: the verdict of :func:`flightdelay.loop.gate.decide`,
-the comparisons with the base branch and the production model of :mod:`flightdelay.loop.compare`, the
+This module gathers the numbers (:func:`gather`: the verdict of
+:func:`flightdelay.loop.gate.decide`,
+the comparisons with the base branch and the production model of :mod:`flightdelay.loop.compare`,
+the
 params and data diffs, validation, drift, slices, the model cards);
 :mod:`flightdelay.loop.report_render` turns them into a typed view and renders its templates, and
 :mod:`flightdelay.loop.report_plots` draws the figures. No timing is reported: latency measured once
@@ -38,11 +40,18 @@ from pathlib import Path
 from typing import Any
 
 from flightdelay import MODEL_NAME
+from flightdelay.core.params import BootstrapParams, GateParams
 from flightdelay.loop.compare import Comparison
 from flightdelay.loop.gate import Rule, Verdict
-from flightdelay.core.params import BootstrapParams, GateParams
 from flightdelay.loop.report_markdown import for_job_summary, render, to_html
-from flightdelay.loop.report_plots import Curves, PlotData, PlotError, draw, drawable, read_drift_data
+from flightdelay.loop.report_plots import (
+    Curves,
+    PlotData,
+    PlotError,
+    draw,
+    drawable,
+    read_drift_data,
+)
 from flightdelay.loop.report_render import build_view, same_model
 from flightdelay.loop.report_view import IMAGE_DIR
 
@@ -93,7 +102,9 @@ class ReportInputs:
     mlflow_run_id: str | None = None
     model_sha256: str | None = None
     rule: Rule | None = None  # the rule it was judged by (the base's); its changes, if any
-    audit: Any = None  # flightdelay.pipeline.audit.AuditReport (audit.json), when the audit stage ran
+    audit: Any = (
+        None  # flightdelay.pipeline.audit.AuditReport (audit.json), when the audit stage ran
+    )
 
 
 # ---------------------------------------------------------------- pure core: diffs
@@ -232,8 +243,8 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     output: the section is left out or says why)."""
     import yaml
 
-    from flightdelay.loop import compare as cmp
     from flightdelay.core import revisions
+    from flightdelay.loop import compare as cmp
     from flightdelay.loop.gate import decide, judged_by, read_challenger, rule_at
 
     paths = params.paths
@@ -358,8 +369,8 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
 
 def _read_audit(path: Path, validation: Mapping[str, Any] | None) -> Any:
     """The audit of the data that passed validation (a failed audit shows why the run stopped)."""
-    from flightdelay.pipeline.audit import read_audit
     from flightdelay.core.io import DataFileError
+    from flightdelay.pipeline.audit import read_audit
 
     if not path.is_file() or (validation or {}).get("success") is not True:
         return None

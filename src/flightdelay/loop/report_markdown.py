@@ -1,5 +1,6 @@
 """The report's words: the Jinja2 templates (``templates/report.md.j2``) filled from a
-:class:`flightdelay.loop.report_view.ReportView`, the markdown CML posts, and :func:`to_html`, the local
+:class:`flightdelay.loop.report_view.ReportView`, the markdown CML posts, and :func:`to_html`, the
+local
 preview rendered as GitHub renders a comment. Nothing here reads a file but the templates."""
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from flightdelay import MODEL_NAME
-from flightdelay.loop.report_view import TITLE, DeltaView, ReportView
 from flightdelay.core.stats import LABELS
+from flightdelay.loop.report_view import TITLE, DeltaView, ReportView
 
 if TYPE_CHECKING:
     import jinja2

@@ -3,7 +3,8 @@ are the Jinja2 templates', ``templates/report.md.j2``, rendered by report_markdo
 
 :func:`build_view` only picks and computes numbers (which comparison is judged, which slices
 really got worse, whether the data changed, which figures the page shows) into the view model
-(:mod:`flightdelay.loop.report_view`); :mod:`flightdelay.loop.report_markdown` renders it. Nothing here
+(:mod:`flightdelay.loop.report_view`); :mod:`flightdelay.loop.report_markdown` renders it. Nothing
+here
 reads a file.
 
 The page, for a reviewer deciding in the first screen:
@@ -26,6 +27,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from flightdelay.core.stats import LABELS, METRICS, rate_difference
 from flightdelay.loop.compare import Comparison
 from flightdelay.loop.report_view import (
     FEATURE_COLUMNS,
@@ -61,7 +63,6 @@ from flightdelay.loop.report_view import (
     ValidationView,
     VerdictView,
 )
-from flightdelay.core.stats import LABELS, METRICS, rate_difference
 
 if TYPE_CHECKING:
     from flightdelay.loop.report import Baseline, ReportInputs

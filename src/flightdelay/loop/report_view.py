@@ -1,5 +1,6 @@
 """The report's typed view model: every number and flag the templates show, built by
-:func:`flightdelay.loop.report_render.build_view` and rendered by :mod:`flightdelay.loop.report_markdown`."""
+:func:`flightdelay.loop.report_render.build_view` and rendered by
+:mod:`flightdelay.loop.report_markdown`."""
 
 from __future__ import annotations
 

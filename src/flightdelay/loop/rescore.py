@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay.loop.compare import CompareError, Comparison, compare, schema_columns
 from flightdelay.core.features import Context, FeatureError, build_context, build_features, target
-from flightdelay.loop.gate import Challenger
 from flightdelay.core.params import BootstrapParams, FeaturizeParams, GateParams
+from flightdelay.loop.compare import CompareError, Comparison, compare, schema_columns
+from flightdelay.loop.gate import Challenger
 
 
 class RescoreError(CompareError):

@@ -1,7 +1,8 @@
 """``flightdelay shadow-report``: a candidate model answers a mirror of prod's requests, at no
 risk, and is compared with prod on exactly those requests.
 
-nginx (:mod:`flightdelay.loop.nginx`, its own prefix ``<state>/nginx/shadow``) sends every request to
+nginx (:mod:`flightdelay.loop.nginx`, its own prefix ``<state>/nginx/shadow``) sends every request
+to
 the prod service (``.deploy/local/prod.json``) and a ``mirror`` of it to the candidate (the
 release in ``--release``, typically staging, started on a free loopback port); callers only
 ever see prod's answers. A sample of ``canary.requests`` flights over ``canary.window_s``
@@ -33,13 +34,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from flightdelay.loop import canary, nginx, traffic
 from flightdelay.core import gitops, signing
-from flightdelay.loop.canary import Samples, ServiceMetrics, Upstream, scrape, service_metrics
-from flightdelay.pipeline.drift import STAT_TESTS, column_drift
 from flightdelay.core.io import DataFileError
 from flightdelay.core.params import CanaryParams, ParamsError, load_params
+from flightdelay.loop import canary, nginx, traffic
+from flightdelay.loop.canary import Samples, ServiceMetrics, Upstream, scrape, service_metrics
 from flightdelay.loop.release import DEFAULT_OUT, Release, ReleaseError, verify_release_dir
+from flightdelay.pipeline.drift import STAT_TESTS, column_drift
 
 if TYPE_CHECKING:
     from flightdelay.loop.deploy import LocalService

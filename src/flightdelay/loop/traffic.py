@@ -4,7 +4,8 @@ callers would, each answer recorded (route, status, latency, scores, warnings).
 On a laptop or a CI runner nobody calls the local prod service, so the canary and the shadow
 report bring their own callers: ``requests`` single-flight POST /predict, paced evenly over a
 duration by ``concurrency`` threads. The flights come from the model's own schedule
-(:func:`flightdelay.serving.serve.check_rows`: dates, carriers, tails and routes of its context, with
+(:func:`flightdelay.serving.serve.check_rows`: dates, carriers, tails and routes of its context,
+with
 the unseen carriers, destinations and null tails real callers send too). Standard library HTTP,
 a fresh connection per request, like independent callers.
 """

@@ -48,6 +48,9 @@ from flightdelay.core.features import (
     scheduled_departure,
     to_minutes,
 )
+from flightdelay.core.io import DataFileError, read_batches, read_json, write_json
+from flightdelay.core.params import AuditParams, FeaturizeParams, Params
+from flightdelay.core.stage import stage_main
 from flightdelay.pipeline.featurize import (
     KEY_COLUMNS,
     TARGET,
@@ -55,9 +58,6 @@ from flightdelay.pipeline.featurize import (
     has_source_tailnum,
     unknown_aircraft,
 )
-from flightdelay.core.io import DataFileError, read_batches, read_json, write_json
-from flightdelay.core.params import AuditParams, FeaturizeParams, Params
-from flightdelay.core.stage import stage_main
 
 SMOOTHING_ROWS = 20  # pseudo-rows at the base rate added to every bin of a one-feature model
 _MINUTE = np.timedelta64(1, "m")

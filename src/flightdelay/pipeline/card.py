@@ -89,7 +89,9 @@ class CardInputs:
     intersections: Sequence[Mapping[str, Any]]  # carrier x origin: n, late_share, roc_auc
     fingerprint: Mapping[str, str]  # dvc.lock path -> md5 of the outputs the card was made from
     names: Mapping[str, Mapping[str, str]]  # slice column -> code -> full name (airline, airport)
-    audit: Any = None  # flightdelay.pipeline.audit.AuditReport (audit.json); None where a revision has none
+    audit: Any = (
+        None  # flightdelay.pipeline.audit.AuditReport (audit.json); None where a revision has none
+    )
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ class CardSpec:
     min_slice_rows: int
     top_features: int
     signature: str | None = None  # who signed the registered model, and its digest (release)
-    # Provenance of a version's card, found outside the model (flightdelay.core.model_io): the commit
+    # Provenance of a version's card, found outside the model (flightdelay.core.model_io): the
+    # commit
     # whose dvc.lock first records the model, and the MLflow training run tagged with its sha256.
     trained_commit: str | None = None
     mlflow_run_id: str | None = None

@@ -42,11 +42,18 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 
 from flightdelay.core.features import FEATURE_COLUMNS
-from flightdelay.pipeline.featurize import TARGET
 from flightdelay.core.io import DataFileError, write_json
 from flightdelay.core.params import EvaluateParams, Params, TrainParams
 from flightdelay.core.stage import stage_main
-from flightdelay.pipeline.train import TrainError, check_features, fit, read_features, score, split_months
+from flightdelay.pipeline.featurize import TARGET
+from flightdelay.pipeline.train import (
+    TrainError,
+    check_features,
+    fit,
+    read_features,
+    score,
+    split_months,
+)
 
 SLICE_COLUMNS: tuple[str, ...] = ("carrier", "origin")
 CURVE_POINTS = 200  # ROC/PR curves are thinned to about this many points for `dvc plots`

@@ -1,7 +1,8 @@
 """Stage ``featurize``: raw monthly batches -> one row per flight (keys, features, target).
 
 Also writes the context tables (departures log, weather, planes, airports) that
-:func:`flightdelay.core.features.build_features` needs; ``train`` saves them beside the model so that
+:func:`flightdelay.core.features.build_features` needs; ``train`` saves them beside the model so
+that
 serving builds features from exactly the same code and tables.
 """
 

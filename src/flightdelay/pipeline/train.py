@@ -29,10 +29,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from flightdelay.core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
-from flightdelay.pipeline.featurize import TARGET
 from flightdelay.core.io import DataFileError, sha256_file
 from flightdelay.core.params import Params, TrainParams
 from flightdelay.core.stage import stage_main
+from flightdelay.pipeline.featurize import TARGET
 
 #: Monotonic constraints (+1: the score never decreases as the feature grows).
 MONOTONIC: dict[str, int] = {"precip": 1}

@@ -52,7 +52,8 @@ Settings come from the environment (command-line options win):
     FLIGHTDELAY_BODY_TIMEOUT_S  its body within this of the headers (default 30 s); 408 and close
     FLIGHTDELAY_MAX_CONNECTIONS open connections per worker (default 1000, kept below the
                                 open-file limit); one more is answered 503 and closed
-                                (slow clients cannot starve the service: flightdelay.serving.http_guard)
+                                (slow clients cannot starve the service:
+                                flightdelay.serving.http_guard)
     FLIGHTDELAY_MODEL_PUBKEY, FLIGHTDELAY_MODEL_IDENTITY (+ _OIDC_ISSUER)
                                 if set, the model directory must verify against its signature
                                 (FLIGHTDELAY_MODEL_SIGNATURE, default ``<model dir>.sig``) by that
@@ -115,7 +116,12 @@ from flightdelay.core.features import (
     to_minutes,
 )
 from flightdelay.core.io import DataFileError
-from flightdelay.core.model_io import ModelBundle, ModelBundleError, load_model_bundle, read_provenance
+from flightdelay.core.model_io import (
+    ModelBundle,
+    ModelBundleError,
+    load_model_bundle,
+    read_provenance,
+)
 from flightdelay.core.schemas import (
     EXAMPLE_FLIGHT,
     ErrorResponse,
@@ -136,7 +142,9 @@ INT_COLUMNS = ("year", "month", "day", "sched_dep_time", "sched_arr_time", "flig
 FLOAT_COLUMNS = ("distance",)
 METRICS_DIR_PREFIX = "flightdelay-metrics-"
 DOCS_ASSETS = "/docs/assets"
-HTTP_PROTOCOL = "flightdelay.serving.http_guard:GuardedHttpToolsProtocol"  # uvicorn's httptools + limits
+HTTP_PROTOCOL = (
+    "flightdelay.serving.http_guard:GuardedHttpToolsProtocol"  # uvicorn's httptools + limits
+)
 FD_RESERVE = 64  # file descriptors kept free of connections: model files, logs, metrics
 MIN_TOKEN_CHARS = 16  # a bearer token shorter than this is refused at start-up
 MAX_ERRORS = 20  # error entries listed in one 4xx answer (the count of the rest is stated)
@@ -275,7 +283,8 @@ class RowError:
 class ModelService:
     """The loaded bundle and what serving needs to know about it (pure: no HTTP).
 
-    Scores come from :class:`flightdelay.serving.scoring.TreeliteScorer` (treelite, compiled by tl2cgen
+    Scores come from :class:`flightdelay.serving.scoring.TreeliteScorer` (treelite, compiled by
+    tl2cgen
     when a C compiler is there) when the service's whole scoring path equals
     ``build_features`` + ``pipeline.predict_proba`` within SCORE_TOLERANCE (1e-12) on
     :func:`check_rows`, alone and in batches (checked here, at start-up), else from the pipeline
