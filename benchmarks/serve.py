@@ -298,8 +298,8 @@ def percentiles_ms(fn: Any, arg: Any, repeats: int) -> tuple[float, float]:
 
 def scoring_comparison(bundle: Any, flights: pd.DataFrame, repeats: int) -> bool:
     """Print the scoring libraries side by side; True if FastPredictor earns its keep."""
-    from flightdelay.serving.fast_predict import FastPredictor
     from flightdelay.core.features import build_features, feature_arrays
+    from flightdelay.serving.fast_predict import FastPredictor
     from flightdelay.serving.scoring import TreeliteScorer, c_compiler
 
     pipeline, key = bundle.pipeline, bundle.metadata["sha256"]
@@ -377,16 +377,18 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
     import orjson
     from pydantic import Field, TypeAdapter
 
-    from flightdelay.serving import serve
+    from flightdelay.core.features import build_features, feature_arrays
     from flightdelay.core.schemas import Flight
+    from flightdelay.serving.model_service import ModelService, to_columns, to_frame
+    from flightdelay.serving.request_checks import duplicate_key
 
-    service = serve.ModelService(bundle)
+    service = ModelService(bundle)
     body = json.dumps(raw_records(flights)).encode()
     many = TypeAdapter(Annotated[list[Flight], Field(min_length=1)])
     rows = many.validate_json(body)
-    columns = serve.to_columns(rows)
-    frame = serve.to_frame(columns)
-    arrays = serve.feature_arrays(frame, service.context, service.params, checked=True)
+    columns = to_columns(rows)
+    frame = to_frame(columns)
+    arrays = feature_arrays(frame, service.context, service.params, checked=True)
     scores = service.predict(columns, checked=True)
     warnings = service.warnings(columns)
     payload = {
@@ -398,14 +400,14 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
     if service.scorer is not None:
         score = service.scorer.predict_proba
     else:
-        features = serve.build_features(frame, service.context, service.params)
+        features = build_features(frame, service.context, service.params)
         score = lambda _: service._pipeline_scores(features)  # noqa: E731
     stages = {
         "JSON validation (pydantic)": lambda _: many.validate_json(body),
-        "duplicate-key check": lambda _: serve.duplicate_key(body, len(rows) * 11),
-        "rows -> columns -> frame": lambda _: serve.to_frame(serve.to_columns(rows)),
+        "duplicate-key check": lambda _: duplicate_key(body, len(rows) * 11),
+        "rows -> columns -> frame": lambda _: to_frame(to_columns(rows)),
         "row checks + warnings": lambda _: (service.check(columns), service.warnings(columns)),
-        "feature_arrays (context tables)": lambda _: serve.feature_arrays(
+        "feature_arrays (context tables)": lambda _: feature_arrays(
             frame, service.context, service.params, checked=True
         ),
         "scoring (service's predictor)": lambda _: score(arrays),
@@ -425,7 +427,7 @@ def former_vs_now(service: Any, frame: pd.DataFrame, columns: Any, repeats: int)
     """Rows -> scores by the former path (build_features, which checks the rows again, then
     FastPredictor) and by the service's path now, interleaved call by call so that the machine's
     load weighs on both alike."""
-    from flightdelay.serving import serve
+    from flightdelay.core.features import build_features
     from flightdelay.serving.fast_predict import FastPredictor
 
     fast = FastPredictor.compile(service.pipeline)
@@ -434,7 +436,7 @@ def former_vs_now(service: Any, frame: pd.DataFrame, columns: Any, repeats: int)
         cols = {c: values[:rows] for c, values in columns.items()}
         paths = {
             "former: build_features + FastPredictor": lambda part=part: fast.predict_proba(
-                serve.build_features(part, service.context, service.params)
+                build_features(part, service.context, service.params)
             ),
             f"now: feature_arrays + {service.predictor}": lambda cols=cols: service.predict(
                 cols, checked=True

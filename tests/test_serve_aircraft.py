@@ -18,13 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flightdelay.core.features import aircraft_warning, build_context
-from flightdelay.pipeline.featurize import featurize
 from flightdelay.core.io import read_batches, read_csv
 from flightdelay.core.model_io import write_context
 from flightdelay.core.params import Params
 from flightdelay.core.schemas import EXAMPLE_FLIGHT
-from flightdelay.serving.serve import ServeSettings, create_app
+from flightdelay.pipeline.featurize import featurize
 from flightdelay.pipeline.train import save, train
+from flightdelay.serving.app import create_app
+from flightdelay.serving.settings import ServeSettings
 
 pytestmark = pytest.mark.slow
 
