@@ -15,8 +15,9 @@
 # (the release workflow passes promote.yml's) or by a public key mounted at run time
 # (-e FLIGHTDELAY_MODEL_PUBKEY=/path/in/container); without either it exits 1. Keyless
 # verification fetches Sigstore's trust root (tuf-repo-cdn.sigstore.dev) into /tmp unless
-# FLIGHTDELAY_SIGSTORE_TRUST_CONFIG names a trust config. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serving.serve`); the root
-# filesystem may be read-only (with several workers, metrics go to a directory under /tmp).
+# FLIGHTDELAY_SIGSTORE_TRUST_CONFIG names a trust config. Settings: FLIGHTDELAY_* (see
+# `pydoc flightdelay.serving.settings`); the root filesystem may be read-only (with several
+# workers, metrics go to a directory under /tmp).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

@@ -61,8 +61,8 @@ class RowError:
 class ModelService:
     """The loaded bundle and what serving needs to know about it (pure: no HTTP).
 
-    Scores come from :class:`flightdelay.serving.scoring.TreeliteScorer` (treelite, compiled by tl2cgen
-    when a C compiler is there) when the service's whole scoring path equals
+    Scores come from :class:`flightdelay.serving.scoring.TreeliteScorer` (treelite, compiled by
+    tl2cgen when a C compiler is there) when the service's whole scoring path equals
     ``build_features`` + ``pipeline.predict_proba`` within SCORE_TOLERANCE (1e-12) on
     :func:`check_rows`, alone and in batches (checked here, at start-up), else from the pipeline
     itself; ``self.predictor`` says which ("treelite-compiled", "treelite-gtil" or "pipeline").

@@ -33,7 +33,8 @@ from flightdelay.serving.settings import DEFAULT_MODEL_DIR, ENV_PREFIX, ServeErr
 log = logging.getLogger("flightdelay.serving.serve")
 
 METRICS_DIR_PREFIX = "flightdelay-metrics-"
-HTTP_PROTOCOL = "flightdelay.serving.http_guard:GuardedHttpToolsProtocol"  # uvicorn's httptools + limits
+# uvicorn's httptools protocol plus read deadlines and a connection cap
+HTTP_PROTOCOL = "flightdelay.serving.http_guard:GuardedHttpToolsProtocol"
 FD_RESERVE = 64  # file descriptors kept free of connections: model files, logs, metrics
 
 
@@ -85,8 +86,9 @@ def _long_lived(app: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="flightdelay serve",
-        description="Serve the model over HTTP (see `pydoc "
-        "flightdelay.serving.serve` for endpoints, input rules and FLIGHTDELAY_* settings).",
+        description="Serve the model over HTTP (see `pydoc flightdelay.serving.app` for "
+        "endpoints and input rules, `pydoc flightdelay.serving.settings` for FLIGHTDELAY_* "
+        "settings).",
     )
     parser.add_argument(
         "--model-dir",

@@ -22,7 +22,8 @@ Settings come from the environment (command-line options win):
     FLIGHTDELAY_BODY_TIMEOUT_S  its body within this of the headers (default 30 s); 408 and close
     FLIGHTDELAY_MAX_CONNECTIONS open connections per worker (default 1000, kept below the
                                 open-file limit); one more is answered 503 and closed
-                                (slow clients cannot starve the service: flightdelay.serving.http_guard)
+                                (slow clients cannot starve the service:
+                                flightdelay.serving.http_guard)
     FLIGHTDELAY_MODEL_PUBKEY, FLIGHTDELAY_MODEL_IDENTITY (+ _OIDC_ISSUER)
                                 if set, the model directory must verify against its signature
                                 (FLIGHTDELAY_MODEL_SIGNATURE, default ``<model dir>.sig``) by that
