@@ -4,6 +4,7 @@ says why."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from flightdelay.serving import scoring
 from flightdelay.core.features import FEATURE_COLUMNS
 from flightdelay.core.params import TrainParams
-from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer, UnsupportedPipelineError
 from flightdelay.pipeline.train import make_pipeline, train
+from flightdelay.serving import scoring
+from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer, UnsupportedPipelineError
 from synthetic import TRAIN, feature_table
 
 needs_compiler = pytest.mark.skipif(
@@ -138,9 +139,10 @@ def test_scoring_compiles_once_per_model_key(
 
 
 def test_scoring_without_a_compiler_interprets(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(scoring, "c_compiler", lambda: None)
+    monkeypatch.setenv("FLIGHTDELAY_SCORER_CACHE", str(tmp_path))  # and no compiled library
     assert TreeliteScorer.compile(pipeline, key="test-scoring").runtime == "treelite-gtil"
 
 

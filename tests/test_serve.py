@@ -179,9 +179,10 @@ def test_service_scores_on_treelite_not_on_private_internals(app: Any) -> None:
 
 
 def test_service_without_a_compiler_scores_with_treelite_gtil(
-    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(scoring, "c_compiler", lambda: None)
+    monkeypatch.setenv("FLIGHTDELAY_SCORER_CACHE", str(tmp_path))  # and no compiled library
     service = model_service.ModelService(load_model_bundle(model_dir))
     assert service.predictor == "treelite-gtil"
     frame = raw_flights(month=4).head(40)

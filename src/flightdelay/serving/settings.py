@@ -31,6 +31,9 @@ Settings come from the environment (command-line options win):
                                 who signed. Off by default (loopback); the image and the
                                 Kubernetes manifests set FLIGHTDELAY_REQUIRE_SIGNATURE=true, which
                                 refuses to start without one (:mod:`flightdelay.core.signing`).
+    FLIGHTDELAY_SCORER_CACHE    directory of compiled scorer libraries, one per model sha256
+                                (default ``$XDG_CACHE_HOME/flightdelay/scorer``; the image sets
+                                its read-only /opt/scorer; :mod:`flightdelay.serving.compiled`)
 """
 
 from __future__ import annotations
