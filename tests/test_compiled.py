@@ -229,3 +229,18 @@ def test_compile_scorer_without_a_compiler_says_so(
     assert compiled.main(["--model-dir", str(model_dir), "--cache", str(tmp_path)]) == 1
     assert capsys.readouterr().err == "error: no C compiler (gcc) to compile the scorer with\n"
 
+
+def test_compiled_image_builds_the_library_with_gcc_and_serves_it_without(repo_root: Path) -> None:
+    """The Dockerfile's scorer stage and the service agree on the command, the directory and the
+    variable; the image's final stage installs no compiler."""
+    dockerfile = (repo_root / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)[1:]
+    scorer = next(s for s in stages if s.startswith("build AS scorer"))
+    final = stages[-1]
+    assert "apt-get install --yes --no-install-recommends gcc" in scorer
+    assert "flightdelay compile-scorer --model-dir /opt/model --cache /opt/scorer" in scorer
+    assert "COPY ${MODEL_DIR} /opt/model" in scorer  # compiled from the model the image serves
+    assert "COPY --from=scorer /opt/scorer /opt/scorer" in final
+    assert f"{CACHE_ENV}=/opt/scorer" in final
+    assert "FLIGHTDELAY_MODEL_DIR=/opt/model" in final
+    assert "gcc" not in final
