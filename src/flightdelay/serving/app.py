@@ -31,7 +31,6 @@ context or null, a date outside the schedule in the context (operational feature
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -43,7 +42,6 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import Field, TypeAdapter, ValidationError
-from starlette.requests import ClientDisconnect
 
 from flightdelay.core import signing
 from flightdelay.core.features import RAW_COLUMNS
@@ -59,7 +57,12 @@ from flightdelay.core.schemas import (
 from flightdelay.serving.batching import Batcher
 from flightdelay.serving.metrics import Metrics, MetricsMiddleware
 from flightdelay.serving.model_service import ModelService, RowError, to_columns
-from flightdelay.serving.request_checks import RequestError, check_content_type, duplicate_key
+from flightdelay.serving.request_checks import (
+    RequestError,
+    check_bearer,
+    duplicate_key,
+    read_json_body,
+)
 from flightdelay.serving.settings import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME, ServeSettings
 
 log = logging.getLogger("flightdelay.serving.serve")  # the service's one logger
@@ -176,24 +179,8 @@ def create_app(
     if not (len(warm) == 1 and 0.0 <= warm[0] <= 1.0):
         raise ModelBundleError(f"{model_dir}: the model returned {warm!r} for the example flight")
     metadata = bundle.metadata
-    provenance = read_provenance(model_dir, str(metadata["sha256"]))
-    name = settings.model_name or str(metadata.get("name") or DEFAULT_MODEL_NAME)
-    version = settings.model_version
-    version_info = VersionInfo(
-        model=name,
-        version=version,
-        # The run id and commit live in the sidecar (model_io.Provenance), not in model.json.
-        git_commit=provenance.git_commit if provenance else None,
-        data_md5=metadata.get("data_md5"),
-        mlflow_run_id=provenance.mlflow_run_id if provenance else None,
-        sha256=str(metadata["sha256"]),
-        threshold=service.threshold,
-        target=metadata.get("target"),
-        train_months=list(metadata.get("train_months") or []),
-        eval_month=metadata.get("eval_month"),
-        predictor=service.predictor,
-        signature=signed,
-    ).model_dump()
+    version_info = _version_info(Path(model_dir), service, settings, signed)
+    name, version = str(version_info["model"]), settings.model_version
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     metrics = Metrics(multiprocess)
     metrics.info.labels(
@@ -233,42 +220,10 @@ def create_app(
     app.state.batcher = batcher
 
     def authorize(request: Request) -> None:
-        if token is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
-            raise RequestError(
-                401,
-                "missing or invalid bearer token (header 'Authorization: "
-                "Bearer <FLIGHTDELAY_API_TOKEN>')",
-            )
+        check_bearer(request.headers.get("authorization", ""), token)
 
     async def read_body(request: Request) -> bytes:
-        check_content_type(request.headers.get("content-type", ""))
-        limit = settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise RequestError(
-                413,
-                f"body of {int(declared)} bytes exceeds the limit of {limit} "
-                "bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
-            )
-        chunks, size = [], 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise RequestError(
-                        413,
-                        f"body exceeds the limit of {limit} bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
-                    )
-                chunks.append(chunk)
-        except ClientDisconnect:  # gone, or closed for being too slow (http_guard): no 500
-            raise RequestError(
-                408, "the client disconnected before sending the whole body"
-            ) from None
-        return b"".join(chunks)
+        return await read_json_body(request, settings.max_body_bytes)
 
     def parse(body: bytes) -> tuple[list[Flight], bool]:
         start = body.lstrip()[:1]
@@ -410,6 +365,29 @@ def create_app(
         model_dir,
     )
     return app
+
+
+def _version_info(
+    model_dir: Path, service: ModelService, settings: ServeSettings, signed: Any
+) -> dict[str, Any]:
+    """What /version answers: the model's name, release tag and provenance."""
+    metadata = service.bundle.metadata
+    provenance = read_provenance(model_dir, str(metadata["sha256"]))
+    return VersionInfo(
+        model=settings.model_name or str(metadata.get("name") or DEFAULT_MODEL_NAME),
+        version=settings.model_version,
+        # The run id and commit live in the sidecar (model_io.Provenance), not in model.json.
+        git_commit=provenance.git_commit if provenance else None,
+        data_md5=metadata.get("data_md5"),
+        mlflow_run_id=provenance.mlflow_run_id if provenance else None,
+        sha256=str(metadata["sha256"]),
+        threshold=service.threshold,
+        target=metadata.get("target"),
+        train_months=list(metadata.get("train_months") or []),
+        eval_month=metadata.get("eval_month"),
+        predictor=service.predictor,
+        signature=signed,
+    ).model_dump()
 
 
 def _request_body_spec(service: ModelService, settings: ServeSettings) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """How the service refuses a request (:class:`RequestError`: status, message, per-field
-details), and the checks of its raw body that schema validation cannot make: a JSON content type
-in UTF-8, no key repeated within an object."""
+details), and the checks made before and beside schema validation: the bearer token, a JSON
+content type in UTF-8, the body's size limit, no key repeated within an object."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
 
 from flightdelay.serving.model_service import RowError
 
@@ -68,3 +71,42 @@ class RequestError(Exception):
     def __init__(self, status: int, error: str, detail: Sequence[RowError] = ()) -> None:
         super().__init__(error)
         self.status, self.error, self.detail = status, error, list(detail)
+
+
+def check_bearer(header: str, token: bytes | None) -> None:
+    """401 unless the Authorization ``header`` is ``Bearer <token>`` (no check without a token)."""
+    if token is None:
+        return
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+        raise RequestError(
+            401,
+            "missing or invalid bearer token (header 'Authorization: "
+            "Bearer <FLIGHTDELAY_API_TOKEN>')",
+        )
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    """The body of a request declared as JSON in UTF-8 (415 otherwise), at most ``limit`` bytes
+    (413 otherwise, before reading it when Content-Length says so); 408 if the client leaves."""
+    check_content_type(request.headers.get("content-type", ""))
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(
+            413,
+            f"body of {int(declared)} bytes exceeds the limit of {limit} "
+            "bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
+        )
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(
+                    413,
+                    f"body exceeds the limit of {limit} bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or closed for being too slow (http_guard): no 500
+        raise RequestError(408, "the client disconnected before sending the whole body") from None
+    return b"".join(chunks)
