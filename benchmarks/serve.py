@@ -320,7 +320,6 @@ def scoring_comparison(bundle: Any, flights: pd.DataFrame, repeats: int) -> bool
     maintained = ["treelite GTIL"]
     compiled, compile_s, load_s = None, 0.0, 0.0
     if c_compiler() is not None:
-        from flightdelay.serving import scoring
         from flightdelay.serving.compiled import CACHE_ENV
 
         # An empty scorer cache: the compile a first start pays; then a restart's load from it.
@@ -328,7 +327,6 @@ def scoring_comparison(bundle: Any, flights: pd.DataFrame, repeats: int) -> bool
         started = time.perf_counter()
         compiled = TreeliteScorer.compile(pipeline, key, compiler=True)
         compile_s = time.perf_counter() - started
-        scoring._libraries.clear()  # as in a new process
         started = time.perf_counter()
         compiled = TreeliteScorer.compile(pipeline, key, compiler=True)
         load_s = time.perf_counter() - started

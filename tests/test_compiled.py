@@ -48,7 +48,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty cache, and a process that has compiled nothing yet (as after a restart)."""
     directory = tmp_path / "cache"
     monkeypatch.setenv(CACHE_ENV, str(directory))
-    monkeypatch.setattr(scoring, "_libraries", {})
+    monkeypatch.setattr(compiled, "_private", {})
     return directory
 
 
@@ -64,7 +64,7 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def record_of(cache: Path, key: str = KEY) -> CompiledRecord:
-    return CompiledRecord.model_validate_json((cache / key / RECORD).read_bytes())
+    return CompiledRecord.model_validate_json((compiled.entry(cache, key) / RECORD).read_bytes())
 
 
 def tamper(library: Path) -> None:
@@ -78,7 +78,7 @@ def test_compiled_library_is_compiled_once_and_recorded(
 ) -> None:
     first = compiled.library(model, KEY, 2)
     second = compiled.library(model, KEY, 2)
-    assert first == second == cache / KEY / LIBRARY
+    assert first == second == compiled.entry(cache, KEY) / LIBRARY
     assert len(compiles) == 1
     record = record_of(cache)
     assert record.model_sha256 == KEY
@@ -91,13 +91,25 @@ def test_compiled_restart_loads_the_cached_library_without_compiling(
 ) -> None:
     rows = feature_table().head(50)
     before = TreeliteScorer.compile(pipeline, key=KEY, compiler=True)
-    monkeypatch.setattr(scoring, "_libraries", {})  # a new process
+    monkeypatch.setattr(compiled, "_private", {})  # a new process
     after = TreeliteScorer.compile(pipeline, key=KEY, compiler=True)
     assert len(compiles) == 1
     assert after.runtime == "treelite-compiled"
     want = pipeline.predict_proba(rows)[:, 1]
     assert np.max(np.abs(after.predict_proba(rows) - want)) <= SCORE_TOLERANCE
     np.testing.assert_array_equal(after.predict_proba(rows), before.predict_proba(rows))
+
+
+def test_compiled_library_removed_while_the_process_runs_is_compiled_again(
+    pipeline: Pipeline, cache: Path, compiles: list[Any]
+) -> None:
+    """A cache cleaned under a running service: its next scorer compiles, never 'not found'."""
+    import shutil
+
+    TreeliteScorer.compile(pipeline, key=KEY, compiler=True)
+    shutil.rmtree(cache)
+    assert TreeliteScorer.compile(pipeline, key=KEY, compiler=True).runtime == "treelite-compiled"
+    assert len(compiles) == 2
 
 
 def test_compiled_tampered_library_is_refused_and_compiled_again(
@@ -109,7 +121,7 @@ def test_compiled_tampered_library_is_refused_and_compiled_again(
     with caplog.at_level(logging.INFO):
         again = compiled.library(model, KEY, 2)
     assert len(compiles) == 2
-    where = re.escape(str(cache / KEY))
+    where = re.escape(str(compiled.entry(cache, KEY)))
     assert re.search(
         rf"compiled scorer in {where} refused: model\.so sha256 [0-9a-f]{{12}} differs from its "
         "record's",
@@ -122,7 +134,7 @@ def test_compiled_library_of_another_model_is_refused(
     model: Any, cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     compiled.library(model, KEY, 2)
-    (cache / KEY).rename(cache / OTHER)
+    compiled.entry(cache, KEY).rename(compiled.entry(cache, OTHER))
     assert compiled.cached(OTHER) is None
     assert "refused: compiled from model 111111111111, not 222222222222" in caplog.text
 
@@ -132,7 +144,7 @@ def test_compiled_library_of_other_tl2cgen_or_treelite_versions_is_refused(
 ) -> None:
     compiled.library(model, KEY, 2)
     record = record_of(cache).model_copy(update={"tl2cgen": "0.0.1"})
-    (cache / KEY / RECORD).write_text(record.model_dump_json())
+    (compiled.entry(cache, KEY) / RECORD).write_text(record.model_dump_json())
     assert compiled.cached(KEY) is None
     assert "refused: compiled by tl2cgen 0.0.1 / treelite" in caplog.text
 
@@ -141,7 +153,7 @@ def test_compiled_library_without_a_record_is_refused(
     model: Any, cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     compiled.library(model, KEY, 2)
-    (cache / KEY / RECORD).unlink()
+    (compiled.entry(cache, KEY) / RECORD).unlink()
     assert compiled.cached(KEY) is None
     assert "refused: scorer.json unreadable (FileNotFoundError)" in caplog.text
 
@@ -174,7 +186,7 @@ def test_compiled_without_a_compiler_a_verified_library_is_loaded(
     pipeline: Pipeline, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     TreeliteScorer.compile(pipeline, key=KEY, compiler=True)  # the image's build stage
-    monkeypatch.setattr(scoring, "_libraries", {})
+    monkeypatch.setattr(compiled, "_private", {})
     monkeypatch.setattr(scoring, "c_compiler", lambda: None)  # the image: no gcc
     assert TreeliteScorer.compile(pipeline, key=KEY).runtime == "treelite-compiled"
 
@@ -183,8 +195,8 @@ def test_compiled_without_a_compiler_a_tampered_library_means_gtil(
     pipeline: Pipeline, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     TreeliteScorer.compile(pipeline, key=KEY, compiler=True)
-    tamper(cache / KEY / LIBRARY)
-    monkeypatch.setattr(scoring, "_libraries", {})
+    tamper(compiled.entry(cache, KEY) / LIBRARY)
+    monkeypatch.setattr(compiled, "_private", {})
     monkeypatch.setattr(scoring, "c_compiler", lambda: None)
     assert TreeliteScorer.compile(pipeline, key=KEY).runtime == "treelite-gtil"
 
@@ -217,8 +229,9 @@ def test_compile_scorer_fills_the_cache_the_service_then_loads(
     target = tmp_path / "opt-scorer"
     assert compiled.main(["--model-dir", str(model_dir), "--cache", str(target)]) == 0
     key = str(load_model_bundle(model_dir).metadata["sha256"])
-    assert f"compiled scorer of model {key[:12]} in {target / key}" in capsys.readouterr().out
-    assert compiled.cached(key, target) == target / key / LIBRARY
+    where = compiled.entry(target, key)
+    assert f"compiled scorer of model {key[:12]} in {where}" in capsys.readouterr().out
+    assert compiled.cached(key, target) == where / LIBRARY
     assert len(compiles) == 1
 
 

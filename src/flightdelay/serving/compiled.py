@@ -9,10 +9,11 @@ service loads it; on a machine with gcc a restart loads the cached library inste
 
 Where: ``FLIGHTDELAY_SCORER_CACHE`` (the image sets ``/opt/scorer``, root-owned and read-only to
 the service), else ``$XDG_CACHE_HOME/flightdelay/scorer``, else ``~/.cache/flightdelay/scorer``;
-one subdirectory per model sha256 holding ``model.so`` and ``scorer.json``. Loading a shared
-library runs its code, so a cache directory that others may write to (group or world writable)
-is never read. A library that is missing, refused or in an unwritable cache is compiled into the
-cache if it is writable, else into a private temporary directory (removed at exit), as before.
+one subdirectory per model sha256 and tl2cgen/treelite versions (so that services of two
+versions sharing a cache never replace each other's) holding ``model.so`` and ``scorer.json``.
+Loading a shared library runs its code, so a cache directory that others may write to (group or
+world writable) is never read. A library that is missing or refused is compiled into the cache
+if it is writable, else into a private temporary directory (removed at exit), as before.
 
 Whatever is loaded, the service still compares its scores with the pipeline's at start-up
 (:data:`flightdelay.serving.scoring.SCORE_TOLERANCE`) and scores with the pipeline if they differ.
@@ -41,6 +42,8 @@ log = logging.getLogger("flightdelay.serving.serve")  # the service's one logger
 CACHE_ENV = "FLIGHTDELAY_SCORER_CACHE"
 LIBRARY = "model.so"
 RECORD = "scorer.json"
+
+_private: dict[str, Path] = {}  # key -> library compiled into a temporary dir (unusable cache)
 
 
 class CompiledRecord(BaseModel):
@@ -72,25 +75,34 @@ def runtime_versions() -> tuple[str, str]:
     return str(tl2cgen.__version__), str(treelite.__version__)
 
 
+def entry(directory: Path, key: str) -> Path:
+    """Where the library of model ``key`` compiled by this tl2cgen and treelite lives."""
+    tl2cgen_version, treelite_version = runtime_versions()
+    return directory / f"{key}-tl2cgen{tl2cgen_version}-treelite{treelite_version}"
+
+
 def cached(key: str, directory: Path | None = None) -> Path | None:
     """The library compiled from the model whose sha256 is ``key``, if its record matches; None
     (and a log line saying why, unless there is none yet) otherwise."""
     directory = cache_dir() if directory is None else directory
     library, why = _verified(key, directory)
     if library is None and why:
-        log.warning("compiled scorer in %s refused: %s", directory / key, why)
+        log.warning("compiled scorer in %s refused: %s", entry(directory, key), why)
     return library
 
 
 def library(model: Any, key: str, compile_units: int, directory: Path | None = None) -> Path:
     """The library of treelite ``model`` (sha256 ``key``): the cached one when its record
-    matches, else compiled (needs gcc) into the cache, or into a temporary directory when the
-    cache cannot be written."""
+    matches (checked at every call: the file may have changed since), else compiled (needs gcc)
+    into the cache, or, once per process, into a temporary directory when the cache cannot be
+    written."""
     directory = cache_dir() if directory is None else directory
     found = cached(key, directory)
     if found is not None:
         log.info("scorer library loaded from %s (no compile)", found)
         return found
+    if key in _private and _private[key].is_file():
+        return _private[key]
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         unsafe = _writable_by_others(directory)
@@ -108,7 +120,8 @@ def library(model: Any, key: str, compile_units: int, directory: Path | None = N
         )
         work = Path(tempfile.mkdtemp(prefix="flightdelay-scorer-"))
         atexit.register(shutil.rmtree, work, ignore_errors=True)
-        return _build(model, key, compile_units, work)
+        _private[key] = _build(model, key, compile_units, work)
+        return _private[key]
 
 
 def _writable_by_others(path: Path) -> str:
@@ -120,13 +133,13 @@ def _writable_by_others(path: Path) -> str:
 
 
 def _verified(key: str, directory: Path) -> tuple[Path | None, str]:
-    """(library, '') if ``directory/key`` holds a library its record vouches for, else
+    """(library, '') if ``key``'s entry holds a library its record vouches for, else
     (None, why); why is '' when there is simply nothing there."""
-    entry = directory / key
-    record_path, library_path = entry / RECORD, entry / LIBRARY
+    where = entry(directory, key)
+    record_path, library_path = where / RECORD, where / LIBRARY
     if not record_path.is_file() and not library_path.exists():
         return None, ""
-    for path in (directory, entry):
+    for path in (directory, where):
         unsafe = _writable_by_others(path) if path.is_dir() else ""
         if unsafe:
             return None, unsafe
@@ -173,14 +186,14 @@ def _build(model: Any, key: str, compile_units: int, directory: Path) -> Path:
             treelite=treelite_version,
         )
         (staging / RECORD).write_text(record.model_dump_json(indent=2) + "\n")
-        entry = directory / key
-        if entry.exists():  # refused above: stale, foreign or tampered with
-            shutil.rmtree(entry)
-        staging.rename(entry)
+        where = entry(directory, key)
+        if where.exists():  # refused above: stale, foreign or tampered with
+            shutil.rmtree(where)
+        staging.rename(where)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return entry / LIBRARY
+    return where / LIBRARY
 
 
 def sha256_of(path: Path) -> str:
@@ -232,5 +245,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {args.model_dir}: {service.predictor_note}", file=sys.stderr)
         return 1
     key = str(service.bundle.metadata["sha256"])
-    print(f"compiled scorer of model {key[:12]} in {cache_dir() / key}")
+    print(f"compiled scorer of model {key[:12]} in {entry(cache_dir(), key)}")
     return 0

@@ -34,7 +34,6 @@ import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -49,7 +48,6 @@ SCORE_TOLERANCE = 1e-12
 #: compile faster in total than one large file).
 COMPILE_UNITS = 8
 
-_libraries: dict[str, Path] = {}  # model sha256 -> compiled library (once per process)
 _compile_lock = threading.Lock()
 
 
@@ -197,14 +195,13 @@ def c_compiler() -> str | None:
 
 def compiled_predictor(model: Any, key: str, n_threads: int) -> Any:
     """tl2cgen's compiled predictor of a treelite model; its library comes from
-    :func:`flightdelay.serving.compiled.library` once per ``key`` and process. A predictor may be
-    called by one thread at a time: each scorer has its own."""
+    :func:`flightdelay.serving.compiled.library` (compiled once per ``key``, verified at every
+    load). A predictor may be called by one thread at a time: each scorer has its own."""
     import tl2cgen
 
     with _compile_lock:
-        if key not in _libraries:
-            _libraries[key] = compiled.library(model, key, COMPILE_UNITS)
-        return tl2cgen.Predictor(str(_libraries[key]), nthread=n_threads, verbose=False)
+        library = compiled.library(model, key, COMPILE_UNITS)
+        return tl2cgen.Predictor(str(library), nthread=n_threads, verbose=False)
 
 
 def _is_nan(value: Any) -> bool:
