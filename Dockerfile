@@ -15,8 +15,9 @@
 # (the release workflow passes promote.yml's) or by a public key mounted at run time
 # (-e FLIGHTDELAY_MODEL_PUBKEY=/path/in/container); without either it exits 1. Keyless
 # verification fetches Sigstore's trust root (tuf-repo-cdn.sigstore.dev) into /tmp unless
-# FLIGHTDELAY_SIGSTORE_TRUST_CONFIG names a trust config. Settings: FLIGHTDELAY_* (see `pydoc flightdelay.serving.serve`); the root
-# filesystem may be read-only (with several workers, metrics go to a directory under /tmp).
+# FLIGHTDELAY_SIGSTORE_TRUST_CONFIG names a trust config. Settings: FLIGHTDELAY_* (see
+# `pydoc flightdelay.serving.settings`); the root filesystem may be read-only (with several
+# workers, metrics go to a directory under /tmp).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -29,12 +30,29 @@ COPY src ./src
 RUN /opt/venv/bin/pip install -c constraints.txt . \
     && /opt/venv/bin/pip uninstall --yes pip
 
+# The scorer's library, compiled here once (this stage has gcc; the image does not) from the model
+# baked in below and checked against the pipeline as the service does at start-up. The service
+# loads it only if its recorded sha256 and its model's match (flightdelay.serving.compiled), else
+# it interprets the trees with GTIL. Why: compiled, 1,000 rows score in 3.6 ms instead of GTIL's
+# 15.1 ms (in process, 1 thread), and no start pays the 2-11 s compile.
+FROM build AS scorer
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+ARG MODEL_DIR=outputs/model
+COPY ${MODEL_DIR} /opt/model
+RUN /opt/venv/bin/flightdelay compile-scorer --model-dir /opt/model --cache /opt/scorer \
+    && rm -f /opt/scorer/.lock \
+    && chmod -R go=rX /opt/scorer
+
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin flightdelay
 COPY --from=build /opt/venv /opt/venv
 ARG MODEL_DIR=outputs/model
 # Owned by root: the service reads the model, it can never rewrite it.
 COPY ${MODEL_DIR} /opt/model
+# Owned by root too: compiled from that model by the scorer stage, read-only to the service.
+COPY --from=scorer /opt/scorer /opt/scorer
 # Its provenance sidecar (run id, commit: /version), beside the directory as flightdelay.core.model_io
 # keeps it, outside what the manifest and the signature cover.
 COPY ${MODEL_DIR}.provenance.json /opt/model.provenance.json
@@ -54,6 +72,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     FLIGHTDELAY_MODEL_IDENTITY=${MODEL_IDENTITY} \
     FLIGHTDELAY_MODEL_OIDC_ISSUER=${MODEL_OIDC_ISSUER} \
     FLIGHTDELAY_REQUIRE_SIGNATURE=true \
+    FLIGHTDELAY_SCORER_CACHE=/opt/scorer \
     XDG_CACHE_HOME=/tmp/.cache \
     XDG_DATA_HOME=/tmp/.local/share \
     FLIGHTDELAY_WORKERS=1

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """Same as the CLI: OpenMP threads (HistGradientBoosting) must not busy-wait on a shared
     2-core runner (10x slower tests). Runs before any test module loads sklearn/libgomp."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The service's compiled-scorer cache (serving.compiled): one per test session, never the
+    # user's ~/.cache; services the tests start inherit it.
+    cache = tempfile.mkdtemp(prefix="flightdelay-test-scorer-")
+    os.environ["FLIGHTDELAY_SCORER_CACHE"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")

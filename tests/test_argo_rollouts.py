@@ -88,7 +88,7 @@ def test_argo_rollouts_analysis_has_every_local_rule_at_its_threshold(
 def test_argo_rollouts_queries_name_only_metrics_the_service_exports(
     documents: dict[str, dict[str, Any]],
 ) -> None:
-    from flightdelay.serving.serve import Metrics
+    from flightdelay.serving.metrics import Metrics
 
     exported = {
         f"{metric.name}{suffix}"

@@ -4,6 +4,7 @@ says why."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,9 +139,10 @@ def test_scoring_compiles_once_per_model_key(
 
 
 def test_scoring_without_a_compiler_interprets(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(scoring, "c_compiler", lambda: None)
+    monkeypatch.setenv("FLIGHTDELAY_SCORER_CACHE", str(tmp_path))  # and no compiled library
     assert TreeliteScorer.compile(pipeline, key="test-scoring").runtime == "treelite-gtil"
 
 

@@ -33,9 +33,13 @@ from flightdelay.core.model_io import (
     write_provenance,
 )
 from flightdelay.core.schemas import Flight
-from flightdelay.serving import scoring, serve
+from flightdelay.serving import model_service, scoring, serve
+from flightdelay.serving.app import create_app
+from flightdelay.serving.batching import Batcher
+from flightdelay.serving.metrics import SCORE_BUCKETS, observe_many
+from flightdelay.serving.request_checks import duplicate_key
 from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer
-from flightdelay.serving.serve import Batcher, ServeError, ServeSettings, create_app, observe_many
+from flightdelay.serving.settings import ServeError, ServeSettings
 from flightdelay.serving.smoke import SmokeError, smoke
 from ports import free_port
 from serving import DATA_MD5, build_model_dir, raw_flights, records
@@ -170,19 +174,20 @@ def test_predict_scores_with_the_compiled_treelite_scorer(app: Any) -> None:
 def test_service_scores_on_treelite_not_on_private_internals(app: Any) -> None:
     # fast_predict (scikit-learn's _predictors/_loss, pandas' _get_column_array on every call)
     # measured less than 2x faster than treelite at p99: the rule says switch (README, Serving)
-    assert not hasattr(serve, "FastPredictor")
+    assert not hasattr(model_service, "FastPredictor")
     assert isinstance(app.state.service.scorer, TreeliteScorer)
 
 
 def test_service_without_a_compiler_scores_with_treelite_gtil(
-    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(scoring, "c_compiler", lambda: None)
-    service = serve.ModelService(load_model_bundle(model_dir))
+    monkeypatch.setenv("FLIGHTDELAY_SCORER_CACHE", str(tmp_path))  # and no compiled library
+    service = model_service.ModelService(load_model_bundle(model_dir))
     assert service.predictor == "treelite-gtil"
     frame = raw_flights(month=4).head(40)
     assert_scores_close(
-        service.predict(serve.to_columns(records(frame))), direct_scores(model_dir, frame)
+        service.predict(model_service.to_columns(records(frame))), direct_scores(model_dir, frame)
     )
 
 
@@ -193,7 +198,7 @@ def test_service_accepts_the_scorer_within_the_stated_tolerance(
     monkeypatch.setattr(
         TreeliteScorer, "predict_proba", lambda self, features: real(self, features) + 1e-13
     )
-    assert serve.ModelService(load_model_bundle(model_dir)).predictor.startswith("treelite")
+    assert model_service.ModelService(load_model_bundle(model_dir)).predictor.startswith("treelite")
 
 
 def test_service_falls_back_to_the_pipeline_if_the_scorer_differs(
@@ -203,7 +208,7 @@ def test_service_falls_back_to_the_pipeline_if_the_scorer_differs(
     monkeypatch.setattr(
         TreeliteScorer, "predict_proba", lambda self, features: real(self, features) + 1e-9
     )
-    service = serve.ModelService(load_model_bundle(model_dir))
+    service = model_service.ModelService(load_model_bundle(model_dir))
     assert service.predictor == "pipeline"
     assert (
         "treelite scorer refused: differs from the pipeline by 1e-09 (tolerance 1e-12) on rows 0.."
@@ -469,8 +474,8 @@ def test_predict_duplicate_key_in_a_batch_names_the_row(
 
 
 def test_duplicate_key_is_not_fooled_by_colons_inside_strings() -> None:
-    assert serve.duplicate_key(b'{"a": "x:y", "b": ":"}', keys=2) is None
-    assert serve.duplicate_key(b'[{"a": 1}, {"a": ":", "a": 2}]', keys=2) == ((1, "a"), "a")
+    assert duplicate_key(b'{"a": "x:y", "b": ":"}', keys=2) is None
+    assert duplicate_key(b'[{"a": 1}, {"a": ":", "a": 2}]', keys=2) == ((1, "a"), "a")
 
 
 @pytest.mark.parametrize("charset", ["utf-16", "latin-1", "UTF-32"])
@@ -773,8 +778,8 @@ def test_observe_many_matches_observing_one_by_one() -> None:
 
     values = np.array([0.0, 0.05, 0.051, 0.5, 0.999, 1.0, 0.3, 0.3])
     one, many = CollectorRegistry(), CollectorRegistry()
-    h1 = Histogram("s", "s", buckets=serve.SCORE_BUCKETS, registry=one)
-    h2 = Histogram("s", "s", buckets=serve.SCORE_BUCKETS, registry=many)
+    h1 = Histogram("s", "s", buckets=SCORE_BUCKETS, registry=one)
+    h2 = Histogram("s", "s", buckets=SCORE_BUCKETS, registry=many)
     for v in values:
         h1.observe(v)
     observe_many(h2, values)
@@ -1003,12 +1008,12 @@ def test_service_falls_back_to_the_pipeline_if_the_scorer_breaks(
         )
 
     monkeypatch.setattr(treelite.sklearn, "import_model", broken)
-    service = serve.ModelService(load_model_bundle(model_dir))
+    service = model_service.ModelService(load_model_bundle(model_dir))
     assert service.predictor == "pipeline"
     assert "treelite scorer failed: AttributeError" in caplog.text
     frame = raw_flights(month=4).head(3)
     np.testing.assert_array_equal(  # the pipeline itself: exactly
-        service.predict(serve.to_columns(records(frame))), direct_scores(model_dir, frame)
+        service.predict(model_service.to_columns(records(frame))), direct_scores(model_dir, frame)
     )
 
 

@@ -24,7 +24,8 @@ from flightdelay.core.params import Params
 from flightdelay.core.schemas import EXAMPLE_FLIGHT
 from flightdelay.pipeline.featurize import featurize
 from flightdelay.pipeline.train import save, train
-from flightdelay.serving.serve import ServeSettings, create_app
+from flightdelay.serving.app import create_app
+from flightdelay.serving.settings import ServeSettings
 
 pytestmark = pytest.mark.slow
 

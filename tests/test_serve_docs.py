@@ -28,7 +28,12 @@ def url(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[s
     root = tmp_path_factory.mktemp("docs")
     model_dir = build_model_dir(root, repo_root)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTDELAY_")}
+    # None of the caller's settings, but the session's scorer cache (never the user's ~/.cache)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FLIGHTDELAY_") or k == "FLIGHTDELAY_SCORER_CACHE"
+    }
     log = (root / "serve.log").open("wb")
     process = subprocess.Popen(
         [

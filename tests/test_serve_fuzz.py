@@ -22,7 +22,8 @@ from schemathesis.checks import (
 from schemathesis.generation import GenerationMode
 
 from flightdelay.core.schemas import FLIGHT_BOUNDS, FLIGHT_PATTERNS
-from flightdelay.serving.serve import ServeSettings, create_app
+from flightdelay.serving.app import create_app
+from flightdelay.serving.settings import ServeSettings
 from serving import build_model_dir
 
 CHECKS = [

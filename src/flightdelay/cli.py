@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "next upstream month vs prod model: drift, retrain branch",
     ),
     "serve": ("flightdelay.serving.serve", "serve the model over HTTP (FastAPI under uvicorn)"),
+    "compile-scorer": ("flightdelay.serving.compiled", "compile the scorer library once"),
     "smoke": ("flightdelay.serving.smoke", "check a running service: /health, /version, /predict"),
     "promote": ("flightdelay.loop.promote", "after a merge: gate, gto register, assign staging"),
     "release": ("flightdelay.loop.release", "resolve a stage tag: verified model, assets, notes"),

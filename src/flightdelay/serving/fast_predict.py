@@ -3,8 +3,7 @@ scikit-learn and pandas internals.
 
 **Not the service's scorer any more**: ``benchmarks/serve.py`` measured treelite (compiled by
 tl2cgen, :mod:`flightdelay.serving.scoring`) faster at p99 for 1 and 1,000 rows, and the project's
-rule
-keeps a private-internals path only if it is at least 2x faster than the best maintained one.
+rule keeps a private-internals path only if it is at least 2x faster than the best maintained one.
 This module stays as the reference that benchmark measures against, so the decision can be
 re-checked on a new scikit-learn or treelite; nothing in the package imports it.
 

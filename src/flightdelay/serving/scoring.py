@@ -9,7 +9,8 @@ classifier (``treelite.sklearn.import_model``, which reads the fitted trees and 
 splits), either
 
 * compiled to a shared library by tl2cgen (treelite's code generator) with the system's C
-  compiler, once per model and process, when ``gcc`` is there, or
+  compiler, once per model (:mod:`flightdelay.serving.compiled` keeps the library and loads it
+  again only if its recorded sha256 matches), when ``gcc`` or such a library is there, or
 * interpreted by treelite's GTIL otherwise (slower on large batches, no compiler needed).
 
 Why treelite and not ONNX Runtime: skl2onnx 1.20 cannot convert a HistGradientBoosting with
@@ -28,19 +29,18 @@ rows at start-up and scores with the pipeline itself if the scorer is refused or
 
 from __future__ import annotations
 
-import atexit
 import shutil
-import tempfile
 import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
+
+from flightdelay.serving import compiled
 
 #: Largest |scorer - pipeline.predict_proba| accepted at start-up (probabilities in [0, 1]).
 SCORE_TOLERANCE = 1e-12
@@ -48,7 +48,6 @@ SCORE_TOLERANCE = 1e-12
 #: compile faster in total than one large file).
 COMPILE_UNITS = 8
 
-_libraries: dict[str, Path] = {}  # model sha256 -> compiled library (once per process)
 _compile_lock = threading.Lock()
 
 
@@ -161,7 +160,7 @@ class TreeliteScorer:
             warnings.simplefilter("ignore", RuntimeWarning)
             model = treelite.sklearn.import_model(classifier)
         if compiler is None:
-            compiler = c_compiler() is not None
+            compiler = c_compiler() is not None or compiled.cached(key) is not None
         if compiler:
             predictor = compiled_predictor(model, key, n_threads)
             import tl2cgen
@@ -195,26 +194,14 @@ def c_compiler() -> str | None:
 
 
 def compiled_predictor(model: Any, key: str, n_threads: int) -> Any:
-    """tl2cgen's compiled predictor of a treelite model; the library is built once per ``key``
-    and process, in a private temporary directory (removed at exit). A predictor may be called
-    by one thread at a time: each scorer has its own."""
+    """tl2cgen's compiled predictor of a treelite model; its library comes from
+    :func:`flightdelay.serving.compiled.library` (compiled once per ``key``, verified at every
+    load). A predictor may be called by one thread at a time: each scorer has its own."""
     import tl2cgen
 
     with _compile_lock:
-        if key not in _libraries:
-            work = Path(tempfile.mkdtemp(prefix="flightdelay-scorer-"))
-            atexit.register(shutil.rmtree, work, ignore_errors=True)
-            library = work / "model.so"
-            tl2cgen.export_lib(
-                model,
-                toolchain="gcc",
-                libpath=str(library),
-                params={"parallel_comp": COMPILE_UNITS},
-                nthread=1,
-                verbose=False,
-            )
-            _libraries[key] = library
-        return tl2cgen.Predictor(str(_libraries[key]), nthread=n_threads, verbose=False)
+        library = compiled.library(model, key, COMPILE_UNITS)
+        return tl2cgen.Predictor(str(library), nthread=n_threads, verbose=False)
 
 
 def _is_nan(value: Any) -> bool:

@@ -1,0 +1,112 @@
+"""How the service refuses a request (:class:`RequestError`: status, message, per-field
+details), and the checks made before and beside schema validation: the bearer token, a JSON
+content type in UTF-8, the body's size limit, no key repeated within an object."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+
+from flightdelay.serving.model_service import RowError
+
+
+def check_content_type(header: str) -> None:
+    """415 unless the body is declared JSON in UTF-8 (the only encoding JSON allows, RFC 8259)."""
+    if header == "application/json":  # the usual header: no parsing
+        return
+    from email.message import Message
+
+    message = Message()
+    message["content-type"] = header
+    media = message.get_content_type() if header.strip() else ""
+    if media != "application/json":
+        raise RequestError(415, f"Content-Type must be application/json, got {media or 'none'!r}")
+    charset = message.get_param("charset")
+    if charset is not None and str(charset).strip().lower() not in ("utf-8", "utf8"):
+        raise RequestError(
+            415, f"charset {str(charset)!r} is not supported: send JSON encoded as UTF-8"
+        )
+
+
+def duplicate_key(body: bytes, keys: int) -> tuple[tuple[int | str, ...], str] | None:
+    """(location, key) of the first key repeated within one JSON object of a body that already
+    validated as ``keys`` fields in all; None if there is none.
+
+    Every key brings one ':' outside strings, so a body with exactly ``keys`` colons (the usual
+    case, one memchr pass) cannot repeat one; only then is it parsed again by the standard
+    library, which reports each object's key/value pairs in order."""
+    if body.count(b":") <= keys:
+        return None
+    found: list[tuple[int, str]] = []
+    objects = 0
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal objects
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append((objects, key))
+            seen.add(key)
+        objects += 1
+        return dict(items)
+
+    import json
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except ValueError:  # pydantic accepted it, so this cannot happen; never answer 500 for it
+        return None
+    if not found:
+        return None
+    row, key = found[0]
+    return ((row, key) if body.lstrip()[:1] == b"[" else (key,)), key
+
+
+class RequestError(Exception):
+    """A request the service refuses: status, one-line message, per-field details."""
+
+    def __init__(self, status: int, error: str, detail: Sequence[RowError] = ()) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, list(detail)
+
+
+def check_bearer(header: str, token: bytes | None) -> None:
+    """401 unless the Authorization ``header`` is ``Bearer <token>`` (no check without a token)."""
+    if token is None:
+        return
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+        raise RequestError(
+            401,
+            "missing or invalid bearer token (header 'Authorization: "
+            "Bearer <FLIGHTDELAY_API_TOKEN>')",
+        )
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    """The body of a request declared as JSON in UTF-8 (415 otherwise), at most ``limit`` bytes
+    (413 otherwise, before reading it when Content-Length says so); 408 if the client leaves."""
+    check_content_type(request.headers.get("content-type", ""))
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(
+            413,
+            f"body of {int(declared)} bytes exceeds the limit of {limit} "
+            "bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
+        )
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(
+                    413,
+                    f"body exceeds the limit of {limit} bytes (FLIGHTDELAY_MAX_BODY_BYTES)",
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or closed for being too slow (http_guard): no 500
+        raise RequestError(408, "the client disconnected before sending the whole body") from None
+    return b"".join(chunks)
