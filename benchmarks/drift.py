@@ -90,7 +90,7 @@ def full_year_features(workdir: Path) -> Any:
 
 
 def make_job(workdir: Path, repeats: int) -> dict[str, Any]:
-    from flightdelay.pipeline.drift import declared_kinds
+    from flightdelay.pipeline.stattests import declared_kinds
     from flightdelay.core.params import load_params
 
     drift_params = load_params(ROOT / "params.yaml").drift
@@ -146,7 +146,8 @@ def peak_rss_during(call) -> int | None:
 def worker(job_path: Path, out_path: Path) -> int:
     import pandas as pd
 
-    from flightdelay.pipeline.drift import dataset_drift, infer_kind
+    from flightdelay.pipeline.feature_drift import dataset_drift
+    from flightdelay.pipeline.stattests import infer_kind
     from flightdelay.core.params import load_params
 
     job = json.loads(job_path.read_text())

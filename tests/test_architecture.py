@@ -184,7 +184,6 @@ MAX_LINES = 600
 OVERSIZE = frozenset(
     {
         "pipeline.card",
-        "pipeline.drift",
         "serving.serve",
         "core.features",
         "pipeline.validate",

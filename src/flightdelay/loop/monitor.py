@@ -211,6 +211,7 @@ def assess(
     ``current_scores`` are the production model's scores of the batch rows (in order).
     """
     from flightdelay.pipeline import drift as drift_stage
+    from flightdelay.pipeline.stattests import declared_kinds
 
     current = features[features[drift_stage.MONTH] == month]
     if current.empty:
@@ -233,7 +234,7 @@ def assess(
         rows,
         reference_months=reference_months,
         current_month=month,
-        kinds=drift_stage.declared_kinds(),
+        kinds=declared_kinds(),
         params=thresholds,
         score_reference=score_reference,
     )

@@ -36,7 +36,8 @@ from pydantic import BaseModel, ConfigDict
 from flightdelay.loop import canary, nginx, traffic
 from flightdelay.core import gitops, signing
 from flightdelay.loop.canary import Samples, ServiceMetrics, Upstream, scrape, service_metrics
-from flightdelay.pipeline.drift import STAT_TESTS, column_drift
+from flightdelay.pipeline.feature_drift import column_drift
+from flightdelay.pipeline.stattests import STAT_TESTS
 from flightdelay.core.io import DataFileError
 from flightdelay.core.params import CanaryParams, ParamsError, load_params
 from flightdelay.loop.release import DEFAULT_OUT, Release, ReleaseError, verify_release_dir
