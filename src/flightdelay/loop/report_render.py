@@ -304,7 +304,7 @@ def _audit(a: Any) -> AuditView | None:
     if a is None:
         return None
     from flightdelay.pipeline.audit import summary
-    from flightdelay.pipeline.card import label_policy
+    from flightdelay.pipeline.card_view import label_policy
 
     return AuditView(
         passed=a.passed,
