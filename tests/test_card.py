@@ -14,6 +14,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from flightdelay.core.data import dir_md5
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.io import md5_file
 from flightdelay.core.params import TrainParams
 from flightdelay.core.stats import Interval
@@ -99,6 +100,7 @@ IMPORTANCE = [
     {"feature": "carrier", "importance": 0.0222, "std": 0.0028},
 ]
 DRIFT = {
+    "any_drift": False,
     "current_month": "2013-03",
     "reference_months": ["2013-01", "2013-02"],
     "dataset": {
@@ -108,14 +110,36 @@ DRIFT = {
         "n_features": 35,
         "drift_share_threshold": 0.5,
         "drifted_features": ["temp", "dewp"],
+        "n_reference_rows": 51955,
+        "n_current_rows": 28834,
+        "not_tested": [],
+        "excluded": [],
+        "problems": [],
     },
-    "label": {"reference_late_rate": 0.2222, "current_late_rate": 0.1234},
+    "label": {
+        "available": True,
+        "drifted": False,
+        "method": "jensenshannon",
+        "score": 0.05,
+        "threshold": 0.1,
+        "psi": 0.04,
+        "message": "",
+        "reference_late_rate": 0.2222,
+        "current_late_rate": 0.1234,
+    },
+    "prediction": {"available": False, "drifted": False},
     "performance": {
         "available": True,
         "drifted": False,
         "metric": "roc_auc",
+        "higher_is_better": True,
+        "max_drop": 0.02,
+        "by_month": {"2013-02": 0.7777, "2013-03": 0.8123},
+        "message": "",
         "current": 0.8123,
+        "backtest_mean": 0.7777,
         "backtest_worst": 0.7777,
+        "drop_below_worst": -0.0346,
     },
 }
 BATCHES = {
@@ -137,7 +161,7 @@ def inputs(**changes: Any) -> CardInputs:
         "backtest": BACKTEST,
         "slices": SLICES,
         "importance": IMPORTANCE,
-        "drift": DRIFT,
+        "drift": DriftSummary.parse(DRIFT, "drift.json"),
         "batches": BATCHES,
         "intervals": {"roc_auc": Interval(0.8011, 0.8234), "f1": Interval(0.5, 0.58)},
         "slice_intervals": {"carrier": {"UA": Interval(0.8101, 0.8999)}},

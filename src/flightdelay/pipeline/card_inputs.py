@@ -15,6 +15,7 @@ import pandas as pd
 
 from flightdelay import MODEL_NAME
 from flightdelay.core.artifacts import ArtifactError, RevisionFiles, directory_md5, lock_hashes
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.io import DataFileError
 from flightdelay.core.stats import Interval, metric_intervals, roc_auc, slice_intervals
 
@@ -34,7 +35,7 @@ class CardInputs:
     backtest: Sequence[Mapping[str, Any]]  # backtest.json "months"
     slices: Mapping[str, Sequence[Mapping[str, Any]]]  # slices.json
     importance: Sequence[Mapping[str, Any]]  # importance.json "features"
-    drift: Mapping[str, Any]  # drift.json
+    drift: DriftSummary  # drift.json
     batches: Mapping[str, Mapping[str, Any]]  # data.dvc meta.files: relative path -> md5, rows
     intervals: Mapping[str, Interval]  # metric -> bootstrap interval on the evaluation month
     slice_intervals: Mapping[str, Mapping[str, Interval]]  # column -> value -> ROC AUC interval
@@ -174,14 +175,14 @@ def load_inputs(params: Any, reader: RevisionFiles, lock: Mapping[str, Any] | No
     backtest = reader.json(p.metrics / "backtest.json", "backtest metrics")
     slices = reader.json(p.metrics / "slices.json", "slice metrics")
     importance = reader.json(p.metrics / "importance.json", "permutation importance")
-    drift = reader.json(p.drift / "drift.json", "drift summary")
+    drift_path = p.drift / "drift.json"
+    drift = DriftSummary.parse(reader.json(drift_path, "drift summary"), drift_path)
     audit = _read_audit(reader, p.audit)
     dvc_file = reader.yaml(DVC_FILE, "data.dvc")
     for name, value, kind in (
         ("model.json", model, dict),
         ("evaluate.json", evaluate, dict),
         ("slices.json", slices, dict),
-        ("drift.json", drift, dict),
         (
             "backtest.json",
             (backtest or {}).get("months") if isinstance(backtest, dict) else None,

@@ -137,7 +137,7 @@ class CardView:
     target: str
     cancelled: str
     eval_batches: Table
-    drift: DriftLine | None
+    drift: DriftLine
     train_first: str
     train_last: str
     data_md5: str
@@ -315,34 +315,31 @@ def _audit(audit: Any) -> AuditView | None:
     )
 
 
-def _drift(inputs: CardInputs) -> DriftLine | None:
+def _drift(inputs: CardInputs) -> DriftLine:
     d = inputs.drift
-    dataset = d.get("dataset") or {}
-    label = d.get("label") or {}
-    if not dataset:
-        return None
+    dataset = d.dataset
     return DriftLine(
-        reference_months=", ".join(d.get("reference_months") or []),
-        n_drifted=str(dataset.get("n_drifted", "n/a")),
-        n_features=str(dataset.get("n_features", "n/a")),
-        share=num(dataset.get("share_drifted"), 2),
-        drifted=bool(dataset.get("drifted")),
-        threshold=num(dataset.get("drift_share_threshold"), 2),
-        reference_late_rate=pct(label.get("reference_late_rate")),
-        current_late_rate=pct(label.get("current_late_rate")),
-        drifted_features=", ".join(dataset.get("drifted_features") or []) or "none",
+        reference_months=", ".join(d.reference_months),
+        n_drifted=str(dataset.n_drifted),
+        n_features=str(dataset.n_features),
+        share=num(dataset.share_drifted, 2),
+        drifted=dataset.drifted,
+        threshold=num(dataset.drift_share_threshold, 2),
+        reference_late_rate=pct(d.label.reference_late_rate),
+        current_late_rate=pct(d.label.current_late_rate),
+        drifted_features=", ".join(dataset.drifted_features) or "none",
     )
 
 
 def _performance(inputs: CardInputs) -> tuple[str, str, str, str] | None:
-    performance = inputs.drift.get("performance") or {}
-    if not performance.get("available"):
+    performance = inputs.drift.performance
+    if not performance.available:
         return None
     return (
-        "drift" if performance.get("drifted") else "no drift",
-        str(performance.get("metric")),
-        num(performance.get("current")),
-        num(performance.get("backtest_worst")),
+        "drift" if performance.drifted else "no drift",
+        performance.metric,
+        num(performance.current),
+        num(performance.backtest_worst),
     )
 
 

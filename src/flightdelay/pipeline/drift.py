@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import DriftParams
 from flightdelay.pipeline.drift_plots import distribution, plot_data, write_figures
 from flightdelay.pipeline.feature_drift import (
@@ -140,7 +141,7 @@ class ScoreReference:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """Everything the drift stage reports; ``to_json`` is drift.json."""
+    """Everything the drift stage reports; :meth:`summary` is drift.json."""
 
     reference_months: tuple[str, ...]
     current_month: str
@@ -155,7 +156,13 @@ class DriftReport:
     score_distribution: pd.DataFrame | None = field(repr=False, default=None)
     score_reference: ScoreReference | None = None  # what the current scores were compared with
 
+    def summary(self) -> DriftSummary:
+        """drift.json, typed: the one shape the stage writes and its readers read."""
+        return DriftSummary.parse(self.to_json(), DRIFT_JSON)
+
     def to_json(self) -> dict[str, Any]:
+        """The payload of drift.json (validated and written through :meth:`summary`)."""
+
         def drift_of(c: ColumnDrift | None) -> dict[str, Any]:
             if c is None:
                 return {"available": False, "drifted": False}
@@ -347,7 +354,7 @@ def write_outputs(report: DriftReport, directory: Path) -> None:
     from flightdelay.core.io import write_json
 
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / DRIFT_JSON, report.to_json())
+    write_json(directory / DRIFT_JSON, report.summary().to_json())
     report.features.table().to_csv(directory / TABLE_CSV, index=False)
     write_json(directory / TABLE_JSON, report.markdown_table())
     (directory / PLOT_DATA).mkdir(exist_ok=True)
@@ -428,12 +435,12 @@ def run(params: Any, args: argparse.Namespace) -> int:
         backtest_scores=backtest_scores,
     )
     write_outputs(report, paths.drift)
-    summary = report.to_json()
-    d, perf = summary["dataset"], summary["performance"]
+    summary = report.summary()
+    d, perf = summary.dataset, summary.performance
     print(
         f"drift {report.current_month} vs {report.reference_months[0]}.."
-        f"{report.reference_months[-1]}: {d['n_drifted']}/{d['n_features']} features drifted "
-        f"(dataset drift: {'yes' if d['drifted'] else 'no'}), late rate "
+        f"{report.reference_months[-1]}: {d.n_drifted}/{d.n_features} features drifted "
+        f"(dataset drift: {'yes' if d.drifted else 'no'}), late rate "
         f"{report.label_rates[0]:.3f} -> {report.label_rates[1]:.3f}"
         + (
             f", mean score {report.score_means[0]:.3f} -> {report.score_means[1]:.3f}"
@@ -442,9 +449,8 @@ def run(params: Any, args: argparse.Namespace) -> int:
             else ""
         )
         + (
-            f", {perf['metric']} {perf['current']:.4f} "
-            f"(worst backtest {perf['backtest_worst']:.4f})"
-            if perf.get("available")
+            f", {perf.metric} {perf.current:.4f} (worst backtest {perf.backtest_worst:.4f})"
+            if perf.available
             else ""
         )
         + f" -> {paths.drift}"

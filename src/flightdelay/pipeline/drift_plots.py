@@ -75,15 +75,16 @@ def plot_data(report: DriftReport) -> dict[str, pd.DataFrame]:
     scores = table.loc[
         table["status"] == "ok", ["column", "method", "score", "threshold", "severity", "drifted"]
     ]
+    perf = report.summary().performance
     performance = pd.DataFrame(
         [
             {
                 "month": m,
-                "metric": report.performance["metric"],
+                "metric": perf.metric,
                 "value": v,
                 "role": "current" if m == report.current_month else "backtest",
             }
-            for m, v in report.performance["by_month"].items()
+            for m, v in perf.by_month.items()
         ],
         columns=["month", "metric", "value", "role"],
     )
@@ -175,22 +176,22 @@ def write_figures(report: DriftReport, directory: Path) -> list[Path]:
     save(fig, "late_rate.png")
 
     # Metric by month: backtest months and the current one.
-    perf = report.performance
+    perf = report.summary().performance
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    months = list(perf["by_month"])
-    values = list(perf["by_month"].values())
+    months = list(perf.by_month)
+    values = list(perf.by_month.values())
     ax.plot(months, values, marker="o", color="tab:blue")
-    if report.current_month in perf["by_month"]:
-        ax.plot([report.current_month], [perf["by_month"][report.current_month]], marker="o",
+    if report.current_month in perf.by_month:
+        ax.plot([report.current_month], [perf.by_month[report.current_month]], marker="o",
                 color="tab:orange", linestyle="none", label=cur_label)  # fmt: skip
-    if perf.get("available"):
-        ax.axhline(perf["backtest_worst"], color="grey", linestyle=":", label="worst earlier")
+    if perf.available:
+        ax.axhline(perf.measured()[1], color="grey", linestyle=":", label="worst earlier")
     if months:
         ax.legend(fontsize=7)
     ax.set(
-        ylabel=perf["metric"],
-        title=f"{perf['metric']} by month (performance drift: "
-        f"{'yes' if perf.get('drifted') else 'no' if perf.get('available') else 'n/a'})",
+        ylabel=perf.metric,
+        title=f"{perf.metric} by month (performance drift: "
+        f"{'yes' if perf.drifted else 'no' if perf.available else 'n/a'})",
     )
     save(fig, "performance.png")
 
