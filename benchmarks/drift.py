@@ -91,7 +91,7 @@ def full_year_features(workdir: Path) -> Any:
 
 def make_job(workdir: Path, repeats: int) -> dict[str, Any]:
     from flightdelay.core.params import load_params
-    from flightdelay.pipeline.drift import declared_kinds
+    from flightdelay.pipeline.stattests import declared_kinds
 
     drift_params = load_params(ROOT / "params.yaml").drift
     started = time.perf_counter()
@@ -147,7 +147,8 @@ def worker(job_path: Path, out_path: Path) -> int:
     import pandas as pd
 
     from flightdelay.core.params import load_params
-    from flightdelay.pipeline.drift import dataset_drift, infer_kind
+    from flightdelay.pipeline.feature_drift import dataset_drift
+    from flightdelay.pipeline.stattests import infer_kind
 
     job = json.loads(job_path.read_text())
     features = job["numeric"] + job["categorical"]

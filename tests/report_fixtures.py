@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import Params
 from flightdelay.loop.compare import Comparison, Delta, SliceDelta
 from flightdelay.loop.gate import Challenger, decide
@@ -76,9 +77,10 @@ FEATURE_TABLE = {
 }
 
 
-def drift(month: str = "2013-09", performance_drift: bool = False) -> dict[str, Any]:
+def drift(month: str = "2013-09", performance_drift: bool = False) -> DriftSummary:
     current = 0.7797 if performance_drift else 0.8213
-    return {
+    payload = {
+        "any_drift": True,
         "current_month": month,
         "reference_months": ["2013-01", "2013-08"],
         "dataset": {
@@ -114,12 +116,17 @@ def drift(month: str = "2013-09", performance_drift: bool = False) -> dict[str, 
             "available": True,
             "drifted": performance_drift,
             "metric": "roc_auc",
+            "higher_is_better": True,
+            "message": "",
             "current": current,
+            "backtest_mean": 0.8126,
             "backtest_worst": 0.8040,
+            "drop_below_worst": 0.8040 - current,
             "max_drop": 0.02,
             "by_month": {"2013-07": 0.8212, "2013-08": 0.8040, month: current},
         },
     }
+    return DriftSummary.parse(payload, "drift.json")
 
 
 def comparison(name: str, commit: str, sha: str, regressed: bool = True) -> Comparison:
@@ -359,13 +366,12 @@ def failed_validation(params: Params) -> ReportInputs:
 
 
 def plot_data(inputs: ReportInputs) -> PlotData:
-    drift_doc = inputs.drift or {}
-    month = str(drift_doc.get("current_month") or "2013-09")
+    month = inputs.drift.current_month if inputs.drift else "2013-09"
     return PlotData(
         curves=inputs.scores,
         drift=drift_frames(month) if inputs.drift else {},
         current_month=month,
-        performance=drift_doc.get("performance") or {},
+        performance=inputs.drift.performance if inputs.drift else None,
     )
 
 

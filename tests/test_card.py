@@ -14,10 +14,12 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from flightdelay.core.data import dir_md5
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.io import md5_file
 from flightdelay.core.params import TrainParams
-from flightdelay.pipeline import card
-from flightdelay.pipeline.card import CardError, CardInputs, CardSpec, Interval
+from flightdelay.core.stats import Interval
+from flightdelay.pipeline import card, card_check, card_inputs, card_view
+from flightdelay.pipeline.card_inputs import CardError, CardInputs, CardSpec
 from synthetic import audit_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +100,7 @@ IMPORTANCE = [
     {"feature": "carrier", "importance": 0.0222, "std": 0.0028},
 ]
 DRIFT = {
+    "any_drift": False,
     "current_month": "2013-03",
     "reference_months": ["2013-01", "2013-02"],
     "dataset": {
@@ -107,14 +110,36 @@ DRIFT = {
         "n_features": 35,
         "drift_share_threshold": 0.5,
         "drifted_features": ["temp", "dewp"],
+        "n_reference_rows": 51955,
+        "n_current_rows": 28834,
+        "not_tested": [],
+        "excluded": [],
+        "problems": [],
     },
-    "label": {"reference_late_rate": 0.2222, "current_late_rate": 0.1234},
+    "label": {
+        "available": True,
+        "drifted": False,
+        "method": "jensenshannon",
+        "score": 0.05,
+        "threshold": 0.1,
+        "psi": 0.04,
+        "message": "",
+        "reference_late_rate": 0.2222,
+        "current_late_rate": 0.1234,
+    },
+    "prediction": {"available": False, "drifted": False},
     "performance": {
         "available": True,
         "drifted": False,
         "metric": "roc_auc",
+        "higher_is_better": True,
+        "max_drop": 0.02,
+        "by_month": {"2013-02": 0.7777, "2013-03": 0.8123},
+        "message": "",
         "current": 0.8123,
+        "backtest_mean": 0.7777,
         "backtest_worst": 0.7777,
+        "drop_below_worst": -0.0346,
     },
 }
 BATCHES = {
@@ -136,7 +161,7 @@ def inputs(**changes: Any) -> CardInputs:
         "backtest": BACKTEST,
         "slices": SLICES,
         "importance": IMPORTANCE,
-        "drift": DRIFT,
+        "drift": DriftSummary.parse(DRIFT, "drift.json"),
         "batches": BATCHES,
         "intervals": {"roc_auc": Interval(0.8011, 0.8234), "f1": Interval(0.5, 0.58)},
         "slice_intervals": {"carrier": {"UA": Interval(0.8101, 0.8999)}},
@@ -261,7 +286,7 @@ def test_render_card_is_deterministic_and_lint_clean() -> None:
 
 
 def test_render_card_records_its_inputs() -> None:
-    assert card.fingerprint_of(card.render_card(inputs(), spec())) == FINGERPRINT
+    assert card_check.fingerprint_of(card.render_card(inputs(), spec())) == FINGERPRINT
 
 
 def test_render_card_missing_key_names_the_file_and_key() -> None:
@@ -283,12 +308,12 @@ def test_estimator_named_in_the_card_is_what_train_fits() -> None:
         validation_fraction=0.1,
         early_stopping_rounds=5,
     )
-    assert type(make_pipeline(params)[-1]).__name__ == card.ESTIMATOR
+    assert type(make_pipeline(params)[-1]).__name__ == card_view.ESTIMATOR
 
 
 def test_month_range_ends_on_the_last_day_of_the_month() -> None:
-    assert card.month_range(["2013-02", "2013-01"]) == "2013-01-01 to 2013-02-28"
-    assert card.month_range([]) == "n/a"
+    assert card_view.month_range(["2013-02", "2013-01"]) == "2013-01-01 to 2013-02-28"
+    assert card_view.month_range([]) == "n/a"
 
 
 # --- intervals -----------------------------------------------------------------------------------
@@ -306,7 +331,7 @@ def test_intersections_lowest_roc_auc_first() -> None:
     frame = pd.DataFrame(
         {"y_true": y, "score": s, "carrier": ["AA"] * 400 + ["UA"] * 400, "origin": "EWR"}
     )
-    rows = card.intersections(frame, ("carrier", "origin"), 200)
+    rows = card_inputs.intersections(frame, ("carrier", "origin"), 200)
     assert [r["carrier"] for r in rows] == ["AA", "UA"]
     assert rows[0]["n"] == 400
     assert rows[1]["roc_auc"] == pytest.approx(roc_auc_score(y[400:], s[400:]))
@@ -317,17 +342,17 @@ def test_intersections_lowest_roc_auc_first() -> None:
 
 def test_card_diff_of_identical_cards_is_one_line() -> None:
     markdown = card.render_card(inputs(), spec())
-    assert card.card_diff(markdown, markdown) == "The model card is unchanged.\n"
+    assert card_check.card_diff(markdown, markdown) == "The model card is unchanged.\n"
 
 
 def test_card_diff_without_an_earlier_card() -> None:
-    assert card.card_diff("", card.render_card(inputs(), spec())).startswith("New model card")
+    assert card_check.card_diff("", card.render_card(inputs(), spec())).startswith("New model card")
 
 
 def test_card_diff_shows_changed_lines_per_section() -> None:
     old = card.render_card(inputs(), spec())
     new = card.render_card(inputs(evaluate=EVALUATE | {"roc_auc": 0.8456}), spec())
-    diff = card.card_diff(old, new)
+    diff = card_check.card_diff(old, new)
     assert diff.startswith("The model card changed in ")
     assert "Metrics: changed" in diff
     assert "-| ROC AUC | 0.812 | [0.801, 0.823] |" in diff
@@ -339,9 +364,11 @@ def test_card_diff_shows_changed_lines_per_section() -> None:
 
 
 def lock_for(card_md: str, card_md5: str, **overrides: str) -> dict[str, Any]:
-    hashes = card.fingerprint_of(card_md) or {}
+    hashes = card_check.fingerprint_of(card_md) or {}
     outs = [
-        {"path": p, "md5": overrides.get(p, m)} for p, m in hashes.items() if p != card.DATA_KEY
+        {"path": p, "md5": overrides.get(p, m)}
+        for p, m in hashes.items()
+        if p != card_inputs.DATA_KEY
     ]
     return {
         "schema": "2.0",
@@ -362,13 +389,13 @@ CARD_PATH = "model-cards/flight-delay.md"
 def test_stale_reasons_none_when_fresh() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
-    assert card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == []
+    assert card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == []
 
 
 def test_stale_reasons_when_dvc_lock_records_new_metrics() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32, **{"outputs/metrics/evaluate.json": "f" * 32})
-    (reason,) = card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})
+    (reason,) = card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})
     assert reason.startswith(
         f"outputs/metrics/evaluate.json: dvc.lock records {'f' * 32}, the card was made from "
     )
@@ -380,13 +407,13 @@ def test_stale_reasons_when_dvc_lock_records_new_metrics() -> None:
 def test_stale_reasons_when_the_data_changed() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32, data="d" * 32 + ".dir")
-    assert card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})[0].startswith("data: ")
+    assert card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})[0].startswith("data: ")
 
 
 def test_stale_reasons_when_the_card_was_edited_by_hand() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
-    (reason,) = card.stale_reasons(markdown + "edit\n", CARD_PATH, "x" * 32, lock, {})
+    (reason,) = card_check.stale_reasons(markdown + "edit\n", CARD_PATH, "x" * 32, lock, {})
     assert "is not the card dvc.lock records" in reason
     assert "edited by hand" in reason
 
@@ -394,7 +421,7 @@ def test_stale_reasons_when_the_card_was_edited_by_hand() -> None:
 def test_stale_reasons_when_the_card_code_changed() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
-    reasons = card.stale_reasons(
+    reasons = card_check.stale_reasons(
         markdown, CARD_PATH, "m" * 32, lock, {"src/flightdelay/pipeline/card.py": "0" * 32}
     )
     assert reasons == [
@@ -407,15 +434,16 @@ def test_stale_reasons_when_there_is_no_card_stage_or_no_card() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
     del lock["stages"]["card"]
-    assert card.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == [
+    assert card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == [
         "dvc.lock has no `card` stage: run `dvc repro card` and commit "
         "model-cards/flight-delay.md and dvc.lock"
     ]
-    assert card.stale_reasons(None, CARD_PATH, None, lock, {})[0].startswith(
+    assert card_check.stale_reasons(None, CARD_PATH, None, lock, {})[0].startswith(
         "model-cards/flight-delay.md not found"
     )
     assert (
-        "records no card-inputs" in card.stale_reasons("# hand-made\n", CARD_PATH, "", lock, {})[0]
+        "records no card-inputs"
+        in card_check.stale_reasons("# hand-made\n", CARD_PATH, "", lock, {})[0]
     )
 
 
@@ -478,7 +506,7 @@ def test_main_writes_the_working_tree_card(
     assert "# Model card: flight-delay (working tree)" in markdown
     assert "| UA (United Air Lines Inc.) | 250 |" in markdown
     assert capsys.readouterr().out.startswith(f"card: {CARD_PATH} (")
-    fingerprint = card.fingerprint_of(markdown) or {}
+    fingerprint = card_check.fingerprint_of(markdown) or {}
     assert fingerprint["outputs/metrics/evaluate.json"] == md5_file(
         workdir / "outputs/metrics/evaluate.json"
     )
@@ -539,8 +567,10 @@ def test_card_stage_writes_the_path_card_path_names(params: Any) -> None:
     stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["card"]
     (out,) = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
     resolved = out.replace("${paths.cards}", params.paths.cards.as_posix())
-    assert resolved == card.card_path(params).as_posix() == "model-cards/flight-delay.md"
-    assert card.card_path(params, "v1.0.0").as_posix() == "model-cards/flight-delay@v1.0.0.md"
+    assert resolved == card_inputs.card_path(params).as_posix() == "model-cards/flight-delay.md"
+    assert (
+        card_inputs.card_path(params, "v1.0.0").as_posix() == "model-cards/flight-delay@v1.0.0.md"
+    )
 
 
 def test_committed_card_is_fresh_against_dvc_lock(

@@ -22,14 +22,9 @@ from flightdelay.core.params import (
     ParamsError,
     parse_params,
 )
-from flightdelay.pipeline import drift
-from flightdelay.pipeline.drift import (
-    DriftError,
-    column_drift,
-    dataset_drift,
-    default_method,
-    infer_kind,
-)
+from flightdelay.pipeline import drift, drift_plots, stattests
+from flightdelay.pipeline.feature_drift import column_drift, dataset_drift
+from flightdelay.pipeline.stattests import DriftError, default_method, infer_kind
 
 
 def _params(**overrides: object) -> DriftParams:
@@ -71,7 +66,7 @@ def _normal(n: int, shift: float = 0.0, seed: int = 0) -> pd.Series:
     ],
 )
 def test_default_method_follows_evidently_thresholds(
-    kind: drift.Kind, n_reference: int, n_unique: int, expected: str
+    kind: stattests.Kind, n_reference: int, n_unique: int, expected: str
 ) -> None:
     assert default_method(kind, n_reference, n_unique) == expected
 
@@ -256,7 +251,7 @@ def _frames(n_ref: int = 2000, n_cur: int = 1000) -> tuple[pd.DataFrame, pd.Data
     return reference, current
 
 
-KINDS: dict[str, drift.Kind] = {
+KINDS: dict[str, stattests.Kind] = {
     "a": "numeric",
     "b": "numeric",
     "c": "categorical",
@@ -423,7 +418,7 @@ def test_performance_drift_without_earlier_backtest_month_is_not_available() -> 
 def test_distribution_shares_sum_to_one_with_nulls() -> None:
     reference = pd.Series([1.0, 2.0, np.nan, 4.0])
     current = pd.Series([1.0, 1.0, 1.0, np.nan])
-    table = drift.distribution(reference, current, "numeric")
+    table = drift_plots.distribution(reference, current, "numeric")
     assert table["reference"].sum() == pytest.approx(1.0)
     assert table["current"].sum() == pytest.approx(1.0)
     assert table.loc[table["bin"] == "(null)", "current"].item() == 0.25
@@ -431,8 +426,8 @@ def test_distribution_shares_sum_to_one_with_nulls() -> None:
 
 def test_distribution_pools_rare_categories() -> None:
     reference = pd.Series([f"c{i}" for i in range(20)] * 5)
-    table = drift.distribution(reference, reference, "categorical")
-    assert len(table) == drift.DISTRIBUTION_CATEGORIES + 1
+    table = drift_plots.distribution(reference, reference, "categorical")
+    assert len(table) == drift_plots.DISTRIBUTION_CATEGORIES + 1
     assert table["bin"].iloc[-1] == "(other)"
     assert table["reference"].sum() == pytest.approx(1.0)
 
@@ -456,7 +451,7 @@ def _feature_table(n_per_month: int = 1500, shift: float = 0.0) -> pd.DataFrame:
                     if k == "categorical"
                     else rng.normal(shift if current and c == "temp" else 0.0, 1.0, n_per_month)
                 )
-                for c, k in drift.declared_kinds().items()
+                for c, k in stattests.declared_kinds().items()
             }
         )
         frame.insert(0, "month", month)
@@ -621,7 +616,7 @@ def _drift_of_scores(
         [],
         reference_months=MONTHS[:-1],
         current_month="2013-09",
-        kinds=drift.declared_kinds(),
+        kinds=stattests.declared_kinds(),
         params=_params(),
         score_reference=score_reference,
         backtest_scores=backtest_scores,

@@ -1,4 +1,5 @@
-"""The model artifact of a commit, through DVC: where it lives, its hash, its exact bytes.
+"""The pipeline's outputs at a commit, through DVC: the model artifact (where it lives, its hash,
+its exact bytes), any repository file at a revision, and the hashes dvc.lock records.
 
 The artifact is declared once, in ``dvc.yaml`` (``artifacts: flight-delay: path: ${paths.model}``);
 its hash is what that commit's ``dvc.lock`` records for the stage output at that path. Files come
@@ -8,6 +9,7 @@ tree, and are re-hashed here: a release ships only the bytes the commit recorded
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flightdelay.core.data import dir_md5
-from flightdelay.core.io import md5_file
+from flightdelay.core.io import DataFileError, md5_file
 
 
 class ArtifactError(RuntimeError):
@@ -198,3 +200,82 @@ def pipeline_changes(targets: list[str], repo: Path = Path(".")) -> dict[str, li
             else:
                 changes.setdefault(stage.split(":")[-1], []).append(str(entry))
     return changes
+
+
+# ---------------------------------------------------------------- files and hashes at a revision
+
+
+class RevisionFiles:
+    """Repository files of the work tree (``rev`` None), or of a git revision through DVC's
+    filesystem: tracked outputs from the DVC cache or remote, the rest from git."""
+
+    def __init__(self, rev: str | None) -> None:
+        self.rev = rev
+        self._fs: Any = None
+        if rev is not None:
+            from dvc.api import DVCFileSystem
+
+            try:
+                self._fs = DVCFileSystem(url=".", rev=rev)
+            except Exception as exc:  # DVC raises many types for a bad revision
+                raise ArtifactError(f"cannot read revision {rev!r}: {exc}") from None
+
+    def bytes(self, path: Path, what: str) -> bytes:
+        if self._fs is None:
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                raise DataFileError(f"{path}: {what} not found (run `dvc repro`)") from None
+        try:
+            return bytes(self._fs.read_bytes(path.as_posix()))
+        except FileNotFoundError:
+            raise DataFileError(f"{path}: {what} not found at {self.rev}") from None
+        except Exception as exc:  # not in the DVC cache nor on the remote
+            raise DataFileError(
+                f"{path} at {self.rev}: {what} cannot be read ({exc}); it is in neither the DVC "
+                f"cache nor the remote: `dvc fetch --rev {self.rev}` where it was built"
+            ) from None
+
+    def json(self, path: Path, what: str) -> Any:
+        try:
+            return json.loads(self.bytes(path, what))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataFileError(f"{path}: {what} is not valid JSON: {exc}") from None
+
+    def yaml(self, path: Path, what: str) -> Any:
+        import yaml
+
+        try:
+            return yaml.safe_load(self.bytes(path, what))
+        except yaml.YAMLError as exc:
+            raise DataFileError(f"{path}: {what} is not valid YAML: {exc}") from None
+
+
+LOCK = Path("dvc.lock")
+
+
+def read_lock(path: Path = LOCK) -> Mapping[str, Any]:
+    """The work tree's dvc.lock; ArtifactError says how to make it when it is missing or bad."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} not found: run `dvc repro` and commit it") from None
+    except yaml.YAMLError as exc:
+        raise ArtifactError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(lock, dict):
+        raise ArtifactError(f"{path} is not a DVC lock file")
+    return lock
+
+
+def lock_hashes(lock: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(path -> md5 of every stage output, path -> md5 of every stage dependency) in dvc.lock."""
+    outs: dict[str, str] = {}
+    deps: dict[str, str] = {}
+    for stage in (lock.get("stages") or {}).values():
+        for kind, found in (("outs", outs), ("deps", deps)):
+            for entry in stage.get(kind) or []:
+                if isinstance(entry, Mapping) and "path" in entry and "md5" in entry:
+                    found[str(entry["path"])] = str(entry["md5"])
+    return outs, deps

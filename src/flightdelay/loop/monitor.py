@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay import MODEL_NAME
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import DriftParams, MonitorParams, Params
 
 MONITOR_JSON = "monitor.json"
@@ -102,64 +103,61 @@ def batch_month(present: Sequence[str], requested: str | None) -> str:
     return month
 
 
-def decide(summary: Mapping[str, Any], params: MonitorParams, drift: DriftParams) -> Decision:
+def decide(summary: DriftSummary, params: MonitorParams, drift: DriftParams) -> Decision:
     """Signals from the drift summary (drift.json of the batch) and the retraining decision; the
     thresholds are ``drift:``'s, the signals that retrain ``monitor:``'s."""
-    dataset = summary.get("dataset") or {}
-    label = summary.get("label") or {}
-    prediction = summary.get("prediction") or {}
-    performance = summary.get("performance") or {}
+    dataset, label = summary.dataset, summary.label
+    prediction, performance = summary.prediction, summary.performance
     triggers = set(params.retrain_on)
 
-    def share(value: Any) -> str:
+    def share(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * float(value):.1f} %"
 
     signals = [
         Signal(
             "dataset",
-            f"share of drifted features ({dataset.get('n_drifted', 0)} of "
-            f"{dataset.get('n_features', 0)})",
-            dataset.get("share_drifted"),
+            f"share of drifted features ({dataset.n_drifted} of {dataset.n_features})",
+            dataset.share_drifted,
             drift.drift_share,
-            bool(dataset.get("drifted")),
+            dataset.drifted,
             "dataset" in triggers,
         ),
         Signal(
             "label",
-            f"late rate {share(label.get('reference_late_rate'))} -> "
-            f"{share(label.get('current_late_rate'))} ({label.get('method') or 'not tested'})",
-            label.get("score"),
-            label.get("threshold"),
-            bool(label.get("drifted")),
+            f"late rate {share(label.reference_late_rate)} -> "
+            f"{share(label.current_late_rate)} ({label.method or 'not tested'})",
+            label.score,
+            label.threshold,
+            label.drifted,
             "label" in triggers,
         ),
         Signal(
             "prediction",
             "mean predicted probability "
             + (
-                f"{prediction['reference_mean_score']:.3f} -> "
-                f"{prediction['current_mean_score']:.3f} ({prediction.get('method')})"
-                if "current_mean_score" in prediction
+                f"{prediction.reference_mean_score:.3f} -> "
+                f"{prediction.current_mean_score:.3f} ({prediction.method})"
+                if prediction.current_mean_score is not None
+                and prediction.reference_mean_score is not None
                 else "not assessed"
             ),
-            prediction.get("score"),
-            prediction.get("threshold"),
-            bool(prediction.get("drifted")),
+            prediction.score,
+            prediction.threshold,
+            prediction.drifted,
             "prediction" in triggers,
         ),
     ]
-    metric = performance.get("metric", drift.performance_metric)
-    if performance.get("available"):
+    metric = performance.metric
+    if performance.available:
+        current, worst, drop = performance.measured()
         signals.append(
             Signal(
                 "performance",
-                f"{metric} {performance['current']:.3f} on the batch, "
-                f"{abs(performance['drop_below_worst']):.3f} "
-                f"{'below' if performance['drop_below_worst'] > 0 else 'above'} the worst "
-                f"backtest month ({performance['backtest_worst']:.3f})",
-                performance["drop_below_worst"],
+                f"{metric} {current:.3f} on the batch, {abs(drop):.3f} "
+                f"{'below' if drop > 0 else 'above'} the worst backtest month ({worst:.3f})",
+                drop,
                 drift.max_performance_drop,
-                bool(performance.get("drifted")),
+                performance.drifted,
                 "performance" in triggers,
             )
         )
@@ -167,7 +165,7 @@ def decide(summary: Mapping[str, Any], params: MonitorParams, drift: DriftParams
         signals.append(
             Signal(
                 "performance",
-                f"{metric}: {performance.get('message') or 'not assessed'}",
+                f"{metric}: {performance.message or 'not assessed'}",
                 None,
                 drift.max_performance_drop,
                 False,
@@ -211,6 +209,7 @@ def assess(
     ``current_scores`` are the production model's scores of the batch rows (in order).
     """
     from flightdelay.pipeline import drift as drift_stage
+    from flightdelay.pipeline.stattests import declared_kinds
 
     current = features[features[drift_stage.MONTH] == month]
     if current.empty:
@@ -233,11 +232,11 @@ def assess(
         rows,
         reference_months=reference_months,
         current_month=month,
-        kinds=drift_stage.declared_kinds(),
+        kinds=declared_kinds(),
         params=thresholds,
         score_reference=score_reference,
     )
-    return report, decide(report.to_json(), monitor, params.drift)
+    return report, decide(report.summary(), monitor, params.drift)
 
 
 def retrain_paths(lock: Mapping[str, Any], ignored: Callable[[str], bool]) -> list[str]:
@@ -395,7 +394,7 @@ def check(params: Params, requested: str | None) -> dict[str, Any]:
         params,
     )
     drift_stage.write_outputs(report, out)
-    summary = report.to_json()
+    summary = report.summary()
     run = _run_url()
     context: dict[str, Any] = {
         "month": month,
@@ -419,7 +418,7 @@ def check(params: Params, requested: str | None) -> dict[str, Any]:
         "reasons": list(decision.reasons),
         "signals": [asdict(s) | {"retrain": s.retrain} for s in decision.signals],
         "branch": branch_for(month),
-        "drift": summary,
+        "drift": summary.to_json(),
     }
     (out / MONITOR_JSON).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     title = f"Drift monitor: {month} " + (

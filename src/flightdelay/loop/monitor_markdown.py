@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.loop.monitor import FIGURES, ISSUE_MARKER, Decision
 
 
@@ -40,7 +41,7 @@ def verdict(decision: Decision) -> str:
 
 
 def render_issue(
-    summary: Mapping[str, Any],
+    summary: DriftSummary,
     decision: Decision,
     table: Mapping[str, Any],
     context: Mapping[str, Any],
@@ -51,8 +52,7 @@ def render_issue(
     labelled, branch, plots (file name -> link) and run (a link to the run, or None).
     """
     month = context["month"]
-    dataset = summary.get("dataset") or {}
-    reference = summary.get("reference_months") or []
+    dataset, reference = summary.dataset, summary.reference_months
     header, rows = list(table.get("header") or []), list(table.get("rows") or [])
     lines = [
         ISSUE_MARKER,
@@ -66,7 +66,7 @@ def render_issue(
         f"| Model | {context['model']} |",
         f"| Reference | its training months "
         f"{reference[0] if reference else 'n/a'} .. {reference[-1] if reference else 'n/a'} "
-        f"({dataset.get('n_reference_rows', 0):,} flights) |",
+        f"({dataset.n_reference_rows:,} flights) |",
         f"| Verdict | {verdict(decision)} |",
     ]
     if decision.retrain:
@@ -78,7 +78,7 @@ def render_issue(
     drifted = [r for r in rows if len(r) > 5 and r[5] == "yes"][:10]
     if drifted and header:
         lines += [
-            f"### Most drifted features ({dataset.get('n_drifted', len(drifted))} drifted)",
+            f"### Most drifted features ({dataset.n_drifted} drifted)",
             "",
             "| " + " | ".join(header) + " |",
             "|" + "|".join("---" for _ in header) + "|",

@@ -241,18 +241,6 @@ def verify_model(
     return replace(release, signature=info.model_dump())
 
 
-def card_spec(
-    params: Any,
-    version: str,
-    commit: str,
-    signature: str | None = None,
-    trained_commit: str | None = None,
-    mlflow_run_id: str | None = None,
-) -> card.CardSpec:
-    """The card of registered ``version`` at ``commit``, made as `flightdelay card --version`."""
-    return card.CardSpec.of(params, version, commit, signature, trained_commit, mlflow_run_id)
-
-
 def asset_paths(
     cards: Path, metrics: Path, report: Path, drift: Path, model_path: str
 ) -> list[str]:
@@ -279,19 +267,15 @@ def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str |
     a version older than the card stage): the release still deploys, its notes say why.
     """
     try:
-        reader = card._Reader(release.commit)
-        lock = reader.yaml(Path("dvc.lock"), "dvc.lock")
-        inputs = card.load_inputs(params, reader, lock if isinstance(lock, dict) else {})
-        trained, _ = card.provenance(inputs, release.commit)
-        spec = card_spec(
+        markdown = card.version_card(
             params,
             release.version,
             release.commit,
+            release.commit,
             signature_line(release),
-            trained,
             release.mlflow_run_id,
+            find_run=False,
         )
-        markdown = card.render_card(inputs, spec)
     except (card.CardError, DataFileError) as exc:
         return None, str(exc)
     path = dest / card.card_path(params, release.version).name

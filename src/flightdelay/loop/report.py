@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from flightdelay import MODEL_NAME
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import BootstrapParams, GateParams
 from flightdelay.loop.compare import Comparison
 from flightdelay.loop.gate import Rule, Verdict
@@ -92,7 +93,7 @@ class ReportInputs:
     params_diff: Sequence[tuple[str, Any, Any]] = ()
     data_diff: Sequence[DataChange] = ()
     data_files: tuple[int, int] | None = None  # files in data.dvc at base, here
-    drift: Mapping[str, Any] | None = None
+    drift: DriftSummary | None = None
     drift_table: Mapping[str, Any] | None = None
     slices: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
     scores: Curves | None = None  # this change's, main's and prod's scores on the same flights
@@ -347,8 +348,8 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
         )
         if base_dvc
         else None,
-        drift=_read_optional(paths.drift / "drift.json", "drift summary")
-        if skipped is None
+        drift=DriftSummary.read(paths.drift / "drift.json")
+        if skipped is None and (paths.drift / "drift.json").is_file()
         else None,
         drift_table=_read_optional(paths.drift / "features.json", "drift table")
         if skipped is None
@@ -382,12 +383,12 @@ def _read_audit(path: Path, validation: Mapping[str, Any] | None) -> Any:
 
 def plot_data(params: Any, inputs: ReportInputs) -> PlotData:
     """What the figures are drawn from: the scores gathered, drift's plot CSVs."""
-    drift = inputs.drift or {}
+    drift = inputs.drift
     return PlotData(
         curves=inputs.scores,
-        drift=read_drift_data(params.paths.drift / "plots") if inputs.drift is not None else {},
-        current_month=str(drift.get("current_month") or ""),
-        performance=drift.get("performance") or {},
+        drift=read_drift_data(params.paths.drift / "plots") if drift is not None else {},
+        current_month=drift.current_month if drift is not None else "",
+        performance=drift.performance if drift is not None else None,
     )
 
 

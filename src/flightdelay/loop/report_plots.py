@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flightdelay.core.drift_summary import PerformanceDrift
+
 WIDTH_IN = 7.8  # inches at DPI: 780 px, the width of a GitHub comment
 DPI = 100
 #: Okabe & Ito (2008): distinguishable with protanopia, deuteranopia and tritanopia.
@@ -64,7 +66,7 @@ class PlotData:
     curves: Curves | None = None
     drift: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # drift's plot CSVs by stem
     current_month: str = ""
-    performance: Mapping[str, Any] = field(default_factory=dict)  # drift.json "performance"
+    performance: PerformanceDrift | None = None  # drift.json's
     top_features: int = 12
 
 
@@ -268,15 +270,15 @@ def performance_figure(data: PlotData) -> Any:
     current = frame[frame["role"] == "current"]
     ax.plot(current["month"], current["value"], color=VERMILLION, marker="D", markersize=8,
             linestyle="none", label=f"current {data.current_month}")  # fmt: skip
-    if perf.get("available"):
-        worst = float(perf["backtest_worst"])
+    if perf is not None and perf.available:
+        _, worst, _ = perf.measured()
         ax.axhline(worst, color=GREY, linestyle=":", label="worst earlier month")
-        ax.axhline(worst - float(perf["max_drop"]), color=VERMILLION, linestyle="--",
+        ax.axhline(worst - perf.max_drop, color=VERMILLION, linestyle="--",
                    linewidth=1, label="drift below this")  # fmt: skip
     from flightdelay.core.stats import LABELS
 
     metric = LABELS.get(str(frame["metric"].iloc[0]), str(frame["metric"].iloc[0]))
-    flag = "yes" if perf.get("drifted") else "no" if perf.get("available") else "n/a"
+    flag = "n/a" if perf is None else "yes" if perf.drifted else "no" if perf.available else "n/a"
     ax.set(ylabel=metric, title=f"{metric} by month (performance drift: {flag})")
     ax.legend(loc="lower left", frameon=True)
     return fig

@@ -27,6 +27,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from flightdelay.core.drift_summary import DatasetSummary, LabelDrift
 from flightdelay.core.stats import LABELS, METRICS, rate_difference
 from flightdelay.loop.compare import Comparison
 from flightdelay.loop.report_view import (
@@ -93,36 +94,27 @@ def nothing_changed(r: ReportInputs) -> bool:
     )
 
 
-def label_rate(label: Mapping[str, Any], dataset: Mapping[str, Any]) -> LabelRate | None:
-    if not label or label.get("reference_late_rate") is None:
-        return None
-    p1, p2 = float(label["reference_late_rate"]), float(label.get("current_late_rate") or 0)
-    n1, n2 = dataset.get("n_reference_rows"), dataset.get("n_current_rows")
+def label_rate(label: LabelDrift, dataset: DatasetSummary) -> LabelRate:
+    p1, p2 = label.reference_late_rate, label.current_late_rate
+    n1, n2 = dataset.n_reference_rows, dataset.n_current_rows
     cis: tuple[Any, Any, Any] = (None, None, None)
     if n1 and n2:
-        cis = rate_difference(p1, int(n1), p2, int(n2))
+        cis = rate_difference(p1, n1, p2, n2)
     diff = cis[2]
     return LabelRate(
         reference=p1,
         current=p2,
-        n_reference=int(n1) if n1 else None,
-        n_current=int(n2) if n2 else None,
+        n_reference=n1 or None,
+        n_current=n2 or None,
         reference_ci=cis[0],
         current_ci=cis[1],
         diff_ci=diff,
         changed=bool(diff is not None and (diff[0] > 0 or diff[1] < 0)),
-        method=label.get("method"),
-        score=label.get("score"),
-        threshold=label.get("threshold"),
-        drifted=bool(label.get("drifted")),
+        method=label.method,
+        score=label.score,
+        threshold=label.threshold,
+        drifted=label.drifted,
     )
-
-
-def excluded_columns(excluded: Any) -> list[str]:
-    """Column names of drift.json's ``excluded`` (a mapping, or a list of {column, reason})."""
-    if isinstance(excluded, Mapping):
-        return [str(c) for c in excluded]
-    return [str(e.get("column", e)) if isinstance(e, Mapping) else str(e) for e in excluded or []]
 
 
 _CARD_ROW = re.compile(r"^\|\s*(?P<metric>[^|]+?)\s*\|\s*(?P<value>[^|]+?)\s*\|")
@@ -305,7 +297,7 @@ def _audit(a: Any) -> AuditView | None:
     if a is None:
         return None
     from flightdelay.pipeline.audit import summary
-    from flightdelay.pipeline.card import label_policy
+    from flightdelay.pipeline.card_view import label_policy
 
     return AuditView(
         passed=a.passed,
@@ -330,11 +322,9 @@ def _drift(r: ReportInputs, data_changed: bool) -> DriftView | None:
     d = r.drift
     if d is None:
         return None
-    ds, label, pred, perf = (
-        d.get(k) or {} for k in ("dataset", "label", "prediction", "performance")
-    )
-    refs = d.get("reference_months") or []
-    performance_drift = bool(perf.get("available") and perf.get("drifted"))
+    ds, pred, perf = d.dataset, d.prediction, d.performance
+    refs = d.reference_months
+    performance_drift = perf.available and perf.drifted
     figures = []
     if data_changed:
         figures += [
@@ -346,11 +336,11 @@ def _drift(r: ReportInputs, data_changed: bool) -> DriftView | None:
                 open=False,
             ),
         ]
-        if pred.get("available"):
+        if pred.available:
             figures.append(
                 FigureRef(name="drift-predictions", alt="predicted probabilities", open=False)
             )
-    if perf.get("available") and (data_changed or performance_drift):
+    if perf.available and (data_changed or performance_drift):
         figures.append(
             FigureRef(name="drift-performance", alt="metric by month", open=performance_drift)
         )
@@ -360,13 +350,13 @@ def _drift(r: ReportInputs, data_changed: bool) -> DriftView | None:
     rows = [[str(row[i]) for i in keep] for row in table.get("rows") or []]
     return DriftView(
         data_changed=data_changed,
-        current_month=d.get("current_month"),
+        current_month=d.current_month,
         reference_span=f"{refs[0]} … {refs[-1]}" if refs else None,
-        dataset=dict(ds) or None,
-        excluded=excluded_columns(ds.get("excluded")),
-        label=label_rate(label, ds),
-        prediction=dict(pred) if pred.get("available") else None,
-        performance=dict(perf) or None,
+        dataset=ds,
+        excluded=[e.column for e in ds.excluded],
+        label=label_rate(d.label, ds),
+        prediction=pred if pred.available else None,
+        performance=perf,
         table_header=[header[i] for i in keep],
         table_rows=rows[:TOP_FEATURES],
         table_more=max(0, len(rows) - TOP_FEATURES),
@@ -422,15 +412,16 @@ def build_view(
         caveats.append(RuleCaveat(keys=list(r.rule.changes), source=r.rule.source))
     if slices is not None and slices.regressions and slices.against:
         caveats.append(SliceCaveat(against=slices.against, slices=slices.regressions))
-    perf = (r.drift or {}).get("performance") or {}
-    if mode != "skipped" and perf.get("available") and perf.get("drifted"):
+    perf = r.drift.performance if r.drift is not None else None
+    if r.drift is not None and perf is not None and mode != "skipped" and perf.drifted:
+        current, worst, _ = perf.measured()  # an unassessed check is never drifted (DriftSummary)
         caveats.append(
             PerformanceCaveat(
-                metric_label=LABELS.get(perf.get("metric", ""), str(perf.get("metric"))),
-                month=str((r.drift or {}).get("current_month")),
-                current=float(perf.get("current", 0)),
-                worst=float(perf.get("backtest_worst", 0)),
-                max_drop=float(perf.get("max_drop", 0)),
+                metric_label=LABELS.get(perf.metric, perf.metric),
+                month=r.drift.current_month,
+                current=current,
+                worst=worst,
+                max_drop=perf.max_drop,
             )
         )
     v = r.verdict

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from flightdelay.core.drift_summary import DatasetSummary, PerformanceDrift, PredictionDrift
 from flightdelay.core.stats import Delta
 
 if TYPE_CHECKING:
@@ -254,11 +255,11 @@ class DriftView(_View):
     data_changed: bool  # False: one collapsed line, "as on main"
     current_month: str | None
     reference_span: str | None
-    dataset: dict[str, Any] | None
+    dataset: DatasetSummary
     excluded: list[str]
-    label: LabelRate | None
-    prediction: dict[str, Any] | None
-    performance: dict[str, Any] | None
+    label: LabelRate
+    prediction: PredictionDrift | None  # None: prediction drift not assessed
+    performance: PerformanceDrift
     table_header: list[str]
     table_rows: list[list[str]]
     table_more: int  # rows left out of the table

@@ -40,7 +40,8 @@ from flightdelay.core.params import CanaryParams, ParamsError, load_params
 from flightdelay.loop import canary, nginx, traffic
 from flightdelay.loop.canary import Samples, ServiceMetrics, Upstream, scrape, service_metrics
 from flightdelay.loop.release import DEFAULT_OUT, Release, ReleaseError, verify_release_dir
-from flightdelay.pipeline.drift import STAT_TESTS, column_drift
+from flightdelay.pipeline.feature_drift import column_drift
+from flightdelay.pipeline.stattests import STAT_TESTS
 
 if TYPE_CHECKING:
     from flightdelay.loop.deploy import LocalService
