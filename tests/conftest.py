@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -15,6 +16,34 @@ from flightdelay.core.params import Params, load_params
 from signing_keys import KeyPair, make_key_pair
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+WITHOUT_DATA = (
+    "needs the real data/ (make data), and --without-data says not to materialise it "
+    "(make test-fast; make test runs it)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--without-data",
+        action="store_true",
+        help="skip the tests that need the real data/ instead of materialising it (make test-fast)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, a module's tests run on one worker, so a module-scoped fixture (a
+    pipeline run, a clone, a registry, a server) is built once, not once per worker. The workflow
+    harness (tests/workflows) is one group: its session fixtures build a main repository and a
+    job venv. A test may name a group of its own with ``@pytest.mark.xdist_group``."""
+    workflows = Path(__file__).parent / "workflows"
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            path = Path(item.path)
+            group = "workflows" if workflows in path.parents else path.stem
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,16 +68,24 @@ def params() -> Params:
 
 
 @pytest.fixture(scope="session")
-def data_ready(params: Params) -> Path:
+def data_ready(params: Params, pytestconfig: pytest.Config) -> Path:
     """The real data/ of the work tree, materialised once (verify, else pull, else rebuild)."""
+    if pytestconfig.getoption("without_data"):
+        pytest.skip(WITHOUT_DATA)
     data = REPO_ROOT / params.paths.data
-    done = subprocess.run(
-        [sys.executable, "-m", "flightdelay", "data", "pull", "--no-push"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # One worker at a time (pytest-xdist): two `dvc pull`s into one work tree would collide.
+    # .dvc/tmp: git-ignored, the work tree's own (two sessions in one tree would collide too).
+    lock_path = REPO_ROOT / ".dvc" / "tmp" / "tests-data-ready.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(
+            [sys.executable, "-m", "flightdelay", "data", "pull", "--no-push"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     assert done.returncode == 0, f"could not materialise data/: {done.stderr}"
     return data
 

@@ -15,15 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flightdelay.core.features import build_context
-from flightdelay.core.model_io import write_context
-from flightdelay.core.params import DeployParams, FeaturizeParams, TrainParams, load_params
+from flightdelay.core.params import DeployParams
 from flightdelay.loop import deploy, nginx
 from flightdelay.loop.release import Release
-from flightdelay.pipeline.featurize import featurize
-from flightdelay.pipeline.train import save, train
-from serving import DATA_MD5, MONTHS
-from synthetic import FEATURIZE, TRAIN, raw_tables
+from serving import build_model_dir
 
 # Late = any delay (1 minute or more) instead of 30: most flights are late, the mean score goes
 # from about 0.35 to 0.75 on the same requests.
@@ -31,21 +26,9 @@ SHIFTED = {"target_delay_minutes": 1}
 
 
 def build_model(root: Path, repo_root: Path, **overrides: Any) -> Path:
-    """Train on the synthetic months (featurize params overridden) into ``root / "model"``."""
-    tables = raw_tables(months=MONTHS)
-    context = build_context(
-        tables["flights"], tables["weather"], tables["planes"], tables["airports"]
-    )
-    fparams = FeaturizeParams(**{**FEATURIZE, **overrides})
-    features = featurize(tables["flights"], context, fparams)
-    params = load_params(repo_root / "params.yaml")
-    paths = params.paths.model_copy(update={"model": root / "model", "context": root / "context"})
-    params = params.model_copy(
-        update={"paths": paths, "featurize": fparams, "train": TrainParams(**TRAIN)}
-    )
-    write_context(context, paths.context)
-    save(train(features, params.train), features, params, DATA_MD5, log_mlflow=False)
-    return paths.model
+    """Train on the synthetic months (featurize params overridden) into ``root / "model"``
+    (trained once per session and set of overrides: :func:`serving.build_model_dir`)."""
+    return build_model_dir(root, repo_root, **overrides)
 
 
 def free_port() -> int:

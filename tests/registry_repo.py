@@ -4,17 +4,21 @@ It carries the real ``.gto``, ``params.yaml`` and the real ``artifacts:`` declar
 ``dvc.yaml``, and a two-stage pipeline: ``train`` writes the model directory (``paths.model``, a
 small model.json whose content the test chooses, so each commit can record a different model)
 and ``evaluate`` its ``evaluate.json`` (git-tracked, like the real metrics).
-Real git, DVC (a local remote beside it) and GTO. Building one costs seconds, so tests build a
-module-wide one and work on cheap copies of it (:meth:`RegistryRepo.copy`).
+Real git, DVC (a local remote beside it) and GTO. Building one costs seconds (a dozen git and DVC
+commands), so each is built once per session (per pytest-xdist worker, :class:`_Templates`) and
+handed out as copies; tests build a module-wide one and work on cheap copies of it
+(:meth:`RegistryRepo.copy`).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,12 @@ class RegistryRepo:
 
     @classmethod
     def create(cls, root: Path, remote: Path, repo_root: Path) -> RegistryRepo:
+        """A repository without commits at ``root`` (a copy of the session's template)."""
+        return _templates(repo_root).restore((), root, remote)[0]
+
+    @classmethod
+    def build(cls, root: Path, remote: Path, repo_root: Path) -> RegistryRepo:
+        """A repository without commits at ``root``, built with git and DVC."""
         repo = cls(root, _env())
         root.mkdir(parents=True)
         repo.git("init", "--quiet", "--initial-branch", "main")
@@ -141,6 +151,67 @@ def build_base(
     workspace: Path, repo_root: Path, models: tuple[str, ...]
 ) -> tuple[RegistryRepo, dict[str, str]]:
     """A repository with one commit per model name; returns it and {name: commit SHA}."""
-    repo = RegistryRepo.create(workspace / "base", workspace / "remote", repo_root)
-    commits = {name: repo.commit_model(name) for name in models}
-    return repo, commits
+    return _templates(repo_root).restore(models, workspace / "base", workspace / "remote")
+
+
+class _Templates:
+    """The registries of one session, built once and copied out. Every repository the tests ask
+    for (none, ``("a",)``, ``("a", "b")``, ...) is a prefix of one chain of model commits, so one
+    builder commits them in turn and each step is kept as a snapshot: its work tree, git, DVC
+    cache and remote. A copy is the repository the commands would have built (the same commits,
+    the remote holding what was pushed up to then), with ``config.local`` naming its own remote."""
+
+    def __init__(self, repo_root: Path) -> None:
+        self.repo_root = repo_root
+        self.directory = Path(tempfile.mkdtemp(prefix="flightdelay-registry-"))
+        atexit.register(shutil.rmtree, self.directory, ignore_errors=True)
+        self.snapshots: dict[tuple[str, ...], tuple[Path, Path, dict[str, str]]] = {}
+        self.builder: RegistryRepo | None = None
+        self.remote = self.directory
+        self.built: dict[str, str] = {}
+
+    def restore(
+        self, models: tuple[str, ...], root: Path, remote: Path
+    ) -> tuple[RegistryRepo, dict[str, str]]:
+        if models not in self.snapshots:
+            self._build(models)
+        snapshot, built_remote, commits = self.snapshots[models]
+        shutil.copytree(snapshot / "repo", root, symlinks=True)
+        if (snapshot / "remote").is_dir():
+            shutil.copytree(snapshot / "remote", remote, symlinks=True, dirs_exist_ok=True)
+        config = root / ".dvc" / "config.local"
+        assert str(built_remote) in config.read_text(), config.read_text()
+        config.write_text(config.read_text().replace(str(built_remote), str(remote)))
+        return RegistryRepo(root, _env()), dict(commits)
+
+    def _build(self, models: tuple[str, ...]) -> None:
+        if self.builder is None or models[: len(self.built)] != tuple(self.built):
+            chain = Path(tempfile.mkdtemp(dir=self.directory, prefix="chain-"))
+            self.remote = chain / "remote"
+            self.builder = RegistryRepo.build(chain / "repo", self.remote, self.repo_root)
+            self.built = {}
+            self._snapshot()
+        for name in models[len(self.built) :]:
+            self.built[name] = self.builder.commit_model(name)
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        assert self.builder is not None
+        key = tuple(self.built)
+        if key in self.snapshots:
+            return
+        snapshot = Path(tempfile.mkdtemp(dir=self.directory, prefix="snapshot-"))
+        shutil.copytree(self.builder.root, snapshot / "repo", symlinks=True)
+        if self.remote.is_dir():
+            shutil.copytree(self.remote, snapshot / "remote", symlinks=True)
+        self.snapshots[key] = (snapshot, self.remote, dict(self.built))
+
+
+_TEMPLATES: dict[Path, _Templates] = {}
+
+
+def _templates(repo_root: Path) -> _Templates:
+    key = repo_root.resolve()
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = _Templates(key)
+    return _TEMPLATES[key]

@@ -1,9 +1,13 @@
 """A small, real model bundle for the serving tests: synthetic raw tables (tests/synthetic.py)
 through featurize, the train module's core function and its ``save`` (the pipeline's own code),
-so the tests neither need data/ nor a pipeline run."""
+so the tests neither need data/ nor a pipeline run. Each bundle is trained once per session (per
+pytest-xdist worker) and every caller gets its own copy."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +24,39 @@ MONTHS = (1, 2, 3, 4)
 DATA_MD5 = "0123456789abcdef0123456789abcdef.dir"
 
 
-def build_model_dir(root: Path, repo_root: Path) -> Path:
-    """Train on the synthetic months and write a verified bundle to ``root / "model"``."""
+def build_model_dir(root: Path, repo_root: Path, **featurize_overrides: Any) -> Path:
+    """Train on the synthetic months (featurize params overridden) and write a verified bundle to
+    ``root / "model"``, its context tables to ``root / "context"`` and the provenance sidecar
+    beside the bundle; returns the bundle's directory."""
+    key = (repo_root.resolve(), tuple(sorted(featurize_overrides.items())))
+    if key not in _TRAINED:
+        template = Path(tempfile.mkdtemp(prefix="flightdelay-synthetic-model-"))
+        atexit.register(shutil.rmtree, template, ignore_errors=True)
+        _train(template, repo_root, featurize_overrides)
+        _TRAINED[key] = template
+    # A copy, not the template: tests corrupt, sign and re-save their bundle. Training is
+    # deterministic (model.json holds no clock or host), so the bytes are those a retrain writes.
+    shutil.copytree(_TRAINED[key], root, dirs_exist_ok=True)
+    return root / "model"
+
+
+_TRAINED: dict[tuple[Path, tuple[tuple[str, Any], ...]], Path] = {}
+
+
+def _train(root: Path, repo_root: Path, featurize_overrides: dict[str, Any]) -> None:
     tables = raw_tables(months=MONTHS)
     context = build_context(
         tables["flights"], tables["weather"], tables["planes"], tables["airports"]
     )
-    features = featurize(tables["flights"], context, FeaturizeParams(**FEATURIZE))
+    fparams = FeaturizeParams(**{**FEATURIZE, **featurize_overrides})
+    features = featurize(tables["flights"], context, fparams)
     params = load_params(repo_root / "params.yaml")
     paths = params.paths.model_copy(update={"model": root / "model", "context": root / "context"})
     params = params.model_copy(
-        update={
-            "paths": paths,
-            "featurize": FeaturizeParams(**FEATURIZE),
-            "train": TrainParams(**TRAIN),
-        }
+        update={"paths": paths, "featurize": fparams, "train": TrainParams(**TRAIN)}
     )
     write_context(context, paths.context)
     save(train(features, params.train), features, params, DATA_MD5, log_mlflow=False)
-    return paths.model
 
 
 def raw_flights(month: int = 4) -> pd.DataFrame:
