@@ -531,11 +531,13 @@ class Act:
         variables: Mapping[str, str] | None = None,
         inputs: Mapping[str, str] | None = None,
         runners: Sequence[str] = ("ubuntu-latest",),
-        dry_run: bool = False,
+        until_first_step: bool = False,
     ) -> Run:
         """Run ``workflow`` for ``event``. ``runners``: the runs-on labels that exist (each runs
-        on this host); a job asking for another one fails to start. ``dry_run``: act's -n, which
-        picks each job's runner and runs no step."""
+        on this host); a job asking for another one fails to start. ``until_first_step``: stop
+        act as soon as a job begins its first step; that job is ``started`` in ``Run.jobs``
+        (it got a runner), and no step has run. act's own dry run (-n) is no substitute: on
+        the host executor (``-self-hosted``) it runs every step."""
         act, actions = act_binary(), actions_dir()
         assert act is not None, why_not_ready()
         assert actions is not None, why_not_ready()
@@ -603,8 +605,6 @@ class Act:
         ]
         for label in runners:
             argv += ["-P", f"{label}=-self-hosted"]
-        if dry_run:
-            argv.append("--dryrun")
         if job:
             argv += ["--job", job]
         for key, value in job_env.items():
@@ -618,15 +618,19 @@ class Act:
         started = time.monotonic()
         log_path = self.root / f"act-{workflow}-{len(list(self.root.glob('act-*.log')))}.log"
         with log_path.open("w") as log, running(argv, self.origin.work, env, log) as proc:
-            try:
-                code = proc.wait(timeout=ACT_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                code = -1
+            deadline = started + ACT_TIMEOUT_S
+            while (code := proc.poll()) is None:
+                if time.monotonic() > deadline:
+                    code = -1
+                    break
+                if until_first_step and first_steps(log_path.read_text()):
+                    break  # `running` kills act and everything below it
+                time.sleep(0.2)
         text = log_path.read_text()
         return Run(
-            returncode=code,
+            returncode=code if code is not None else -1,
             log=readable(text),
-            jobs=job_results(text),
+            jobs={**dict.fromkeys(first_steps(text), "started"), **job_results(text)},
             seconds=time.monotonic() - started,
             calls={t: self.call_log(t) for t in ("cml", "gh", "docker")},
         )
@@ -703,6 +707,19 @@ def _lines(text: str) -> Iterator[dict[str, Any]]:
             continue
         if isinstance(entry, dict):
             yield entry
+
+
+def first_steps(text: str) -> list[str]:
+    """The job ids of act's JSON log that began a step after setting up (got their runner)."""
+    return sorted(
+        {
+            str(entry.get("jobID"))
+            for entry in _lines(text)
+            if str(entry.get("msg", "")).lstrip().startswith("⭐ Run ")
+            and entry.get("step") != "Set up job"
+            and entry.get("jobID")
+        }
+    )
 
 
 def job_results(text: str) -> dict[str, str]:
