@@ -132,6 +132,7 @@ def processes_under(root: Path) -> list[int]:
     left its job's session and directory (a deployed service, nginx's workers once the master
     is gone) carries them in its environment."""
     mark = str(root.resolve())
+    inside = mark + os.sep  # not test_x1 for test_x10's directory
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         pid = int(proc.name)
@@ -143,7 +144,7 @@ def processes_under(root: Path) -> list[int]:
             environ = (proc / "environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if mark in cmdline or cwd == mark or cwd.startswith(mark + os.sep) or mark in environ:
+        if cwd == mark or cwd.startswith(inside) or inside in cmdline or inside in environ:
             found.append(pid)
     return found
 
