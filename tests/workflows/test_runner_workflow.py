@@ -1,10 +1,12 @@
 """Bigger runners (README, "Bigger runners"): repository variables pick where the model jobs run.
 
 `runs-on` of pr-report.yml's `report` and promote.yml's `promote` is vars.MODEL_RUNNER (default
-ubuntu-latest): act's dry run (-n) picks each job's runner without running a step, and a job whose
-runner does not exist fails to start, so offering only the variable's label shows which label a
-job asked for. With vars.CML_RUNNER_CLOUD set too, the `runner` job calls `make runner-launch`,
-i.e. `cml runner launch` (cml stand-in) with the flags the README documents.
+ubuntu-latest): a job whose runner does not exist fails to start, so offering only the variable's
+label shows which label a job asked for. The harness stops act when a job begins its first step
+(``until_first_step``): by then the job has its runner, and nothing has run (act's -n would run
+every step on the host executor: the whole report and promote jobs). With vars.CML_RUNNER_CLOUD
+set too, the `runner` job calls `make runner-launch`, i.e. `cml runner launch` (cml stand-in)
+with the flags the README documents.
 """
 
 from __future__ import annotations
@@ -38,22 +40,22 @@ def test_runner_variable_moves_the_report_and_promote_jobs_to_its_label(
     labelled = {"MODEL_RUNNER": LABEL}
     report = act.run(
         "pull_request", "pr-report.yml", pr_event(origin), variables=labelled, runners=[LABEL],
-        dry_run=True,
+        until_first_step=True,
     )  # fmt: skip
     promote = act.run(
         "push", "promote.yml", push_event(origin), variables=labelled, runners=[LABEL],
-        job="promote", dry_run=True,
+        job="promote", until_first_step=True,
     )  # fmt: skip
     unset = act.run(
-        "pull_request", "pr-report.yml", pr_event(origin), runners=[LABEL], dry_run=True
+        "pull_request", "pr-report.yml", pr_event(origin), runners=[LABEL], until_first_step=True
     )
     fork = act.run(
         "pull_request", "pr-report.yml", pr_event(origin, "someone/fork"), variables=labelled,
-        runners=[LABEL], dry_run=True,
+        runners=[LABEL], until_first_step=True,
     )  # fmt: skip
 
-    assert report.jobs.get("report") == "success", report.explain()
-    assert promote.jobs.get("promote") == "success", promote.explain()
+    assert report.jobs.get("report") == "started", report.explain()
+    assert promote.jobs.get("promote") == "started", promote.explain()
     assert unset.jobs.get("report") == "failure", unset.explain()  # asks for ubuntu-latest
     assert fork.jobs.get("report") == "failure", fork.explain()  # a fork's code stays on GitHub's
 
