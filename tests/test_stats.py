@@ -24,7 +24,7 @@ from flightdelay.core.stats import (
     resample_indices,
     resampled_metrics,
 )
-from flightdelay.pipeline import card
+from flightdelay.pipeline import card_view
 from synthetic import labelled_scores as synthetic
 from synthetic import noisy_scores as noisy
 
@@ -142,7 +142,7 @@ def test_roc_auc_equals_sklearn_with_ties() -> None:
 def test_metric_intervals_bracket_the_estimate_and_are_seeded() -> None:
     y, s = scored()
     first = stats.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.95)
-    assert set(first) == set(card.METRICS)  # every metric the card prints
+    assert set(first) == set(card_view.METRICS)  # every metric the card prints
     assert first == stats.metric_intervals(y, s, 0.5, samples=100, seed=7, confidence=0.95)
     assert first != stats.metric_intervals(y, s, 0.5, samples=100, seed=8, confidence=0.95)
     roc = first["roc_auc"]
