@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flightdelay import MODEL_NAME
 from flightdelay.core.stats import LABELS
+from flightdelay.core.templates import markdown_environment
 from flightdelay.loop.report_view import TITLE, DeltaView, ReportView
 
 if TYPE_CHECKING:
@@ -76,17 +77,7 @@ def _rule_value(value: Any) -> str:
 
 @cache
 def environment() -> jinja2.Environment:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("flightdelay", "templates"),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,  # markdown, not HTML; table cells escape | with the `cell` filter
-    )
-    env.filters.update(
+    env = markdown_environment(
         signed=_signed,
         num=_num,
         pct=_pct,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from flightdelay.core.artifacts import LOCK
 from flightdelay.core.io import DataFileError
+from flightdelay.core.templates import markdown_environment
 from flightdelay.pipeline.card_check import card_diff, check
 from flightdelay.pipeline.card_inputs import (
     CardError,
@@ -61,18 +62,7 @@ VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 
 @cache
 def environment() -> jinja2.Environment:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("flightdelay", "templates"),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,  # markdown, not HTML; table cells escape | with the `cell` filter
-    )
-    env.filters["cell"] = lambda value: str(value).replace("|", "\\|")
-    return env
+    return markdown_environment(cell=lambda value: str(value).replace("|", "\\|"))
 
 
 def render_card(inputs: CardInputs, spec: CardSpec) -> str:
