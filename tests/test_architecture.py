@@ -183,7 +183,6 @@ OVERSIZE = frozenset(
     {
         "core.features",
         "pipeline.validate",
-        "loop.canary",
     }
 )
 

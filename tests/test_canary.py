@@ -29,8 +29,8 @@ from delivery import (
 )
 from flightdelay.core import signing
 from flightdelay.core.params import CanaryParams, load_params
-from flightdelay.loop import canary, deploy, nginx, traffic
-from flightdelay.loop.canary import Check, Side, decide, quantile, service_metrics
+from flightdelay.loop import canary, canary_rules, deploy, nginx, traffic
+from flightdelay.loop.canary_rules import Check, Side, decide, quantile, service_metrics
 from registry_repo import RegistryRepo
 from signing_keys import KeyPair
 
@@ -66,7 +66,7 @@ def a_side(
         failed=failed,
         scores=scores if scores is not None else tuple((i % 50) / 50 for i in range(answered)),
         warned=warned,
-        metrics=canary.ServiceMetrics(
+        metrics=canary_rules.ServiceMetrics(
             requests=n, errors_5xx=failed, p99_latency_s=p99, rows=answered, warned_rows=warned
         )
         if metrics
@@ -75,7 +75,7 @@ def a_side(
     )
 
 
-def failed(decision: canary.Decision) -> list[Check]:
+def failed(decision: canary_rules.Decision) -> list[Check]:
     return [c for c in decision.checks if not c.passed]
 
 
@@ -102,14 +102,14 @@ def test_service_metrics_count_predict_between_two_scrapes() -> None:
         registry=registry,
     )
     requests.labels("/predict", "POST", "200").inc(5)
-    before = canary.metric_samples(generate_latest(registry).decode())
+    before = canary_rules.metric_samples(generate_latest(registry).decode())
     requests.labels("/predict", "POST", "200").inc(8)
     requests.labels("/predict", "POST", "500").inc(2)
     requests.labels("/metrics", "GET", "500").inc(7)  # not a prediction
     for _ in range(10):
         latency.labels("/predict").observe(0.005)
     latency.labels("/metrics").observe(5.0)
-    after = canary.metric_samples(generate_latest(registry).decode())
+    after = canary_rules.metric_samples(generate_latest(registry).decode())
     moved = service_metrics(before, after)
     assert (moved.requests, moved.errors_5xx) == (10, 2)
     assert moved.p99_latency_s is not None
@@ -193,7 +193,7 @@ def test_decide_aborts_when_the_canary_metrics_do_not_answer(rules: CanaryParams
 
 def test_summary_lists_every_rule_and_the_rollback_tag(rules: CanaryParams) -> None:
     decision = decide(a_side("v1", 300), a_side("v2", 40, failed=4), rules, final=False)
-    report = canary.CanaryReport(
+    report = canary_rules.CanaryReport(
         artifact="flight-delay",
         candidate="v2",
         stable="v1",
@@ -205,7 +205,7 @@ def test_summary_lists_every_rule_and_the_rollback_tag(rules: CanaryParams) -> N
         rollback_tag="flight-delay#prod#3",
         front="http://127.0.0.1:1",
     )
-    text = canary.summary(report)
+    text = canary_rules.summary(report)
     assert text.startswith("### Canary of flight-delay v2: aborted v2, back to v1")
     assert "| 5xx_rate | **fail** | canary 5xx rate 10.0% (4/40)" in text
     assert "prod re-assigned to v1 (`flight-delay#prod#3`)" in text

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from delivery import SHIFTED, build_model, deploy_params, free_port, release_of, stop_everything
 from flightdelay.core import signing
 from flightdelay.core.params import CanaryParams, load_params
-from flightdelay.loop import canary, deploy, nginx, shadow, traffic
-from flightdelay.loop.canary import ServiceMetrics
+from flightdelay.loop import canary_rules, deploy, nginx, shadow, traffic
+from flightdelay.loop.canary_rules import ServiceMetrics
 from flightdelay.loop.shadow import ScoreHistogram, ShadowSide, compare
 from signing_keys import KeyPair
 
@@ -61,10 +61,10 @@ def test_score_histogram_undoes_the_cumulative_buckets() -> None:
         "flightdelay_prediction_score", "", buckets=(0.1, 0.5, 1.0), registry=registry
     )
     scores.observe(0.05)
-    before = canary.metric_samples(generate_latest(registry).decode())
+    before = canary_rules.metric_samples(generate_latest(registry).decode())
     for value in (0.05, 0.2, 0.3, 0.9):
         scores.observe(value)
-    after = canary.metric_samples(generate_latest(registry).decode())
+    after = canary_rules.metric_samples(generate_latest(registry).decode())
     histogram = shadow.score_histogram(before, after)
     assert histogram.bins == {"0.1": 1, "0.5": 2, "1": 1, "+Inf": 0}
     assert histogram.mean == pytest.approx(1.45 / 4)

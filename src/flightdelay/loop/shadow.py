@@ -38,7 +38,14 @@ from flightdelay.core import gitops, signing
 from flightdelay.core.io import DataFileError
 from flightdelay.core.params import CanaryParams, ParamsError, load_params
 from flightdelay.loop import canary, nginx, traffic
-from flightdelay.loop.canary import Samples, ServiceMetrics, Upstream, scrape, service_metrics
+from flightdelay.loop.canary import Upstream, scrape
+from flightdelay.loop.canary_rules import (
+    Samples,
+    ServiceMetrics,
+    latency_check,
+    sample_sum,
+    service_metrics,
+)
 from flightdelay.loop.release import DEFAULT_OUT, Release, ReleaseError, verify_release_dir
 from flightdelay.pipeline.feature_drift import column_drift
 from flightdelay.pipeline.stattests import STAT_TESTS
@@ -120,7 +127,7 @@ def score_histogram(before: Samples, after: Samples) -> ScoreHistogram:
         moved = a[bound] - b.get(bound, 0.0)
         bins["+Inf" if bound == float("inf") else f"{bound:g}"] = round(moved - below)
         below = moved
-    total = canary.sample_sum(after, f"{SCORE}_sum") - canary.sample_sum(before, f"{SCORE}_sum")
+    total = sample_sum(after, f"{SCORE}_sum") - sample_sum(before, f"{SCORE}_sum")
     return ScoreHistogram(bins=bins, total=total)
 
 
@@ -164,7 +171,7 @@ def compare(
             f"{rules.max_5xx_rate:.1%})",
         )
     )
-    latency = canary.latency_check(prod.metrics, candidate.metrics, rules)
+    latency = latency_check(prod.metrics, candidate.metrics, rules)
     findings.append(Finding(rule=latency.rule, passed=latency.passed, detail=latency.detail))
     return ShadowReport(
         prod=prod,
