@@ -31,7 +31,7 @@ DEBT: dict[tuple[str, str], str] = {
 EDGES: dict[str, frozenset[str]] = {
     "gto": frozenset({"core.gitops"}),
     "mlflow": frozenset({"core.tracking", "loop.mlflow_alias"}),
-    "great_expectations": frozenset({"pipeline.validate"}),
+    "great_expectations": frozenset({"pipeline.validate_gx"}),
     "dvc": frozenset({"core.artifacts", "core.revisions", "loop.repro", "loop.release"}),
 }
 #: What the serving image never loads, even through a core module it imports.
@@ -182,7 +182,6 @@ MAX_LINES = 600
 OVERSIZE = frozenset(
     {
         "core.features",
-        "pipeline.validate",
     }
 )
 

@@ -11,6 +11,7 @@ import pytest
 
 from flightdelay.core.params import Params
 from flightdelay.pipeline import validate as v
+from flightdelay.pipeline import validate_gx as vgx
 
 MONTHS = ("2013-03", "2013-04")
 
@@ -24,7 +25,9 @@ def _no_analytics() -> None:
 
 @pytest.fixture(scope="session")
 def suites(params: Params, repo_root: Path) -> dict[str, object]:
-    return {t: v.load_suite(repo_root / params.paths.expectations / f"{t}.json") for t in v.TABLES}
+    return {
+        t: vgx.load_suite(repo_root / params.paths.expectations / f"{t}.json") for t in v.TABLES
+    }
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +70,7 @@ def _run(real, suites, suite_params, params, **changes) -> v.Outcome:
     return v.validate(tables, suites, suite_params, params.validate_)
 
 
-def _only(outcome: v.Outcome) -> v.Failure:
+def _only(outcome: v.Outcome) -> vgx.Failure:
     assert len(outcome.failures) == 1, v.format_summary(outcome)
     return outcome.failures[0]
 
@@ -261,8 +264,8 @@ def test_validate_load_suite_rejects_unknown_expectation(tmp_path: Path) -> None
     bad.write_text(
         json.dumps({"name": "x", "expectations": [{"type": "expect_nonsense", "kwargs": {}}]})
     )
-    with pytest.raises(v.SuiteError, match=r"bad\.json: not a valid Great Expectations suite"):
-        v.load_suite(bad)
+    with pytest.raises(vgx.SuiteError, match=r"bad\.json: not a valid Great Expectations suite"):
+        vgx.load_suite(bad)
 
 
 # ---------------------------------------------------------------- completeness (issue 12)
@@ -317,11 +320,11 @@ def test_completeness_names_a_gap_between_months() -> None:
 # ---------------------------------------------------------------- impossible values (issue 12)
 
 
-def _failures(outcome: v.Outcome, expectation: str) -> list[v.Failure]:
+def _failures(outcome: v.Outcome, expectation: str) -> list[vgx.Failure]:
     return [f for f in outcome.failures if f.expectation == expectation]
 
 
-def _one(outcome: v.Outcome, expectation: str) -> v.Failure:
+def _one(outcome: v.Outcome, expectation: str) -> vgx.Failure:
     found = _failures(outcome, expectation)
     assert len(found) == 1, v.format_summary(outcome)
     return found[0]

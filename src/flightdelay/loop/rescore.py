@@ -211,14 +211,8 @@ def validation_summary(params: Any) -> dict[str, Any]:
     import os
 
     from flightdelay.core.io import DataFileError
-    from flightdelay.pipeline.validate import (
-        TABLES,
-        SuiteError,
-        load_suite,
-        read_table,
-        suite_parameters,
-        validate,
-    )
+    from flightdelay.pipeline.validate import TABLES, read_table, suite_parameters, validate
+    from flightdelay.pipeline.validate_gx import SuiteError, load_suite
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     paths = params.paths
