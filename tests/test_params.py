@@ -282,3 +282,23 @@ def test_parse_params_unknown_calendar_column_names_the_key(raw: dict[str, Any])
     raw["drift"]["calendar_columns"] = ["day_of_week", "weekday"]
     with pytest.raises(ParamsError, match=r"drift\.calendar_columns: .*\['weekday'\]"):
         parse_params(raw)
+
+
+def test_paths_output_files_are_the_ones_dvc_yaml_records(
+    repo_root: Path, params: Params, raw: dict[str, Any]
+) -> None:
+    # Code names the stages' files through Paths (validation_summary, evaluation, ...); dvc.yaml
+    # spells the same files as outs/metrics (or, for validation, the directory holding them).
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    paths = params.paths
+    values = {f"paths.{k}": str(v) for k, v in raw["paths"].items()}
+
+    def recorded(stage: str) -> set[str]:
+        entries = [*stages[stage].get("outs", []), *stages[stage].get("metrics", [])]
+        names = [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+        return {re.sub(r"\$\{([\w.]+)\}", lambda m: values[m.group(1)], n) for n in names}
+
+    for path in (paths.evaluation, paths.backtest, paths.slices, paths.importance):
+        assert path.as_posix() in recorded("evaluate"), path
+    for path in (paths.validation_summary, paths.validation_result):
+        assert path.parent.as_posix() in recorded("validate"), path

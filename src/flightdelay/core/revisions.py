@@ -194,10 +194,12 @@ def materialise(
 ) -> Baseline:
     """The model directory of ``commit``: cached, else from DVC at that revision, else
     reproduced in a temporary worktree (``allow_reproduce``)."""
+    from flightdelay.core.model_io import METADATA_FILE
+
     repo = repo.resolve()
     root = (cache or repo / BASELINE_CACHE) / commit
     model_dir = root / "model"
-    if (model_dir / "model.json").is_file():
+    if (model_dir / METADATA_FILE).is_file():
         return Baseline(commit, model_dir, "cached")
     model_path = model_path_at(commit, repo)
     staging = root / "staging"
@@ -225,8 +227,8 @@ def materialise(
                 f"the model of {commit[:12]} could not be materialised: {problems[0]}; {again}"
             ) from None
         source = "reproduced in a git worktree"
-    if not (staging / "model.json").is_file():
-        raise RevisionError(f"the model of {commit[:12]} ({model_path}) holds no model.json")
+    if not (staging / METADATA_FILE).is_file():
+        raise RevisionError(f"the model of {commit[:12]} ({model_path}) holds no {METADATA_FILE}")
     shutil.rmtree(model_dir, ignore_errors=True)
     staging.rename(model_dir)
     return Baseline(commit, model_dir, source)

@@ -240,13 +240,14 @@ class Evaluated:
 def read_challenger(params: Any) -> Evaluated:
     """Predictions, threshold and evaluation month of this work tree's model."""
     from flightdelay.core.io import DataFileError, read_json
+    from flightdelay.core.model_io import METADATA_FILE
 
     paths = params.paths
     if not paths.predictions.is_file():
         raise CompareError(f"{paths.predictions}: not found (run `dvc repro evaluate`)")
     predictions = pd.read_parquet(paths.predictions)
     try:
-        metadata = read_json(paths.model / "model.json", "model metadata")
+        metadata = read_json(paths.model / METADATA_FILE, "model metadata")
     except DataFileError as exc:
         raise CompareError(str(exc)) from None
     month = str(metadata.get("eval_month") or predictions["month"].iloc[0])

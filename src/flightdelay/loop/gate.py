@@ -416,9 +416,9 @@ def read_challenger(paths: Any) -> Challenger:
     def optional(path: Path, what: str) -> Any:
         return read_json(path, what) if path.exists() else None
 
-    validation = optional(paths.validation / "summary.json", "validation summary")
-    metrics = optional(paths.metrics / "evaluate.json", "evaluation metrics")
-    slices = optional(paths.metrics / "slices.json", "slice metrics")
+    validation = optional(paths.validation_summary, "validation summary")
+    metrics = optional(paths.evaluation, "evaluation metrics")
+    slices = optional(paths.slices, "slice metrics")
     return Challenger(metrics=metrics, slices=slices, validation=validation)
 
 

@@ -301,7 +301,7 @@ def prod_model(params: Params) -> ProdModel:
         baseline = revisions.materialise(commit, Path("."))
     except revisions.RevisionError as exc:
         raise MonitorError(f"the production model: {exc}") from None
-    text = revisions.show(commit, (params.paths.metrics / "backtest.json").as_posix())
+    text = revisions.show(commit, params.paths.backtest.as_posix())
     backtest = json.loads(text).get("months", []) if text else []
     return ProdModel(load_model_bundle(baseline.model_dir), backtest, label)
 

@@ -331,7 +331,7 @@ def build(
         raise
     # /version of the deployed service reads these (model.json holds no run id or commit); the
     # sidecar is beside the model directory, outside what was signed and hashed.
-    sha256 = read_json(out / "model" / "model.json", "model metadata").get("sha256")
+    sha256 = read_json(out / "model" / model_io.METADATA_FILE, "model metadata").get("sha256")
     if sha256:
         model_io.write_provenance(
             out / "model",
@@ -357,7 +357,7 @@ def build(
         print(f"warning: no model card of {release.version_tag}: {card_problem}", file=sys.stderr)
     else:
         attached = sorted({*attached, version_card})
-    evaluate_json = out / "assets" / "evaluate.json"
+    evaluate_json = out / "assets" / params.paths.evaluation.name
     metrics = read_json(evaluate_json, "metrics") if evaluate_json.is_file() else {}
     write_json(out / RELEASE_FILE, asdict(release))
     (out / "notes.md").write_text(
@@ -386,7 +386,7 @@ def _verified_model(
     )
     release = verify_model(release, model_dir, signature, expected, allow_unsigned)
     artifacts.check_hash(recorded, model_dir)
-    metadata = read_json(model_dir / "model.json", "model metadata")
+    metadata = read_json(model_dir / model_io.METADATA_FILE, "model metadata")
     sha256 = metadata.get("sha256")
     return replace(
         release,

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from flightdelay import MODEL_NAME
-from flightdelay.core.drift_summary import DriftSummary
+from flightdelay.core.drift_summary import DRIFT_JSON, TABLE_JSON, DriftSummary
 from flightdelay.core.params import BootstrapParams, GateParams
 from flightdelay.loop.compare import Comparison
 from flightdelay.loop.gate import Rule, Verdict
@@ -239,12 +239,23 @@ def base_ref(explicit: str | None) -> str:
     return explicit or os.environ.get("GITHUB_BASE_REF") or "main"
 
 
+def _mlflow_run(model_dir: Path, meta: Any) -> str | None:
+    """The MLflow run that trained this model: the provenance sidecar's, if it is this model's
+    (train writes the run id there, beside the directory, not into model.json)."""
+    from flightdelay.core.model_io import read_provenance
+
+    sha256 = (meta or {}).get("sha256")
+    provenance = read_provenance(model_dir, sha256) if isinstance(sha256, str) else None
+    return provenance.mlflow_run_id if provenance else None
+
+
 def gather(params: Any, params_file: Path, base: str, champion: str | None) -> ReportInputs:
     """Read every output that exists and build the report's inputs (never raises for a missing
     output: the section is left out or says why)."""
     import yaml
 
     from flightdelay.core import revisions
+    from flightdelay.core.model_io import METADATA_FILE
     from flightdelay.loop import compare as cmp
     from flightdelay.loop.gate import decide, judged_by, read_challenger, rule_at
 
@@ -252,7 +263,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     gate_challenger = read_challenger(paths)
     here_dvc = yaml.safe_load(Path("data.dvc").read_text()) if Path("data.dvc").is_file() else {}
     data_md5 = ((here_dvc.get("outs") or [{}])[0]).get("md5")
-    meta = _read_optional(paths.model / "model.json", "model metadata")
+    meta = _read_optional(paths.model / METADATA_FILE, "model metadata")
     skipped = staleness(meta, params, data_md5)
     if (
         gate_challenger.validation is not None
@@ -348,10 +359,10 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
         )
         if base_dvc
         else None,
-        drift=DriftSummary.read(paths.drift / "drift.json")
-        if skipped is None and (paths.drift / "drift.json").is_file()
+        drift=DriftSummary.read(paths.drift / DRIFT_JSON)
+        if skipped is None and (paths.drift / DRIFT_JSON).is_file()
         else None,
-        drift_table=_read_optional(paths.drift / "features.json", "drift table")
+        drift_table=_read_optional(paths.drift / TABLE_JSON, "drift table")
         if skipped is None
         else None,
         slices=gate_challenger.slices if skipped is None else None,
@@ -361,7 +372,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
         cards=card_texts(params, base_commit) if skipped is None else (None, None),
         commit=head,
         data_md5=data_md5,
-        mlflow_run_id=(meta or {}).get("mlflow_run_id") if skipped is None else None,
+        mlflow_run_id=_mlflow_run(paths.model, meta) if skipped is None else None,
         model_sha256=(meta or {}).get("sha256") if skipped is None else None,
         rule=rule,
         audit=_read_audit(paths.audit, gate_challenger.validation),

@@ -15,8 +15,9 @@ import pandas as pd
 
 from flightdelay import MODEL_NAME
 from flightdelay.core.artifacts import ArtifactError, RevisionFiles, directory_md5, lock_hashes
-from flightdelay.core.drift_summary import DriftSummary
+from flightdelay.core.drift_summary import DRIFT_JSON, DriftSummary
 from flightdelay.core.io import DataFileError
+from flightdelay.core.outputs import EvaluateMetrics
 from flightdelay.core.stats import Interval, metric_intervals, roc_auc, slice_intervals
 
 DATA_KEY = "data"  # fingerprint key of the raw data (data.dvc's outs md5; a dep in dvc.lock)
@@ -139,11 +140,11 @@ def input_paths(params: Any) -> dict[str, Path]:
     paths = [
         p.model,
         p.predictions,
-        p.metrics / "evaluate.json",
-        p.metrics / "backtest.json",
-        p.metrics / "slices.json",
-        p.metrics / "importance.json",
-        p.drift / "drift.json",
+        p.evaluation,
+        p.backtest,
+        p.slices,
+        p.importance,
+        p.drift / DRIFT_JSON,
         p.audit,
     ]
     return {path.as_posix(): path for path in paths}
@@ -168,34 +169,36 @@ def _names(reader: RevisionFiles, params: Any) -> dict[str, dict[str, str]]:
 def load_inputs(params: Any, reader: RevisionFiles, lock: Mapping[str, Any] | None) -> CardInputs:
     """Read every output the card is made of and compute the bootstrap intervals."""
     from flightdelay.core.data import DVC_FILE, manifest
+    from flightdelay.core.model_io import METADATA_FILE
 
     p = params.paths
-    model = reader.json(p.model / "model.json", "model metadata")
-    evaluate = reader.json(p.metrics / "evaluate.json", "evaluation metrics")
-    backtest = reader.json(p.metrics / "backtest.json", "backtest metrics")
-    slices = reader.json(p.metrics / "slices.json", "slice metrics")
-    importance = reader.json(p.metrics / "importance.json", "permutation importance")
-    drift_path = p.drift / "drift.json"
+    model = reader.json(p.model / METADATA_FILE, "model metadata")
+    evaluate = reader.json(p.evaluation, "evaluation metrics")
+    backtest = reader.json(p.backtest, "backtest metrics")
+    slices = reader.json(p.slices, "slice metrics")
+    importance = reader.json(p.importance, "permutation importance")
+    drift_path = p.drift / DRIFT_JSON
     drift = DriftSummary.parse(reader.json(drift_path, "drift summary"), drift_path)
     audit = _read_audit(reader, p.audit)
     dvc_file = reader.yaml(DVC_FILE, "data.dvc")
     for name, value, kind in (
-        ("model.json", model, dict),
-        ("evaluate.json", evaluate, dict),
-        ("slices.json", slices, dict),
+        (METADATA_FILE, model, dict),
+        (p.evaluation.name, evaluate, dict),
+        (p.slices.name, slices, dict),
         (
-            "backtest.json",
+            p.backtest.name,
             (backtest or {}).get("months") if isinstance(backtest, dict) else None,
             list,
         ),
         (
-            "importance.json",
+            p.importance.name,
             (importance or {}).get("features") if isinstance(importance, dict) else None,
             list,
         ),
     ):
         if not isinstance(value, kind):
             raise CardError(f"{name}: unexpected shape (expected a JSON {kind.__name__})")
+    evaluate = EvaluateMetrics.parse(evaluate, p.evaluation).to_json()  # every read done first
     try:
         batches = manifest(dvc_file)
     except Exception as exc:  # DataError: inconsistent or missing manifest

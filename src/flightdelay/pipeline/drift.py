@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from flightdelay.core.drift_summary import DriftSummary
+from flightdelay.core.drift_summary import DRIFT_JSON, TABLE_JSON, DriftSummary
 from flightdelay.core.params import DriftParams
 from flightdelay.pipeline.drift_plots import distribution, plot_data, write_figures
 from flightdelay.pipeline.feature_drift import (
@@ -343,9 +343,7 @@ def _earlier_scores(
 
 # ---------------------------------------------------------------- I/O edge
 
-DRIFT_JSON = "drift.json"  # DVC metrics
 TABLE_CSV = "features.csv"  # one row per feature
-TABLE_JSON = "features.json"  # the same, formatted for a markdown table
 PLOT_DATA = "plots"  # CSV files for `dvc plots`
 PNG = "png"  # figures for the pull-request comment
 
@@ -410,11 +408,9 @@ def run(params: Any, args: argparse.Namespace) -> int:
     backtest_scores = read_parquet(
         paths.backtest_predictions, "backtest predictions (run `dvc repro evaluate`)"
     )
-    backtest = read_json(
-        paths.metrics / "backtest.json", "backtest metrics (run `dvc repro evaluate`)"
-    )
+    backtest = read_json(paths.backtest, "backtest metrics (run `dvc repro evaluate`)")
     if not isinstance(backtest, dict) or not isinstance(backtest.get("months"), list):
-        raise DataFileError(f"{paths.metrics / 'backtest.json'}: expected {{'months': [...]}}")
+        raise DataFileError(f"{paths.backtest}: expected {{'months': [...]}}")
     months = sorted(features[MONTH].unique()) if MONTH in features.columns else []
     current_month = str(bundle.metadata.get("eval_month"))
     if months and current_month != months[-1]:

@@ -43,6 +43,7 @@ from sklearn.pipeline import Pipeline
 
 from flightdelay.core.features import FEATURE_COLUMNS
 from flightdelay.core.io import DataFileError, write_json
+from flightdelay.core.outputs import EvaluateMetrics
 from flightdelay.core.params import EvaluateParams, Params, TrainParams
 from flightdelay.core.stage import stage_main
 from flightdelay.pipeline.featurize import TARGET
@@ -355,10 +356,10 @@ def run(params: Params, args: argparse.Namespace) -> int:
     evaluation = evaluate(
         features, bundle.pipeline, bundle.threshold, params.train, params.evaluate
     )
-    write_json(paths.metrics / "evaluate.json", evaluation.metrics)
-    write_json(paths.metrics / "backtest.json", backtest_document(evaluation.backtest))
-    write_json(paths.metrics / "slices.json", evaluation.slices)
-    write_json(paths.metrics / "importance.json", {"features": evaluation.importance})
+    EvaluateMetrics.parse(evaluation.metrics, paths.evaluation).write(paths.evaluation)
+    write_json(paths.backtest, backtest_document(evaluation.backtest))
+    write_json(paths.slices, evaluation.slices)
+    write_json(paths.importance, {"features": evaluation.importance})
     write_plots(evaluation, paths.plots)
     paths.predictions.parent.mkdir(parents=True, exist_ok=True)
     evaluation.predictions.to_parquet(paths.predictions, index=False)

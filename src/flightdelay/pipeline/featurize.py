@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(params: Params, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     paths = params.paths
-    summary = paths.validation / "summary.json"
+    summary = paths.validation_summary
     # The gate: features are built only from data that passed `flightdelay validate`.
     if (
         read_json(summary, "validation summary (run `flightdelay validate`)").get("success")

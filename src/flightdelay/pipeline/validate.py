@@ -369,10 +369,10 @@ def run(p: Params, args: argparse.Namespace) -> int:
     outcome = validate(tables, suites, parameters, p.validate_)
     elapsed = time.perf_counter() - started
     drop_load_times(outcome.results)
-    write_json(out / "summary.json", outcome.summary())
-    write_json(out / "result.json", {name: r.to_json_dict() for name, r in outcome.results})
+    write_json(p.paths.validation_summary, outcome.summary())
+    write_json(p.paths.validation_result, {name: r.to_json_dict() for name, r in outcome.results})
     docs = write_data_docs(out / "data_docs", outcome.results, outcome.failures)
     print(format_summary(outcome, elapsed), file=sys.stdout if outcome.success else sys.stderr)
     if not outcome.success:
-        print(f"full result: {out / 'result.json'}; Data Docs: {docs}", file=sys.stderr)
+        print(f"full result: {p.paths.validation_result}; Data Docs: {docs}", file=sys.stderr)
     return 0 if outcome.success else 1
