@@ -15,6 +15,7 @@ PSI (Evidently's binning) is computed beside every test.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -211,7 +212,12 @@ def _jensenshannon(col: _Column) -> float:
 
 def psi(col: _Column) -> float:
     ref_p, cur_p = _binned(col, fill_zeroes=True)
-    return float(np.sum((ref_p - cur_p) * np.log(ref_p / cur_p)))
+    # math.log and math.fsum rather than np.log and np.sum: numpy picks its SIMD log by CPU
+    # (AVX-512 or not), and the last bit it gives differs, so the committed drift table came
+    # out different on another machine (0.0071715703721064615 vs ...461). libm's log and an
+    # exactly rounded sum give the same bits wherever the inputs are the same.
+    terms = zip(ref_p.tolist(), cur_p.tolist(), strict=True)
+    return math.fsum((r - c) * math.log(r / c) for r, c in terms)
 
 
 def _ks(col: _Column) -> float:
