@@ -21,12 +21,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "entry": frozenset({"core", "pipeline", "loop", "serving", "entry"}),
 }
 #: Imports across the rules that exist today, each with why; a new one fails the test.
-DEBT: dict[tuple[str, str], str] = {
-    (
-        "loop.traffic",
-        "serving.model_service",
-    ): "issue 20's request sample reuses model_service.check_rows: move it to schemas",
-}
+DEBT: dict[tuple[str, str], str] = {}
 #: Outside systems and the only modules that may import their libraries.
 EDGES: dict[str, frozenset[str]] = {
     "gto": frozenset({"core.gitops"}),
@@ -181,7 +176,6 @@ MAX_LINES = 600
 #: Modules still over it, each to be split; one that shrinks must leave the list.
 OVERSIZE = frozenset(
     {
-        "core.features",
         "pipeline.validate",
         "loop.canary",
     }
