@@ -64,8 +64,8 @@ def evidently_python() -> Path:
 
 def full_year_features(workdir: Path) -> Any:
     """2013 features (all twelve months) built with the pipeline's own code."""
+    from flightdelay.core.context import build_context
     from flightdelay.core.data import REFERENCE_TABLES, load_upstream
-    from flightdelay.core.features import build_context
     from flightdelay.core.io import read_batches, read_csv
     from flightdelay.core.params import load_params
     from flightdelay.pipeline.featurize import featurize

@@ -44,8 +44,9 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from flightdelay.core.context import build_context
 from flightdelay.core.data import load_upstream
-from flightdelay.core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, build_context
+from flightdelay.core.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 from flightdelay.core.io import NA_VALUES
 from flightdelay.core.params import load_params
 from flightdelay.pipeline.featurize import TARGET, featurize

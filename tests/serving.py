@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from flightdelay.core.features import RAW_COLUMNS, build_context
+from flightdelay.core.context import build_context
+from flightdelay.core.flights import RAW_COLUMNS
 from flightdelay.core.model_io import write_context
 from flightdelay.core.params import FeaturizeParams, TrainParams, load_params
 from flightdelay.pipeline.featurize import featurize

@@ -150,7 +150,7 @@ TRAIN = {
 
 def feature_table(months: tuple[int, ...] = (1, 2, 3, 4), per_day: int = 12) -> pd.DataFrame:
     """What the featurize stage makes of :func:`raw_tables` (a fresh copy on every call)."""
-    from flightdelay.core.features import build_context
+    from flightdelay.core.context import build_context
     from flightdelay.core.params import FeaturizeParams
     from flightdelay.pipeline.featurize import featurize
 

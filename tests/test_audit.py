@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from flightdelay.core.features import FEATURE_COLUMNS, build_context, build_features, to_minutes
+from flightdelay.core.context import build_context
+from flightdelay.core.features import FEATURE_COLUMNS, build_features
+from flightdelay.core.flights import to_minutes
 from flightdelay.core.io import DataFileError
 from flightdelay.core.params import AuditParams, FeaturizeParams
 from flightdelay.pipeline import audit as audit_module

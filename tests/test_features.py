@@ -4,20 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flightdelay.core.context import Context, FeatureError, build_context, departures_log
 from flightdelay.core.features import (
     FEATURE_COLUMNS,
-    OUTCOME_COLUMNS,
-    RAW_COLUMNS,
-    Context,
-    FeatureError,
-    actual_departure,
     aircraft_warning,
-    build_context,
     build_features,
-    days_to_nearest_holiday,
-    departures_log,
     feature_arrays,
     target,
+)
+from flightdelay.core.flights import (
+    OUTCOME_COLUMNS,
+    RAW_COLUMNS,
+    actual_departure,
+    days_to_nearest_holiday,
 )
 from flightdelay.core.params import FeaturizeParams
 from synthetic import raw_tables
@@ -110,12 +109,12 @@ def test_feature_arrays_checked_skips_the_row_checks_only(synthetic) -> None:
 def test_build_features_lookup_paths_for_small_and_large_batches_agree(
     synthetic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flightdelay.core import features
+    from flightdelay.core import context as context_module
 
     flights, context = synthetic
     dict_and_sorted = build_features(flights, context, PARAMS)
-    monkeypatch.setattr(features, "_SMALL_BATCH", 0)  # pandas Index look-ups
-    monkeypatch.setattr(features, "_SORTED_SEARCH_MIN", 10**9)  # searches in query order
+    monkeypatch.setattr(context_module, "_SMALL_BATCH", 0)  # pandas Index look-ups
+    monkeypatch.setattr(context_module, "_SORTED_SEARCH_MIN", 10**9)  # searches in query order
     pd.testing.assert_frame_equal(build_features(flights, context, PARAMS), dict_and_sorted)
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.features import FEATURE_COLUMNS, FeatureError, build_context, build_features
+from flightdelay.core.context import FeatureError, build_context
+from flightdelay.core.features import FEATURE_COLUMNS, build_features
 from flightdelay.core.io import read_batches, read_csv
 from flightdelay.core.model_io import read_context
 from flightdelay.core.params import FeaturizeParams, Params

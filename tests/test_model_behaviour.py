@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from flightdelay.core.features import RAW_COLUMNS, Context, build_context, build_features
+from flightdelay.core.context import Context, build_context
+from flightdelay.core.features import build_features
+from flightdelay.core.flights import RAW_COLUMNS
 from flightdelay.core.io import read_batches, read_csv
 from flightdelay.core.params import Params
 from flightdelay.pipeline.featurize import featurize, flight_ids

@@ -7,7 +7,8 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from flightdelay.core.features import build_context, build_features
+from flightdelay.core.context import build_context
+from flightdelay.core.features import build_features
 from flightdelay.core.io import sha256_file
 from flightdelay.core.model_io import (
     CONTEXT_DIR,

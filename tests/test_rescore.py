@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.features import build_context
+from flightdelay.core.context import build_context
 from flightdelay.core.model_io import ModelBundle
 from flightdelay.core.params import FeaturizeParams, Params, TrainParams
 from flightdelay.loop import rescore

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from flightdelay.core.features import Context, FeatureError, build_context
+from flightdelay.core.context import Context, FeatureError, build_context
 from flightdelay.core.params import FeaturizeParams
 from flightdelay.core.schemas import (
     EXAMPLE_FLIGHT,

@@ -22,7 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flightdelay.core import signing
-from flightdelay.core.features import RAW_COLUMNS, aircraft_warning, build_features
+from flightdelay.core.features import aircraft_warning, build_features
+from flightdelay.core.flights import RAW_COLUMNS
 from flightdelay.core.model_io import (
     METADATA_FILE,
     MODEL_FILE,

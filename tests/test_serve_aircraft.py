@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from flightdelay.core.features import aircraft_warning, build_context
+from flightdelay.core.context import build_context
+from flightdelay.core.features import aircraft_warning
 from flightdelay.core.io import read_batches, read_csv
 from flightdelay.core.model_io import write_context
 from flightdelay.core.params import Params

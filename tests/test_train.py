@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from flightdelay.core.artifacts import directory_md5
-from flightdelay.core.features import FEATURE_COLUMNS, OUTCOME_COLUMNS
+from flightdelay.core.features import FEATURE_COLUMNS
+from flightdelay.core.flights import OUTCOME_COLUMNS
 from flightdelay.core.model_io import load_model_bundle, read_provenance
 from flightdelay.core.params import TrainParams
 from flightdelay.pipeline import featurize as featurize_stage

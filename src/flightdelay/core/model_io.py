@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict
 from sklearn.pipeline import Pipeline
 
-from flightdelay.core.features import Context
+from flightdelay.core.context import Context
 from flightdelay.core.io import DataFileError, read_json, sha256_file, write_json
 from flightdelay.core.params import FeaturizeParams
 

@@ -1,7 +1,7 @@
 """What a valid flight row is, and the bodies of the service's requests and responses.
 
 **One definition of a valid flight row** (the pre-departure columns of
-:data:`flightdelay.core.features.RAW_COLUMNS`): :data:`FLIGHT_BOUNDS`, :data:`FLIGHT_PATTERNS` and
+:data:`flightdelay.core.flights.RAW_COLUMNS`): :data:`FLIGHT_BOUNDS`, :data:`FLIGHT_PATTERNS` and
 the
 rules JSON Schema cannot state (a real calendar date, HHMM clock times), checked on whole columns
 by :func:`check_flight_rows`. ``flightdelay validate`` runs it on the training batches,

@@ -309,7 +309,7 @@ def prod_model(params: Params) -> ProdModel:
 def batch_features(params: Params, month: str, upstream: Any, featurize_params: Any) -> Any:
     """Features of every batch in data/ plus ``month`` from upstream, built as featurize builds
     them (same readers, same code) with the model's own featurize params."""
-    from flightdelay.core.features import build_context
+    from flightdelay.core.context import build_context
     from flightdelay.core.io import read_batches, read_csv
     from flightdelay.pipeline.featurize import featurize
 

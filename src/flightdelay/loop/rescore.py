@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay.core.features import Context, FeatureError, build_context, build_features, target
+from flightdelay.core.context import Context, FeatureError, build_context
+from flightdelay.core.features import build_features, target
 from flightdelay.core.params import BootstrapParams, FeaturizeParams, GateParams
 from flightdelay.loop.compare import CompareError, Comparison, compare, schema_columns
 from flightdelay.loop.gate import Challenger

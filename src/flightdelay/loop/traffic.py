@@ -4,7 +4,7 @@ callers would, each answer recorded (route, status, latency, scores, warnings).
 On a laptop or a CI runner nobody calls the local prod service, so the canary and the shadow
 report bring their own callers: ``requests`` single-flight POST /predict, paced evenly over a
 duration by ``concurrency`` threads. The flights come from the model's own schedule
-(:func:`flightdelay.serving.model_service.check_rows`: dates, carriers, tails and routes of its
+(:func:`flightdelay.core.context.check_rows`: dates, carriers, tails and routes of its
 context, with the unseen carriers, destinations and null tails real callers send too). Standard
 library HTTP, a fresh connection per request, like independent callers.
 """
@@ -47,9 +47,9 @@ class Answer:
 
 def sample_flights(model_dir: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` raw flights from the schedule in ``model_dir``'s context (repeated if it is short)."""
-    from flightdelay.core.features import RAW_COLUMNS
+    from flightdelay.core.context import check_rows
+    from flightdelay.core.flights import RAW_COLUMNS
     from flightdelay.core.model_io import CONTEXT_DIR, read_context
-    from flightdelay.serving.model_service import check_rows
 
     rows = check_rows(read_context(model_dir / CONTEXT_DIR), n=n, seed=seed)
     records = rows.loc[:, list(RAW_COLUMNS)].to_dict("records")

@@ -38,16 +38,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sklearn.metrics import roc_auc_score
 
-from flightdelay.core.features import (
-    CATEGORICAL_FEATURES,
-    OUTCOME_COLUMNS,
-    RAW_COLUMNS,
-    Context,
-    FeatureError,
-    build_features,
-    scheduled_departure,
-    to_minutes,
-)
+from flightdelay.core.context import Context, FeatureError
+from flightdelay.core.features import CATEGORICAL_FEATURES, build_features
+from flightdelay.core.flights import OUTCOME_COLUMNS, RAW_COLUMNS, scheduled_departure, to_minutes
 from flightdelay.core.io import DataFileError, read_batches, read_json, write_json
 from flightdelay.core.params import AuditParams, FeaturizeParams, Params
 from flightdelay.core.stage import stage_main

@@ -15,15 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from flightdelay.core.features import (
-    FEATURE_COLUMNS,
-    Context,
-    FeatureError,
-    build_context,
-    build_features,
-    check_raw,
-    target,
-)
+from flightdelay.core.context import Context, FeatureError, build_context
+from flightdelay.core.features import FEATURE_COLUMNS, build_features, check_raw, target
 from flightdelay.core.io import DataFileError, read_batches, read_csv, read_json
 from flightdelay.core.model_io import write_context
 from flightdelay.core.params import FeaturizeParams, Params

@@ -44,7 +44,7 @@ from fastapi.responses import Response
 from pydantic import Field, TypeAdapter, ValidationError
 
 from flightdelay.core import signing
-from flightdelay.core.features import RAW_COLUMNS
+from flightdelay.core.flights import RAW_COLUMNS
 from flightdelay.core.model_io import ModelBundleError, load_model_bundle, read_provenance
 from flightdelay.core.schemas import (
     EXAMPLE_FLIGHT,

@@ -17,7 +17,7 @@ from contextlib import suppress
 
 import numpy as np
 
-from flightdelay.core.features import RAW_COLUMNS
+from flightdelay.core.flights import RAW_COLUMNS
 from flightdelay.serving.model_service import Columns
 
 

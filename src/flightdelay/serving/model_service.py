@@ -1,5 +1,5 @@
 """The model side of the service, no HTTP: row rules, warnings and scores of raw flight columns
-with the loaded model bundle (:class:`ModelService`), and the check rows its scorer must match."""
+with the loaded model bundle (:class:`ModelService`)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flightdelay.core.features import (
-    RAW_COLUMNS,
-    Context,
-    aircraft_warning,
-    build_features,
-    days_from_civil,
-    feature_arrays,
-    to_minutes,
-)
+from flightdelay.core.context import check_rows
+from flightdelay.core.features import aircraft_warning, build_features, feature_arrays
+from flightdelay.core.flights import RAW_COLUMNS, days_from_civil, to_minutes
 from flightdelay.core.model_io import ModelBundle, ModelBundleError
 from flightdelay.core.schemas import check_flight_rows
 from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer, UnsupportedPipelineError
@@ -64,8 +58,9 @@ class ModelService:
     Scores come from :class:`flightdelay.serving.scoring.TreeliteScorer` (treelite, compiled by
     tl2cgen when a C compiler is there) when the service's whole scoring path equals
     ``build_features`` + ``pipeline.predict_proba`` within SCORE_TOLERANCE (1e-12) on
-    :func:`check_rows`, alone and in batches (checked here, at start-up), else from the pipeline
-    itself; ``self.predictor`` says which ("treelite-compiled", "treelite-gtil" or "pipeline").
+    :func:`flightdelay.core.context.check_rows`, alone and in batches (checked here, at start-up),
+    else from the pipeline itself; ``self.predictor`` says which ("treelite-compiled",
+    "treelite-gtil" or "pipeline").
     """
 
     def __init__(self, bundle: ModelBundle, n_threads: int = 1) -> None:
@@ -193,35 +188,6 @@ class ModelService:
                 "recent-delay features are unavailable"
             )
         return out
-
-
-def check_rows(context: Context, n: int = 256, seed: int = 0) -> pd.DataFrame:
-    """Raw flights made from the context's own schedule (plus unseen carriers and destinations,
-    null tails and out-of-range dates) on which the fast path must equal the pipeline."""
-    rng = np.random.default_rng(seed)
-    departures = context.departures.dropna(subset=["sched_dep_at"])
-    picked = departures.iloc[rng.choice(len(departures), min(n, len(departures)), replace=False)]
-    at = pd.to_datetime(picked["sched_dep_at"])
-    flights = pd.DataFrame(
-        {
-            "year": at.dt.year.to_numpy(np.int64),
-            "month": at.dt.month.to_numpy(np.int64),
-            "day": at.dt.day.to_numpy(np.int64),
-            "sched_dep_time": (at.dt.hour * 100 + at.dt.minute).to_numpy(np.int64),
-            "sched_arr_time": (((at.dt.hour + 3) % 24) * 100 + at.dt.minute).to_numpy(np.int64),
-            "carrier": picked["carrier"].to_numpy(object),
-            "flight": np.ones(len(picked), np.int64),
-            "tailnum": picked["tailnum"].to_numpy(object),
-            "origin": picked["origin"].to_numpy(object),
-            "dest": picked["dest"].to_numpy(object),
-            "distance": rng.choice([94.0, 502.0, 1028.0, 1400.0, 2586.0], len(picked)),
-        }
-    )
-    flights.loc[flights.index[::9], "carrier"] = "Z9"
-    flights.loc[flights.index[::10], "dest"] = "ZZZ"
-    flights.loc[flights.index[::11], "tailnum"] = None
-    flights.loc[flights.index[::12], "year"] = 2030
-    return flights
 
 
 def _iso(day: int) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from flightdelay.core import signing
-from flightdelay.core.features import FeatureError
+from flightdelay.core.context import FeatureError
 from flightdelay.core.io import DataFileError
 from flightdelay.core.model_io import load_model_bundle
 from flightdelay.serving.app import create_app
