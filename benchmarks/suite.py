@@ -1,6 +1,6 @@
 """Time the test suite before and after issue 15's test work, on this machine, in one run.
 
-    python benchmarks/suite.py [--before REV] [--after REV] [--keep DIR] [--serial-after]
+    python benchmarks/suite.py [--before REV] [--after REV] [--keep DIR [--setup-only]]
 
 Issue 15 asks for the suite as it stood (everything but the workflow harness, ``tests/workflows``)
 under 5 minutes wall on 2 cores, and ``make test-fast`` under 60 s without ``make data``. This
@@ -45,9 +45,15 @@ def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 def clone(rev: str, where: Path, env: dict[str, str], data: bool) -> Path:
-    """A clone of ``rev`` at ``where`` with its venv (and data/ unless ``data`` is false)."""
-    subprocess.run(["git", "clone", "-q", str(REPO), str(where)], check=True)
-    subprocess.run(["git", "-C", str(where), "checkout", "-q", rev], check=True)
+    """A clone of ``rev`` at ``where`` with its venv (and data/ unless ``data`` is false); one
+    kept from an earlier ``--keep`` run at the same revision is reused."""
+    if (where / ".git").is_dir():
+        head = sh(["git", "rev-parse", "HEAD"], where, env).strip()
+        if head != sh(["git", "rev-parse", f"{rev}^{{commit}}"], REPO, env).strip():
+            sys.exit(f"{where} holds {head[:12]}, not {rev}: remove it or use another --keep")
+    else:
+        subprocess.run(["git", "clone", "-q", str(REPO), str(where)], check=True)
+        subprocess.run(["git", "-C", str(where), "checkout", "-q", "-B", "main", rev], check=True)
     cache = REPO / ".dvc" / "cache"
     if cache.is_dir():  # this checkout's objects: `make data` then only links them
         sh(["git", "config", "-f", ".dvc/config.local", "cache.dir", str(cache)], where, env)
@@ -75,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", default=BEFORE, help=f"the earlier revision (default {BEFORE})")
     parser.add_argument("--after", default="HEAD", help="the later revision (default HEAD)")
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
+    parser.add_argument(
+        "--setup-only", action="store_true", help="make the clones (with --keep) and stop"
+    )
     args = parser.parse_args(argv)
+    if args.setup_only and args.keep is None:
+        parser.error("--setup-only needs --keep (the clones would be deleted)")
     after = sh(["git", "rev-parse", "--short", args.after], REPO, dict(os.environ)).strip()
     before = sh(["git", "rev-parse", "--short", args.before], REPO, dict(os.environ)).strip()
     # Beside ../shared, as the clones CI makes: the workflow tests (left out) and hooks look there.
@@ -88,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         old = clone(before, work / "before", env, data=True)
         new = clone(after, work / "after", env, data=True)
         bare = clone(after, work / "after-no-data", env, data=False)
+        if args.setup_only:
+            print(f"clones ready in {work}; time them with the same --keep")
+            return 0
         runs = [
             ("before", before, old, [".venv/bin/python", "-m", "pytest", "-q", WORKFLOWS]),
             (
