@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUTCOME = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected)")
 BEFORE = "549457b"  # main just before the issue-15 test work (f0f5313..4b7da32, merged in f8d9996)
 WORKFLOWS = "--ignore=tests/workflows"
+DURATIONS = "--durations=40"  # the slowest tests, in each run's log (where the time goes)
 
 
 def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"clones ready in {work}; time them with the same --keep")
             return 0
         runs = [
-            ("before", before, old, [".venv/bin/python", "-m", "pytest", "-q", WORKFLOWS]),
+            ("before", before, old, [".venv/bin/python", "-m", "pytest", "-q", DURATIONS, WORKFLOWS]),
             (
                 "after",
                 after,
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                     "auto",
                     "--dist",
                     "loadgroup",
+                    DURATIONS,
                     WORKFLOWS,
                 ],
             ),
