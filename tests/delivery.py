@@ -1,5 +1,5 @@
 """Real services for the canary and shadow tests: small real models (the pipeline's own code on
-synthetic tables, like tests/serving.py), one retrained with another label definition (its
+synthetic tables, like tests/serving_bundle.py), one retrained with another label definition (its
 scores shift), the prod service started as ``flightdelay deploy`` starts it, a stand-in
 upstream that answers 500, and cleanup of every process on the way out."""
 
@@ -18,7 +18,7 @@ from typing import Any
 from flightdelay.core.params import DeployParams
 from flightdelay.loop import deploy, nginx
 from flightdelay.loop.release import Release
-from serving import build_model_dir
+from serving_bundle import build_model_dir
 
 # Late = any delay (1 minute or more) instead of 30: most flights are late, the mean score goes
 # from about 0.35 to 0.75 on the same requests.

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ports import free_port
-from serving import build_model_dir
+from serving_bundle import build_model_dir
 
 pytestmark = pytest.mark.slow
 

@@ -20,12 +20,12 @@ from flightdelay.loop.report import ReportInputs, write_report
 
 pytestmark = pytest.mark.slow  # three Chromium runs a page: about 10 s each on a busy runner
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "report-browser"
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "report-browser"
 
 
 def browser() -> Any:
     """scripts/report_browser.py (standard library only)."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "report_browser.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "report_browser.py"
     spec = importlib.util.spec_from_file_location("report_browser", path)
     assert spec is not None
     assert spec.loader is not None

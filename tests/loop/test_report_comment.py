@@ -32,7 +32,7 @@ from markdown_it import MarkdownIt
 
 from flightdelay.loop import report
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STAND_INS = REPO_ROOT / "tests" / "stand_ins"
 ALLOWED_TAG = re.compile(r"</?(?:details|summary|code|sub|sup|b|strong|em|i|br ?/?)>")
 

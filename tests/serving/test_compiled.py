@@ -20,7 +20,7 @@ from flightdelay.pipeline.train import train
 from flightdelay.serving import compiled, model_service, scoring
 from flightdelay.serving.compiled import CACHE_ENV, LIBRARY, RECORD, CompiledRecord, sha256_of
 from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer
-from serving import build_model_dir
+from serving_bundle import build_model_dir
 from synthetic import TRAIN, feature_table
 
 pytestmark = pytest.mark.skipif(

@@ -120,7 +120,7 @@ def test_github_output_and_summary_append_only_in_actions(
 
 # ---------------------------------------------------------------- the only git edge
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "flightdelay"
+SRC = Path(__file__).resolve().parents[2] / "src" / "flightdelay"
 GIT_PROGRAMS = {"git", "gto"}
 
 

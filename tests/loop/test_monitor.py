@@ -21,7 +21,7 @@ from flightdelay.core.params import DriftParams, MonitorParams, Params, ParamsEr
 from flightdelay.loop import monitor, monitor_markdown
 from flightdelay.loop.monitor import MonitorError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 MONITOR = MonitorParams(retrain_on=("dataset", "performance"), min_labelled_rows=100)
 DRIFT = DriftParams(  # the thresholds monitor reuses

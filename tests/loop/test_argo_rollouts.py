@@ -12,7 +12,7 @@ import yaml
 
 from flightdelay.core.params import Params
 
-ARGO = Path(__file__).resolve().parents[1] / "deploy" / "argo-rollouts"
+ARGO = Path(__file__).resolve().parents[2] / "deploy" / "argo-rollouts"
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from schemathesis.generation import GenerationMode
 from flightdelay.core.schemas import FLIGHT_BOUNDS, FLIGHT_PATTERNS
 from flightdelay.serving.app import create_app
 from flightdelay.serving.settings import ServeSettings
-from serving import build_model_dir
+from serving_bundle import build_model_dir
 
 CHECKS = [
     not_a_server_error,

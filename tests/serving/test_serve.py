@@ -43,7 +43,7 @@ from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer
 from flightdelay.serving.settings import ServeError, ServeSettings
 from flightdelay.serving.smoke import SmokeError, smoke
 from ports import free_port
-from serving import DATA_MD5, build_model_dir, raw_flights, records
+from serving_bundle import DATA_MD5, build_model_dir, raw_flights, records
 from signing_keys import KeyPair
 
 TOKEN = "s3cret-s3cret-s3cret"  # 20 characters: above the minimum the service accepts
@@ -651,7 +651,7 @@ def kubernetes_env(secret: str | None) -> dict[str, str]:
     """The serve container's environment as Kubernetes would set it from deployment.yaml."""
     import yaml
 
-    manifest = Path(__file__).resolve().parents[1] / "deploy/kubernetes/deployment.yaml"
+    manifest = Path(__file__).resolve().parents[2] / "deploy/kubernetes/deployment.yaml"
     deployment = yaml.safe_load(manifest.read_text())
     (container,) = [
         c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "serve"

@@ -477,7 +477,7 @@ def stage(tmp_path: Path, params: Params, monkeypatch: pytest.MonkeyPatch) -> Pa
     paths = {k: str(v) for k, v in params.paths.model_dump().items()}
     paths |= {k: str(out / Path(v).relative_to("outputs")) for k, v in paths.items()
               if v.startswith("outputs")}  # fmt: skip
-    raw = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    raw = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
     raw["paths"] = paths
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     features = _feature_table(shift=1.0)

@@ -1,10 +1,10 @@
 """promote: bump from labels, the decision, and the whole command on a tiny registry.
 
-The gate itself is tested in tests/test_gate.py. The tiny registry's models cannot be scored, so
-here the re-scoring (flightdelay.loop.rescore.evidence) is replaced by a stand-in that returns the
-evidence the test chooses; everything around it is real: fetching the candidate and the champion
-by the hash dvc.lock records, verifying them, reading the rule from the commit before the merge,
-the gate's decision, GTO. The end-to-end tests (tests/test_pr_e2e.py, test_loop_e2e.py) re-score
+The gate itself is tested in tests/loop/test_gate.py. The tiny registry's models cannot be scored,
+so here the re-scoring (flightdelay.loop.rescore.evidence) is replaced by a stand-in that returns
+the evidence the test chooses; everything around it is real: fetching the candidate and the champion
+by the hash dvc.lock records, verifying them, reading the rule from the commit before the merge, the
+gate's decision, GTO. The end-to-end tests (tests/e2e/test_pr_e2e.py, test_loop_e2e.py) re-score
 real models.
 """
 

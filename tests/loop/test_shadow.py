@@ -179,7 +179,7 @@ def test_main_of_the_same_model_is_clean_and_written(
     monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
-        (Path(__file__).parents[1] / "params.yaml")
+        (Path(__file__).parents[2] / "params.yaml")
         .read_text()
         .replace("window_s: 20 ", "window_s: 5 ")
         .replace("requests: 600 ", "requests: 200 ")

@@ -24,7 +24,7 @@ import yaml
 
 from flightdelay.cli import COMMANDS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = REPO_ROOT / ".github" / "workflows"
 ACTION_PINS = REPO_ROOT / ".github" / "action-pins.tsv"
 # The offline source trees the pins were verified against (../shared/actions beside the clone).

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ports import free_port
-from serving import build_model_dir, raw_flights, records
+from serving_bundle import build_model_dir, raw_flights, records
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "flightdelay"
+SRC = Path(__file__).resolve().parents[2] / "src" / "flightdelay"
 
 #: The parts are the package's subpackages; the rest (cli, __main__, the package's own
 #: __init__ with MODEL_NAME) is the entry, and the package __init__ counts as core.

@@ -5,7 +5,7 @@ input, and rebuild bit for bit what the committed dvc.lock records: afterwards `
 dvc.lock was recorded by another run, in another work tree.
 
 The clone runs its own committed code (PYTHONPATH=<clone>/src) with this venv's tools; ``make``
-is told the venv is up to date (``-o <stamp>``), as in tests/test_pr_e2e.py.
+is told the venv is up to date (``-o <stamp>``), as in tests/e2e/test_pr_e2e.py.
 """
 
 from __future__ import annotations

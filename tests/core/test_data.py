@@ -1,7 +1,7 @@
 """Versioned raw data: month arithmetic, byte-exact batches, the data.dvc manifest, and refusals.
 
 Everything here runs on tmp_path with a tiny hand-made upstream; DVC itself is replaced by a fake
-where a command is reached (the real DVC runs in tests/test_data_e2e.py).
+where a command is reached (the real DVC runs in tests/e2e/test_data_e2e.py).
 """
 
 from __future__ import annotations

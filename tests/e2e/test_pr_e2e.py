@@ -91,8 +91,8 @@ class Clone:
         )
 
     def pr_job(self) -> subprocess.CompletedProcess[str]:
-        """`make pr-job`: the steps of pr-report.yml, in order (tests/test_workflows.py holds the
-        two equal); fails with repro's status after writing the report."""
+        """`make pr-job`: the steps of pr-report.yml, in order (tests/repo/test_workflows.py holds
+        the two equal); fails with repro's status after writing the report."""
         self.summary.write_text("")
         return self.make("pr-job", check=False)
 

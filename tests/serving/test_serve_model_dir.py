@@ -22,7 +22,7 @@ from flightdelay.core.model_io import (
     write_manifest,
 )
 from flightdelay.serving import serve
-from serving import build_model_dir
+from serving_bundle import build_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from card_fixtures import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
 from flightdelay.core import signing
 from flightdelay.core.data import dir_md5
 from flightdelay.loop import release
 from flightdelay.loop.release import Release, ReleaseError, notes, resolve
 from registry_repo import RegistryRepo
 from signing_keys import KeyPair
-from test_card import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
 
 MODEL_A_SHA256 = "a1" * 32
 

@@ -20,10 +20,10 @@ from flightdelay.loop import deploy
 from flightdelay.loop.deploy import DeployError, render
 from flightdelay.loop.release import Release
 from ports import free_port
-from serving import build_model_dir
+from serving_bundle import build_model_dir
 from signing_keys import KeyPair
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
+MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 
 
 def release_of(version: str, stage: str = "prod") -> Release:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-# The workflow linters' hooks run once, in tests/test_workflows.py (the same entries on every
+# The workflow linters' hooks run once, in tests/repo/test_workflows.py (the same entries on every
 # workflow file, one test per linter, with its findings in the failure); here they would run the
 # same commands on the same files a second time.
 RUN_BY_TEST_WORKFLOWS = ("zizmor", "check-github-workflows", "actionlint")
@@ -23,7 +23,7 @@ def test_lint_skips_only_hooks_test_workflows_runs() -> None:
         if f'run_hook("{hook}", workflow_files())' not in runs
     ]
     assert not missing, (
-        f"tests/test_workflows.py no longer runs the hooks {missing} on every workflow"
+        f"tests/repo/test_workflows.py no longer runs the hooks {missing} on every workflow"
     )
 
 
