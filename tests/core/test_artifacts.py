@@ -113,8 +113,56 @@ def test_pipeline_changes_names_the_stage_and_the_changed_dependency(repo: Regis
     }
 
 
-def _lock(path: str, md5: str) -> dict:
-    return {"stages": {"train": {"outs": [{"path": path, "hash": "md5", "md5": md5}]}}}
+def _lock(path: str, md5: str) -> artifacts.DvcLock:
+    raw = {
+        "schema": "2.0",
+        "stages": {"train": {"cmd": "train", "outs": [{"path": path, "hash": "md5", "md5": md5}]}},
+    }
+    return artifacts.DvcLock.parse(raw, "dvc.lock")
+
+
+def test_dvc_lock_hashes_of_outputs_and_dependencies_by_path() -> None:
+    lock = artifacts.DvcLock.parse(
+        {
+            "schema": "2.0",
+            "stages": {
+                "train": {
+                    "cmd": ["flightdelay train"],
+                    "deps": [{"path": "data", "md5": "d" * 32 + ".dir"}, {"path": "p.yaml"}],
+                    "outs": [{"path": "outputs/model", "hash": "md5", "md5": "m" * 32 + ".dir"}],
+                },
+                "card": {
+                    "cmd": "flightdelay card",
+                    "deps": [{"path": "data", "md5": "d" * 32 + ".dir"}],
+                },
+            },
+        },
+        "dvc.lock",
+    )
+    assert lock.outs() == {"outputs/model": "m" * 32 + ".dir"}
+    assert lock.deps() == {"data": "d" * 32 + ".dir"}  # an entry without a hash records none
+    assert set(lock.stages) == {"train", "card"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (None, "expected a dictionary"),
+        ({"stages": {}}, "required key not provided @ data['schema']"),
+        ({"schema": "1.0"}, "invalid schema version"),
+        ({"schema": "2.0", "stages": {"train": {"outs": []}}}, "data['stages']['train']['cmd']"),
+        ({"schema": "2.0", "stages": {"t": {"cmd": "x", "outs": [{"md5": "0" * 32}]}}}, "['path']"),
+    ],
+)
+def test_dvc_lock_that_dvc_would_refuse_is_refused_naming_the_file(
+    raw: object, problem: str
+) -> None:
+    with pytest.raises(ArtifactError) as caught:
+        artifacts.DvcLock.parse(raw, "some/dvc.lock")
+    message = str(caught.value)
+    assert message.startswith("some/dvc.lock is not a DVC lock file (")
+    assert problem in message
+    assert "\n" not in message
 
 
 def test_check_reproduced_accepts_the_recorded_bytes_whatever_the_sidecar(tmp_path: Path) -> None:

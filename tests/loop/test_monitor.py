@@ -16,6 +16,7 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from flightdelay.core.artifacts import DvcLock
 from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import DriftParams, MonitorParams, Params, ParamsError, parse_params
 from flightdelay.loop import monitor, monitor_markdown
@@ -314,13 +315,18 @@ def test_render_pr_says_what_the_branch_changes() -> None:
 
 
 def test_retrain_paths_are_data_dvc_dvc_lock_and_git_tracked_outputs() -> None:
-    lock = {
+    raw = {
+        "schema": "2.0",
         "stages": {
-            "train": {"outs": [{"path": "outputs/model", "md5": "x"}]},
-            "evaluate": {"outs": [{"path": "outputs/metrics/evaluate.json", "md5": "y"}]},
-            "card": {"outs": [{"path": "model-cards/flight-delay.md", "md5": "z"}]},
-        }
+            "train": {"cmd": "t", "outs": [{"path": "outputs/model", "md5": "x"}]},
+            "evaluate": {
+                "cmd": "e",
+                "outs": [{"path": "outputs/metrics/evaluate.json", "md5": "y"}],
+            },
+            "card": {"cmd": "c", "outs": [{"path": "model-cards/flight-delay.md", "md5": "z"}]},
+        },
     }
+    lock = DvcLock.parse(raw, "dvc.lock")
     ignored = {"outputs/model"}
     assert monitor.retrain_paths(lock, ignored.__contains__) == [
         "data.dvc",

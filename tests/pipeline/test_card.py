@@ -14,6 +14,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from card_fixtures import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
+from flightdelay.core.artifacts import ArtifactError, DvcLock
 from flightdelay.core.data import dir_md5
 from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.io import md5_file
@@ -250,9 +251,13 @@ def lock_for(card_md: str, card_md5: str, **overrides: str) -> dict[str, Any]:
     return {
         "schema": "2.0",
         "stages": {
-            "validate": {"deps": [{"path": "data", "md5": overrides.get("data", hashes["data"])}]},
-            "evaluate": {"outs": outs},
+            "validate": {
+                "cmd": "flightdelay validate",
+                "deps": [{"path": "data", "md5": overrides.get("data", hashes["data"])}],
+            },
+            "evaluate": {"cmd": "flightdelay evaluate", "outs": outs},
             "card": {
+                "cmd": "flightdelay card",
                 "deps": [{"path": "src/flightdelay/pipeline/card.py", "md5": "c" * 32}],
                 "outs": [{"path": "model-cards/flight-delay.md", "md5": card_md5}],
             },
@@ -266,13 +271,18 @@ CARD_PATH = "model-cards/flight-delay.md"
 def test_stale_reasons_none_when_fresh() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
-    assert card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == []
+    assert (
+        card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, DvcLock.parse(lock, "dvc.lock"), {})
+        == []
+    )
 
 
 def test_stale_reasons_when_dvc_lock_records_new_metrics() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32, **{"outputs/metrics/evaluate.json": "f" * 32})
-    (reason,) = card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})
+    (reason,) = card_check.stale_reasons(
+        markdown, CARD_PATH, "m" * 32, DvcLock.parse(lock, "dvc.lock"), {}
+    )
     assert reason.startswith(
         f"outputs/metrics/evaluate.json: dvc.lock records {'f' * 32}, the card was made from "
     )
@@ -284,13 +294,17 @@ def test_stale_reasons_when_dvc_lock_records_new_metrics() -> None:
 def test_stale_reasons_when_the_data_changed() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32, data="d" * 32 + ".dir")
-    assert card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {})[0].startswith("data: ")
+    assert card_check.stale_reasons(
+        markdown, CARD_PATH, "m" * 32, DvcLock.parse(lock, "dvc.lock"), {}
+    )[0].startswith("data: ")
 
 
 def test_stale_reasons_when_the_card_was_edited_by_hand() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
-    (reason,) = card_check.stale_reasons(markdown + "edit\n", CARD_PATH, "x" * 32, lock, {})
+    (reason,) = card_check.stale_reasons(
+        markdown + "edit\n", CARD_PATH, "x" * 32, DvcLock.parse(lock, "dvc.lock"), {}
+    )
     assert "is not the card dvc.lock records" in reason
     assert "edited by hand" in reason
 
@@ -299,7 +313,11 @@ def test_stale_reasons_when_the_card_code_changed() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
     reasons = card_check.stale_reasons(
-        markdown, CARD_PATH, "m" * 32, lock, {"src/flightdelay/pipeline/card.py": "0" * 32}
+        markdown,
+        CARD_PATH,
+        "m" * 32,
+        DvcLock.parse(lock, "dvc.lock"),
+        {"src/flightdelay/pipeline/card.py": "0" * 32},
     )
     assert reasons == [
         "src/flightdelay/pipeline/card.py changed since the card was generated; "
@@ -311,16 +329,20 @@ def test_stale_reasons_when_there_is_no_card_stage_or_no_card() -> None:
     markdown = card.render_card(inputs(), spec())
     lock = lock_for(markdown, "m" * 32)
     del lock["stages"]["card"]
-    assert card_check.stale_reasons(markdown, CARD_PATH, "m" * 32, lock, {}) == [
+    assert card_check.stale_reasons(
+        markdown, CARD_PATH, "m" * 32, DvcLock.parse(lock, "dvc.lock"), {}
+    ) == [
         "dvc.lock has no `card` stage: run `dvc repro card` and commit "
         "model-cards/flight-delay.md and dvc.lock"
     ]
-    assert card_check.stale_reasons(None, CARD_PATH, None, lock, {})[0].startswith(
-        "model-cards/flight-delay.md not found"
-    )
+    assert card_check.stale_reasons(None, CARD_PATH, None, DvcLock.parse(lock, "dvc.lock"), {})[
+        0
+    ].startswith("model-cards/flight-delay.md not found")
     assert (
         "records no card-inputs"
-        in card_check.stale_reasons("# hand-made\n", CARD_PATH, "", lock, {})[0]
+        in card_check.stale_reasons(
+            "# hand-made\n", CARD_PATH, "", DvcLock.parse(lock, "dvc.lock"), {}
+        )[0]
     )
 
 
@@ -410,6 +432,25 @@ def test_main_check_passes_when_fresh_fails_when_dvc_lock_changes(
     (workdir / "dvc.lock").write_text(yaml.safe_dump(lock))
     assert card.main(["--check"]) == 1
     assert "stale model card: outputs/" in capsys.readouterr().err
+
+
+def test_check_names_a_dvc_lock_that_is_not_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"card": {}}}))
+    (reason,) = card_check.check(params)
+    assert reason.startswith("dvc.lock is not a DVC lock file (required key not provided @ ")
+    assert "['stages']['card']['cmd']" in reason
+    assert reason.endswith("regenerate it with `dvc repro`")
+
+
+def test_lock_of_another_revision_is_read_as_dvc_reads_it() -> None:
+    with pytest.raises(ArtifactError, match=r"^dvc.lock at v1 is not a DVC lock file \(expected"):
+        DvcLock.parse(
+            {"schema": "2.0", "stages": {"train": {"cmd": "x", "outs": [{"path": 3}]}}},
+            "dvc.lock at v1",
+        )
 
 
 def test_main_check_fails_without_dvc_lock(

@@ -27,7 +27,7 @@ EDGES: dict[str, frozenset[str]] = {
     "gto": frozenset({"core.gitops"}),
     "mlflow": frozenset({"core.tracking", "loop.mlflow_alias"}),
     "great_expectations": frozenset({"pipeline.validate_gx"}),
-    "dvc": frozenset({"core.artifacts", "core.revisions", "loop.repro", "loop.release"}),
+    "dvc": frozenset({"core.artifacts", "core.revisions", "loop.repro"}),
 }
 #: What the serving image never loads, even through a core module it imports.
 NOT_IN_SERVING = ("dvc", "mlflow", "gto", "great_expectations", "evidently", "matplotlib")

@@ -1,5 +1,6 @@
 """The pipeline's outputs at a commit, through DVC: the model artifact (where it lives, its hash,
-its exact bytes), any repository file at a revision, and the hashes dvc.lock records.
+its exact bytes), any repository file at a revision, and dvc.lock (:class:`DvcLock`, read
+through DVC's lock-file schema: the one place it is parsed).
 
 The artifact is declared once, in ``dvc.yaml`` (``artifacts: flight-delay: path: ${paths.model}``);
 its hash is what that commit's ``dvc.lock`` records for the stage output at that path. Files come
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,18 +47,12 @@ def directory_md5(directory: Path) -> str:
     return dir_md5(files)
 
 
-def check_reproduced(path: str, produced: Path, lock: Mapping[str, Any], commit: str) -> None:
+def check_reproduced(path: str, produced: Path, lock: DvcLock, commit: str) -> None:
     """Raise ArtifactError unless ``produced`` (``path`` rebuilt at ``commit``) hashes as that
     commit's dvc.lock (``lock``) records: a rebuilt baseline must be the recorded one."""
-    outs = [
-        out
-        for stage in ((lock or {}).get("stages") or {}).values()
-        for out in (stage or {}).get("outs") or []
-        if out.get("path") == path
-    ]
-    if not outs:
+    want = lock.outs().get(path)
+    if want is None:
         raise ArtifactError(f"{path}: the dvc.lock of {commit[:12]} records no such output")
-    want = str(outs[0].get("md5"))
     got = directory_md5(produced)
     if got != want:
         raise ArtifactError(
@@ -205,6 +200,29 @@ def pipeline_changes(targets: list[str], repo: Path = Path(".")) -> dict[str, li
 # ---------------------------------------------------------------- files and hashes at a revision
 
 
+def copy_files_at(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
+    """Copy each path (git- or DVC-tracked) as of ``commit`` into ``dest``, flattened by name.
+
+    Returns (attached file names, paths not found at the commit). The release's assets.
+    """
+    from dvc.repo import Repo
+
+    dest.mkdir(parents=True, exist_ok=True)
+    attached, missing = [], []
+    with Repo(".", rev=commit) as repo:
+        fs = repo.dvcfs
+        for path in paths:
+            if not fs.exists(path):
+                missing.append(path)
+                continue
+            files = [f for f in fs.find(path)] if fs.isdir(path) else [path]
+            for file in files:
+                name = Path(file).name
+                fs.get(file, str(dest / name))
+                attached.append(name)
+    return sorted(set(attached)), missing
+
+
 class RevisionFiles:
     """Repository files of the work tree (``rev`` None), or of a git revision through DVC's
     filesystem: tracked outputs from the DVC cache or remote, the rest from git."""
@@ -250,32 +268,70 @@ class RevisionFiles:
         except yaml.YAMLError as exc:
             raise DataFileError(f"{path}: {what} is not valid YAML: {exc}") from None
 
+    def lock(self) -> DvcLock:
+        """dvc.lock as of this revision (or the work tree)."""
+        where = LOCK if self.rev is None else f"{LOCK} at {self.rev}"
+        return DvcLock.parse(self.yaml(LOCK, "dvc.lock"), where)
+
 
 LOCK = Path("dvc.lock")
 
 
-def read_lock(path: Path = LOCK) -> Mapping[str, Any]:
+@dataclass(frozen=True)
+class LockStage:
+    """One stage of dvc.lock: the md5 it records per output and per dependency path."""
+
+    outs: Mapping[str, str]
+    deps: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DvcLock:
+    """A dvc.lock, checked against DVC's own lock-file schema (``dvc.schema``) where it is read,
+    so a missing ``stages``, a stage without ``cmd`` or a path that is not a string fails there,
+    naming the file, instead of reading as "records nothing" downstream."""
+
+    stages: Mapping[str, LockStage]
+
+    @classmethod
+    def parse(cls, raw: Any, source: str | Path) -> DvcLock:
+        from dvc.schema import COMPILED_LOCKFILE_SCHEMA
+        from voluptuous import Invalid
+
+        try:
+            lock = COMPILED_LOCKFILE_SCHEMA(raw)
+        except Invalid as exc:
+            raise ArtifactError(
+                f"{source} is not a DVC lock file ({exc}): regenerate it with `dvc repro`"
+            ) from None
+
+        def hashes(entries: Any) -> dict[str, str]:
+            return {str(e["path"]): str(e["md5"]) for e in entries or [] if "md5" in e}
+
+        return cls(
+            {
+                name: LockStage(hashes(stage.get("outs")), hashes(stage.get("deps")))
+                for name, stage in (lock.get("stages") or {}).items()
+            }
+        )
+
+    def outs(self) -> dict[str, str]:
+        """Path -> md5 of every stage output."""
+        return {path: md5 for stage in self.stages.values() for path, md5 in stage.outs.items()}
+
+    def deps(self) -> dict[str, str]:
+        """Path -> md5 of every stage dependency (a path several stages read: one md5)."""
+        return {path: md5 for stage in self.stages.values() for path, md5 in stage.deps.items()}
+
+
+def read_lock(path: Path = LOCK) -> DvcLock:
     """The work tree's dvc.lock; ArtifactError says how to make it when it is missing or bad."""
     import yaml
 
     try:
-        lock = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ArtifactError(f"{path} not found: run `dvc repro` and commit it") from None
     except yaml.YAMLError as exc:
         raise ArtifactError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(lock, dict):
-        raise ArtifactError(f"{path} is not a DVC lock file")
-    return lock
-
-
-def lock_hashes(lock: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """(path -> md5 of every stage output, path -> md5 of every stage dependency) in dvc.lock."""
-    outs: dict[str, str] = {}
-    deps: dict[str, str] = {}
-    for stage in (lock.get("stages") or {}).values():
-        for kind, found in (("outs", outs), ("deps", deps)):
-            for entry in stage.get(kind) or []:
-                if isinstance(entry, Mapping) and "path" in entry and "md5" in entry:
-                    found[str(entry["path"])] = str(entry["md5"])
-    return outs, deps
+    return DvcLock.parse(raw, path)

@@ -84,14 +84,23 @@ def _yaml_at(commit: str, path: str, cwd: Path) -> Any:
     return None if text is None else yaml.safe_load(text)
 
 
+def _lock_at(commit: str, cwd: Path) -> Any:
+    """``commit``'s dvc.lock (an empty one where it has none); RevisionError if it is not one."""
+    from flightdelay.core import artifacts
+
+    raw = _yaml_at(commit, "dvc.lock", cwd)
+    try:
+        return artifacts.DvcLock.parse(raw or {"schema": "2.0"}, f"dvc.lock at {commit[:12]}")
+    except artifacts.ArtifactError as exc:
+        raise RevisionError(str(exc)) from None
+
+
 def model_path_at(commit: str, cwd: Path) -> str:
     """``paths.model`` as params.yaml says at that commit; RevisionError if its dvc.lock records
     no such output (no pipeline run was committed there)."""
     params = _yaml_at(commit, "params.yaml", cwd) or {}
     model = str((params.get("paths") or {}).get("model", "outputs/model"))
-    lock = _yaml_at(commit, "dvc.lock", cwd) or {}
-    outs = [o.get("path") for s in (lock.get("stages") or {}).values() for o in s.get("outs", [])]
-    if model not in outs:
+    if model not in _lock_at(commit, cwd).outs():
         raise RevisionError(
             f"commit {commit[:12]} has no model: its dvc.lock records no "
             f"{model!r} (no pipeline run was committed there)"
@@ -184,7 +193,7 @@ def _check_reproduced(commit: str, model_path: str, produced: Path, repo: Path) 
     from flightdelay.core import artifacts
 
     try:
-        artifacts.check_reproduced(model_path, produced, _yaml_at(commit, "dvc.lock", repo), commit)
+        artifacts.check_reproduced(model_path, produced, _lock_at(commit, repo), commit)
     except artifacts.ArtifactError as exc:
         raise RevisionError(str(exc)) from None
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay import MODEL_NAME
+from flightdelay.core.artifacts import DvcLock, read_lock
 from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import DriftParams, MonitorParams, Params
 
@@ -239,16 +240,9 @@ def assess(
     return report, decide(report.summary(), monitor, params.drift)
 
 
-def retrain_paths(lock: Mapping[str, Any], ignored: Callable[[str], bool]) -> list[str]:
+def retrain_paths(lock: DvcLock, ignored: Callable[[str], bool]) -> list[str]:
     """data.dvc, dvc.lock and every pipeline output of dvc.lock that git tracks (not ignored)."""
-    outs = sorted(
-        {
-            str(out["path"])
-            for stage in (lock.get("stages") or {}).values()
-            for out in stage.get("outs") or []
-            if isinstance(out, Mapping) and "path" in out
-        }
-    )
+    outs = sorted({path for stage in lock.stages.values() for path in stage.outs})
     return ["data.dvc", "dvc.lock", *(p for p in outs if not ignored(p))]
 
 
@@ -441,7 +435,6 @@ def _ignored(path: str) -> bool:
 
 def retrain(params: Params) -> str:
     """The ``retrain`` command: the branch with exactly the retraining change, or why not."""
-    import yaml
 
     from flightdelay.core import data
     from flightdelay.core.io import DataFileError, read_json
@@ -468,8 +461,8 @@ def retrain(params: Params) -> str:
             f"(`git branch -D {branch}`), then run again"
         )
     lock_path = Path("dvc.lock")
-    before = yaml.safe_load(lock_path.read_text()) if lock_path.is_file() else {}
-    watched = retrain_paths(before or {}, _ignored)
+    before = read_lock(lock_path) if lock_path.is_file() else DvcLock({})
+    watched = retrain_paths(before, _ignored)
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *watched).strip()
     if dirty:
         raise MonitorError(
@@ -482,8 +475,7 @@ def retrain(params: Params) -> str:
         done = subprocess.run([sys.executable, "-m", "dvc", "repro"], check=False)
         if done.returncode != 0:
             raise MonitorError(f"`dvc repro` failed (exit {done.returncode})")
-        lock = yaml.safe_load(lock_path.read_text())
-        paths = retrain_paths(lock, _ignored)
+        paths = retrain_paths(read_lock(lock_path), _ignored)
         changed = [
             line[3:]
             for line in _git(

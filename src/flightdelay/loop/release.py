@@ -284,29 +284,6 @@ def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str |
     return path.name, None
 
 
-def fetch_assets(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
-    """Copy each path (git- or DVC-tracked) as of ``commit`` into ``dest``, flattened by name.
-
-    Returns (attached file names, paths not found at the commit).
-    """
-    from dvc.repo import Repo
-
-    dest.mkdir(parents=True, exist_ok=True)
-    attached, missing = [], []
-    with Repo(".", rev=commit) as repo:
-        fs = repo.dvcfs
-        for path in paths:
-            if not fs.exists(path):
-                missing.append(path)
-                continue
-            files = [f for f in fs.find(path)] if fs.isdir(path) else [path]
-            for file in files:
-                name = Path(file).name
-                fs.get(file, str(dest / name))
-                attached.append(name)
-    return sorted(set(attached)), missing
-
-
 def build(
     ref: str,
     out: Path,
@@ -346,7 +323,7 @@ def build(
         params.paths.drift,
         recorded.path,
     )
-    attached, missing = fetch_assets(release.commit, paths, out / "assets")
+    attached, missing = artifacts.copy_files_at(release.commit, paths, out / "assets")
     signature = out / SIGNATURE_DIR / SIGNATURE_FILE
     if signature.is_file():  # anyone can check it: `model_signing verify` (README)
         shutil.copyfile(signature, out / "assets" / f"{release.version_tag}.sig")

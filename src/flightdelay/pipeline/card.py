@@ -27,7 +27,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flightdelay.core.artifacts import LOCK
 from flightdelay.core.io import DataFileError
 from flightdelay.core.templates import markdown_environment
 from flightdelay.pipeline.card_check import card_diff, check
@@ -86,8 +85,7 @@ def version_card(
     ``find_run``: the MLflow run is the one tracking tags with the model's sha256, else
     ``mlflow_run_id`` as given (the release records its own)."""
     files = open_revision(rev)
-    lock = files.yaml(LOCK, "dvc.lock") if rev else None
-    inputs = load_inputs(params, files, lock if isinstance(lock, dict) or rev is None else {})
+    inputs = load_inputs(params, files, files.lock() if rev else None)
     trained, found_run = provenance(inputs, rev or "HEAD")
     run_id = found_run if find_run else mlflow_run_id
     return render_card(inputs, CardSpec.of(params, version, commit, signature, trained, run_id))

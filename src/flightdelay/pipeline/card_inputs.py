@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay import MODEL_NAME
-from flightdelay.core.artifacts import ArtifactError, RevisionFiles, directory_md5, lock_hashes
+from flightdelay.core.artifacts import ArtifactError, DvcLock, RevisionFiles, directory_md5
 from flightdelay.core.drift_summary import DRIFT_JSON, DriftSummary
 from flightdelay.core.io import DataFileError
 from flightdelay.core.outputs import EvaluateMetrics
@@ -166,7 +166,7 @@ def _names(reader: RevisionFiles, params: Any) -> dict[str, dict[str, str]]:
     return names
 
 
-def load_inputs(params: Any, reader: RevisionFiles, lock: Mapping[str, Any] | None) -> CardInputs:
+def load_inputs(params: Any, reader: RevisionFiles, lock: DvcLock | None) -> CardInputs:
     """Read every output the card is made of and compute the bootstrap intervals."""
     from flightdelay.core.data import DVC_FILE, manifest
     from flightdelay.core.model_io import METADATA_FILE
@@ -228,7 +228,7 @@ def load_inputs(params: Any, reader: RevisionFiles, lock: Mapping[str, Any] | No
             if path.exists() or path != p.audit
         }
     else:  # another revision: its dvc.lock records them
-        outs, _ = lock_hashes(lock)
+        outs = lock.outs()
         fingerprint = {
             key: outs.get(key, "unknown")
             for key in input_paths(params)
