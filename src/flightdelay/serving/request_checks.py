@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Collection, Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -125,7 +124,6 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-_ROW = itemgetter(*RAW_COLUMNS)
 _STR = frozenset({str})
 _STR_OR_NULL = frozenset({str, type(None)})
 _NUMBER = frozenset({int, float})
@@ -149,10 +147,9 @@ def batch_columns(body: bytes) -> dict[str, list[Any]] | None:
     if set(map(type, rows)) != {dict} or set(map(len, rows)) != {width}:
         return None
     try:
-        values = list(zip(*map(_ROW, rows), strict=True))
+        columns = {name: [row[name] for row in rows] for name in RAW_COLUMNS}
     except KeyError:  # `width` keys, but not the flight's
         return None
-    columns = dict(zip(RAW_COLUMNS, map(list, values), strict=True))
     for name, column in columns.items():
         types = set(map(type, column))
         if name in FLIGHT_PATTERNS:
