@@ -37,6 +37,7 @@ from flightdelay.core.context import (
     Context,
     FeatureError,
     codes,
+    search_order,
     sorted_search,
 )
 from flightdelay.core.flights import (
@@ -147,6 +148,8 @@ def feature_arrays(
     origin_s, carrier_s, dest_s = (_text(flights[c]) for c in ("origin", "carrier", "dest"))
     origin = codes(vocab["airport"], origin_s)
     dest = codes(vocab["airport"], dest_s)
+    # One sort per group column serves all its searches: every query time grows with sched.
+    by_origin, by_dest = search_order(origin, sched), search_order(dest, sched)
     out: dict[str, Any] = {
         "carrier": carrier_s,
         "origin": origin_s,
@@ -167,7 +170,7 @@ def feature_arrays(
     hour = sched - (sched % 60)
     seen = pred if params.weather_at == "prediction_time" else hour
     q = (origin.astype(np.int64) << KEY_SHIFT) | seen.astype(np.int64)
-    at = sorted_search(w_keys, q, "right") - 1
+    at = sorted_search(w_keys, q, "right", by_origin) - 1
     found = (at >= 0) & (origin >= 0)
     at_c = at.clip(0, max(len(w_keys) - 1, 0))
     if len(w_keys):
@@ -181,8 +184,10 @@ def feature_arrays(
 
     # congestion in the published schedule
     scheduled = context.index("origin_scheduled", window)
-    out["origin_sched_hour"] = scheduled.sums(origin, hour, hour + 60)[:, 0]
-    out["origin_sched_day"] = scheduled.sums(origin, day_start, day_start + MINUTES_PER_DAY)[:, 0]
+    out["origin_sched_hour"] = scheduled.sums(origin, hour, hour + 60, by_origin)[:, 0]
+    out["origin_sched_day"] = scheduled.sums(
+        origin, day_start, day_start + MINUTES_PER_DAY, by_origin
+    )[:, 0]
 
     # aircraft and destination airport
     plane_index, plane_numeric, plane_type = context.plane_table
@@ -198,20 +203,20 @@ def feature_arrays(
     # operational state at prediction time: departures in [pred - window, pred)
     start = pred - window
     with np.errstate(invalid="ignore", divide="ignore"):
-        s = context.index("origin_departed", window).sums(origin, start, pred)
+        s = context.index("origin_departed", window).sums(origin, start, pred, by_origin)
         out["origin_recent_departures"] = s[:, 0]
         out["origin_recent_mean_delay"] = s[:, 1] / s[:, 0]
         out["origin_recent_late_share"] = s[:, 2] / s[:, 0]
-        s = context.index("dest_departed", window).sums(dest, start, pred)
+        s = context.index("dest_departed", window).sums(dest, start, pred, by_dest)
         out["dest_recent_departures"] = s[:, 0]
         out["dest_recent_mean_delay"] = s[:, 1] / s[:, 0]
         co = codes(vocab["carrier_origin"], carrier_s + "|" + origin_s)
-        s = context.index("carrier_origin_departed", window).sums(co, start, pred)
+        by_co = search_order(co, sched)
+        s = context.index("carrier_origin_departed", window).sums(co, start, pred, by_co)
         out["carrier_origin_recent_mean_delay"] = s[:, 1] / s[:, 0]
         # flights scheduled before the prediction time that had not left by then
-        zero = np.zeros(n)
-        started = context.index("origin_wait_start", window).sums(origin, zero, pred)
-        ended = context.index("origin_wait_end", window).sums(origin, zero, pred)
+        started = context.index("origin_wait_start", window).sums(origin, None, pred, by_origin)
+        ended = context.index("origin_wait_end", window).sums(origin, None, pred, by_origin)
         waiting = started[:, 0] - ended[:, 0]
         out["origin_waiting"] = waiting
         out["origin_waiting_mean_minutes"] = np.where(
@@ -245,9 +250,10 @@ def _tail_features(
     n = len(flights)
     tail = codes(context.vocab["tailnum"], flights["tailnum"].to_numpy(dtype=object))
     base = tail.astype(np.int64) << KEY_SHIFT
-    at = sorted_search(keys, base | sched.astype(np.int64), "left")  # first leg >= sched
+    by_tail = search_order(tail, sched)
+    at = sorted_search(keys, base | sched.astype(np.int64), "left", by_tail)  # first leg >= sched
     day_start = sched - sched % MINUTES_PER_DAY
-    first_today = sorted_search(keys, base | day_start.astype(np.int64), "left")
+    first_today = sorted_search(keys, base | day_start.astype(np.int64), "left", by_tail)
     prev = (at - 1).clip(0, max(len(keys) - 1, 0))
     if len(keys):
         prev_sched, prev_dep = t_sched[prev], t_dep[prev]

@@ -17,8 +17,9 @@ distance) and has no extra keys.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 
 import numpy as np
@@ -103,6 +104,104 @@ def row_rule(column: str, kind: str, problem: str, bad: Any, say: Callable[..., 
     return RowRule(column, kind, problem, np.flatnonzero(np.asarray(bad, dtype=bool)), say)
 
 
+_NUMBER_TYPES = frozenset({int, float})
+_CODE_TYPES = frozenset({str, type(None)})
+
+
+def _number_column(given: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A numeric column as (its values as messages quote them, missing mask, float64 values with
+    NaN for what is not a number: a bool is not a number, "12" is not either)."""
+    if isinstance(given, list) and set(map(type, given)) <= _NUMBER_TYPES:
+        # The service's rows (plain ints and floats): numpy converts each as float(v) does, and
+        # only a float can be missing (NaN); no object array, no per-value Python.
+        values = np.array(given, dtype=np.float64).reshape(len(given))
+        return given, np.isnan(values), values
+    raw = given.to_numpy() if isinstance(given, pd.Series) else np.asarray(given, dtype=object)
+    null = np.asarray(pd.isna(raw), dtype=bool)
+    if raw.dtype.kind in "iuf":
+        return raw, null, raw.astype(np.float64)  # a frame's numeric column
+    values = np.array(
+        [
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+            for v in raw
+        ],
+        dtype=np.float64,
+    )
+    return raw, null, values
+
+
+def _code_rule(column: str, given: Any) -> tuple[np.ndarray, RowRule]:
+    """(missing mask, the ``invalid_pattern`` rule) of a code column (FLIGHT_PATTERNS)."""
+    pattern = FLIGHT_PATTERNS[column]
+    raw: Any
+    if isinstance(given, list) and set(map(type, given)) <= _CODE_TYPES:
+        # The service's rows (str, or None for a null tailnum): the pattern is checked on the
+        # distinct values in one regex pass; rows are looked at again only if one is bad.
+        if None in given:
+            null = np.fromiter((v is None for v in given), dtype=bool, count=len(given))
+            distinct: Any = set(given) - {None}
+        else:
+            null, distinct = np.zeros(len(given), dtype=bool), set(given)
+        if all_match(pattern, distinct):
+            return null, row_rule(
+                column,
+                "invalid_pattern",
+                f"not matching {pattern}",
+                np.zeros(len(given), dtype=bool),
+                lambda i, r=given, p=pattern: f"{shorten(r[i])!r} does not match {p}",
+            )
+    if not isinstance(given, pd.Series):
+        raw = np.asarray(given, dtype=object)
+    elif len(given) < 10_000:
+        raw = given.to_numpy()
+    else:  # the codes of a large frame stay a Series: arrow strings convert slowly
+        raw = given
+    null = np.asarray(pd.isna(raw), dtype=bool)
+    # The pattern runs on the distinct values only: a month has ~4,000 tail numbers.
+    distinct = raw.dropna().unique() if isinstance(raw, pd.Series) else pd.unique(raw[~null])
+    bad = np.zeros(len(raw), dtype=bool)
+    if not all_match(pattern, distinct):
+        compiled = re.compile(pattern)
+        bad_values = [v for v in distinct if not (isinstance(v, str) and compiled.fullmatch(v))]
+        if bad_values:
+            bad = np.asarray(pd.Series(raw).isin(bad_values), dtype=bool) & ~null
+            if isinstance(raw, pd.Series):
+                raw = raw.to_numpy()
+    return null, row_rule(
+        column,
+        "invalid_pattern",
+        f"not matching {pattern}",
+        bad,
+        lambda i, r=raw, p=pattern: f"{shorten(r[i])!r} does not match {p}",
+    )
+
+
+def all_match(pattern: str, values: Collection[Any]) -> bool:
+    """Whether every one of ``values`` is a str that ``re.fullmatch(pattern)`` accepts, in one
+    regex pass over all of them joined by newlines (False may also mean: not decided so; then
+    ask each value). Only for patterns of one character class, which cannot match a newline."""
+    joined_pattern = _joined(pattern)
+    if joined_pattern is None:
+        return False
+    if not len(values):
+        return True
+    try:
+        joined = "\n".join(values)
+    except TypeError:  # a value that is not a str
+        return False
+    # a value holding a newline would split in two: decided value by value instead
+    return joined.count("\n") == len(values) - 1 and joined_pattern.fullmatch(joined) is not None
+
+
+@cache
+def _joined(pattern: str) -> re.Pattern[str] | None:
+    """``^[class]{m,n}$`` -> the pattern of such values joined by newlines; None otherwise."""
+    if not re.fullmatch(r"\^\[[A-Za-z0-9_-]+\](?:\{\d+(?:,\d+)?\})?\$", pattern):
+        return None
+    one = pattern[1:-1]
+    return re.compile(f"{one}(?:\n{one})*")
+
+
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.float64)
 
 
@@ -131,81 +230,50 @@ def check_flight_rows(rows: Mapping[str, Any] | pd.DataFrame) -> list[RowRule]:
     # (one row: ~0.2 ms), validate on 250,000 rows (~0.2 s).
     for column in (*FLIGHT_BOUNDS, *FLIGHT_PATTERNS):
         given = rows[column]
-        raw: Any
-        if not isinstance(given, pd.Series):
-            raw = np.asarray(given, dtype=object)
-        elif column in FLIGHT_BOUNDS or len(given) < 10_000:
-            raw = given.to_numpy()
-        else:  # the codes of a large frame stay a Series: arrow strings convert slowly
-            raw = given
-        null = np.asarray(pd.isna(raw), dtype=bool)
-        present[column] = ~null
-        if column not in NULLABLE_COLUMNS:
-            results.append(
-                row_rule(column, "missing", "missing", null, lambda i, c=column: f"{c} is missing")
-            )
-        if column in FLIGHT_BOUNDS:
-            low, high = FLIGHT_BOUNDS[column]
-            if raw.dtype.kind in "iuf":
-                values = raw.astype(np.float64)  # the usual case
-            else:  # text, booleans or a mix: a bool is not a number, "12" is not either
-                values = np.array(
-                    [
-                        float(v)
-                        if isinstance(v, int | float) and not isinstance(v, bool)
-                        else np.nan
-                        for v in raw
-                    ],
-                    dtype=np.float64,
+        if column not in FLIGHT_BOUNDS:
+            null, rule = _code_rule(column, given)
+            present[column] = ~null
+            if column not in NULLABLE_COLUMNS:
+                results.append(
+                    row_rule(
+                        column, "missing", "missing", null, lambda i, c=column: f"{c} is missing"
+                    )
                 )
-            not_number = ~null & ~np.isfinite(values)
-            results.append(
-                row_rule(
-                    column,
-                    "not_a_number",
-                    "not a number",
-                    not_number,
-                    lambda i, r=raw: f"{shorten(r[i])!r} is not a number",
-                )
+            results.append(rule)
+            continue
+        raw, null, values = _number_column(given)
+        results.append(
+            row_rule(column, "missing", "missing", null, lambda i, c=column: f"{c} is missing")
+        )
+        low, high = FLIGHT_BOUNDS[column]
+        not_number = ~null & ~np.isfinite(values)
+        results.append(
+            row_rule(
+                column,
+                "not_a_number",
+                "not a number",
+                not_number,
+                lambda i, r=raw: f"{shorten(r[i])!r} is not a number",
             )
-            valid = ~null & ~not_number
-            whole = column in INTEGER_COLUMNS
-            with np.errstate(invalid="ignore"):
-                outside = valid & ~((values >= low) & (values <= high))
-                if whole:
-                    outside |= valid & (values != np.floor(values))
-            allowed = f"{'a whole number ' if whole else ''}in {low}..{high}"
-            results.append(
-                row_rule(
-                    column,
-                    "out_of_range",
-                    f"not {allowed}" if whole else f"outside {low}..{high}",
-                    outside,
-                    lambda i, v=values, a=allowed: f"{v[i]:g} is not {a}",
-                )
+        )
+        valid = ~null & ~not_number
+        whole = column in INTEGER_COLUMNS
+        with np.errstate(invalid="ignore"):
+            outside = valid & ~((values >= low) & (values <= high))
+            if whole:
+                outside |= valid & (values != np.floor(values))
+        allowed = f"{'a whole number ' if whole else ''}in {low}..{high}"
+        results.append(
+            row_rule(
+                column,
+                "out_of_range",
+                f"not {allowed}" if whole else f"outside {low}..{high}",
+                outside,
+                lambda i, v=values, a=allowed: f"{v[i]:g} is not {a}",
             )
-            numbers[column] = values
-            present[column] = valid & ~outside
-        else:
-            pattern = re.compile(FLIGHT_PATTERNS[column])
-            # The pattern runs on the distinct values only: a month has ~4,000 tail numbers.
-            distinct = (
-                raw.dropna().unique() if isinstance(raw, pd.Series) else pd.unique(raw[~null])
-            )
-            bad_values = [v for v in distinct if not (isinstance(v, str) and pattern.fullmatch(v))]
-            bad = np.zeros(len(raw), dtype=bool)
-            if bad_values:
-                bad = np.asarray(pd.Series(raw).isin(bad_values), dtype=bool) & ~null
-            values = raw.to_numpy() if isinstance(raw, pd.Series) and bad_values else raw
-            results.append(
-                row_rule(
-                    column,
-                    "invalid_pattern",
-                    f"not matching {pattern.pattern}",
-                    bad,
-                    lambda i, r=values, p=pattern.pattern: f"{shorten(r[i])!r} does not match {p}",
-                )
-            )
+        )
+        numbers[column] = values
+        present[column] = valid & ~outside
     year, month, day = (numbers[c] for c in ("year", "month", "day"))
     known = present["year"] & present["month"] & present["day"]
     results.append(
