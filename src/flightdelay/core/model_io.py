@@ -77,8 +77,8 @@ class ModelBundle(NamedTuple):
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """model.json as a mapping (``info`` as the file holds it)."""
-        return self.info.to_json()
+        """model.json as the file holds it, as JSON types (lists, not tuples)."""
+        return self.info.model_dump(mode="json", exclude_unset=True)
 
     @property
     def featurize_params(self) -> FeaturizeParams:
