@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from output_fixtures import MODEL_METADATA
+
 MODEL = {
+    **MODEL_METADATA,  # every key model.json holds
     "data_md5": "0123456789abcdef0123456789abcdef.dir",
     "eval_month": "2013-03",
-    "featurize": {"cancelled": "late", "lead_minutes": 60, "target_delay_minutes": 30},
+    "featurize": {
+        "cancelled": "late",
+        "lead_minutes": 60,
+        "target_delay_minutes": 30,
+        "window_hours": 2,
+    },
     "sha256": "ab" * 32,
     "target": "arr_delay >= 30 minutes",
     "threshold": 0.3141,
-    "train": {"learning_rate": 0.1, "max_iter": 300, "seed": 42},
+    "train": {**MODEL_METADATA["train"], "learning_rate": 0.1, "max_iter": 300, "seed": 42},
     "train_metrics": {"n_iter": 123.0, "train_late_share": 0.2222, "train_rows": 54321.0},
     "train_months": ["2013-01", "2013-02"],
 }
@@ -39,6 +47,8 @@ BACKTEST = [
         "late_share": 0.25,
         "roc_auc": 0.7777,
         "pr_auc": 0.6,
+        "log_loss": 0.5,
+        "brier": 0.17,
         "train_months": ["2013-01"],
     },
     {
@@ -47,14 +57,26 @@ BACKTEST = [
         "late_share": 0.1234,
         "roc_auc": 0.8123,
         "pr_auc": 0.5678,
+        "log_loss": 0.2468,
+        "brier": 0.0666,
         "train_months": ["2013-01", "2013-02"],
     },
 ]
+#: backtest.json: the months, and their numbers keyed by month (for `dvc metrics`).
+BACKTEST_JSON = {
+    "months": BACKTEST,
+    "by_month": {
+        m["month"]: {k: v for k, v in m.items() if isinstance(v, float)} for m in BACKTEST
+    },
+}
 SLICES = {
     "carrier": [
         {
             "carrier": "UA",
             "n": 250.0,
+            "accuracy": 0.9,
+            "brier": 0.07,
+            "log_loss": 0.25,
             "late_share": 0.111,
             "roc_auc": 0.8555,
             "pr_auc": 0.5,
@@ -68,6 +90,9 @@ SLICES = {
         {
             "origin": "EWR",
             "n": 400.0,
+            "accuracy": 0.9011,
+            "brier": 0.0666,
+            "log_loss": 0.2468,
             "late_share": 0.1234,
             "roc_auc": 0.8123,
             "pr_auc": 0.5678,

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from output_fixtures import EVALUATION, MODEL_METADATA
+
 MAKE_MODEL = """\
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
@@ -34,10 +36,10 @@ spec = json.loads(pathlib.Path("model_spec.json").read_text())
 """
 EVALUATE = """\
 import json, pathlib, sys
-spec = json.loads((pathlib.Path(sys.argv[1]) / "model.json").read_text())
+assert (pathlib.Path(sys.argv[1]) / "model.json").is_file()
 out = pathlib.Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)
-(out / "evaluate.json").write_text(json.dumps({"roc_auc": spec.get("roc_auc", 0.8)}))
+(out / "evaluate.json").write_text(pathlib.Path("evaluate_spec.json").read_text())
 """
 
 
@@ -82,7 +84,7 @@ class RegistryRepo:
                 },
                 "evaluate": {  # the gate reads its metrics
                     "cmd": "python evaluate.py ${paths.model} ${paths.metrics}",
-                    "deps": ["evaluate.py", "${paths.model}"],
+                    "deps": ["evaluate.py", "evaluate_spec.json", "${paths.model}"],
                     "outs": [{"${paths.metrics}/evaluate.json": {"cache": False}}],
                 },
             },
@@ -116,10 +118,24 @@ class RegistryRepo:
     def gto(self, *args: str) -> str:
         return self.run(str(Path(sys.executable).with_name("gto")), *args).stdout
 
-    def commit_model(self, name: str, **metadata: Any) -> str:
-        """Reproduce a model called ``name``, push it to the remote, commit; return the SHA."""
-        spec = {"name": name, "data_md5": "d" * 32 + ".dir", "mlflow_run_id": None, **metadata}
+    def commit_model(self, name: str, roc_auc: float = 0.8, **metadata: Any) -> str:
+        """Reproduce a model called ``name`` (a whole model.json, ``metadata`` overriding keys)
+        with a whole evaluate.json of ``roc_auc``, push it to the remote, commit; the SHA."""
+        spec = {
+            **MODEL_METADATA,
+            "name": name,
+            "data_md5": "d" * 32 + ".dir",
+            "mlflow_run_id": None,
+            **metadata,
+        }
+        evaluation = {
+            **EVALUATION,
+            "eval_month": spec["eval_month"],
+            "threshold": spec["threshold"],
+            "roc_auc": roc_auc,
+        }
         (self.root / "model_spec.json").write_text(json.dumps(spec))
+        (self.root / "evaluate_spec.json").write_text(json.dumps(evaluation, sort_keys=True))
         self.dvc("repro", "--quiet")
         self.dvc("push", "--quiet")
         self.git("add", "--all")

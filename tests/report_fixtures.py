@@ -20,6 +20,7 @@ from flightdelay.loop.report_plots import Curves, PlotData
 FAILED_VALIDATION = {
     "success": False,
     "batches": {"flights": ["2013-09", "2013-10"]},
+    "rows": {"flights": 55102},
     "groups": {
         "flights": {"ranges": {"checks": 12, "failed": 1}, "schema": {"checks": 10, "failed": 0}}
     },

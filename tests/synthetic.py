@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from output_fixtures import PASSED_VALIDATION
+
 ORIGINS = ("EWR", "JFK", "LGA")
 DESTS = ("ATL", "ORD", "LAX", "BOS")
 CARRIERS = ("AA", "UA", "DL")
@@ -190,7 +192,7 @@ def work_tree(root: Path, repo_root: Path, months: tuple[int, ...] = (1, 2, 3, 4
     )
     summary = root / raw["paths"]["validation"] / "summary.json"
     summary.parent.mkdir(parents=True)
-    summary.write_text(json.dumps({"success": True}))
+    summary.write_text(json.dumps(PASSED_VALIDATION))  # a whole summary of passed data
     return root
 
 

@@ -24,6 +24,7 @@ from flightdelay.core.model_io import (
 )
 from flightdelay.core.params import TrainParams
 from flightdelay.pipeline.train import score, train
+from output_fixtures import MODEL_METADATA
 from synthetic import TRAIN, feature_table, raw_tables
 
 
@@ -41,8 +42,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_metadata(
         directory,
         {
+            **MODEL_METADATA,  # a whole model.json, with this model's own facts
             "sha256": sha256_file(path),
             "threshold": result.threshold,
+            "train_months": result.train_months,
+            "eval_month": result.eval_month,
+            "train_metrics": result.train_metrics,
             "input_schema": [],
             "featurize": {
                 "target_delay_minutes": 30,
@@ -58,13 +63,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_load_model_bundle_round_trip_scores_like_features_built_from_its_context(
     model_dir: Path,
 ) -> None:
-    pipeline, metadata, context = load_model_bundle(model_dir)
+    pipeline, info, context = load_model_bundle(model_dir)
     assert isinstance(pipeline, Pipeline)
     flights = raw_tables(months=(4,))["flights"].head(20)
     one = build_features(flights.iloc[[3]], context, load_model_bundle(model_dir).featurize_params)
     batch = build_features(flights, context, load_model_bundle(model_dir).featurize_params)
     assert score(pipeline, one)[0] == score(pipeline, batch)[3]
-    assert 0 < metadata["threshold"] < 1
+    assert 0 < info.threshold < 1
 
 
 def test_load_model_bundle_refuses_a_model_whose_sha256_differs(
@@ -95,10 +100,9 @@ def test_load_model_bundle_refuses_untrusted_types_even_with_matching_hash(tmp_p
     write_metadata(
         tmp_path,
         {
+            **MODEL_METADATA,
             "sha256": sha256_file(tmp_path / "model.skops"),
             "threshold": 0.5,
-            "featurize": {},
-            "input_schema": [],
         },
     )
     with pytest.raises(ModelBundleError, match="holds untrusted types") as exc:

@@ -5,28 +5,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.io import DataFileError, write_json
-from flightdelay.core.outputs import EvaluateMetrics
-
-#: evaluate.json as the evaluate stage writes it (the real file's keys).
-EVALUATION = {
-    "accuracy": 0.9168368091001896,
-    "baseline_accuracy": 0.8980968353507365,
-    "brier": 0.0656528613866361,
-    "eval_month": "2013-09",
-    "f1": 0.5033747006313956,
-    "late_share": 0.10190316464926352,
-    "log_loss": 0.2440131269817336,
-    "n": 27428.0,
-    "pr_auc": 0.5366306012946407,
-    "precision": 0.64293659621802,
-    "recall": 0.41359570661896244,
-    "roc_auc": 0.8102402444994488,
-    "threshold": 0.30454198492458623,
-}
+from flightdelay.core.outputs import (
+    Backtest,
+    EvaluateMetrics,
+    Importance,
+    ModelMetadata,
+    Output,
+    Slices,
+    ValidationSummary,
+)
+from output_fixtures import (
+    BACKTEST,
+    EVALUATION,
+    IMPORTANCE,
+    MODEL_METADATA,
+    PASSED_VALIDATION,
+    SLICES,
+    failed_validation,
+)
 
 
 def test_evaluate_metrics_round_trip_is_byte_identical(tmp_path: Path) -> None:
@@ -87,3 +89,130 @@ def test_evaluate_metrics_metric_by_name_refuses_an_unknown_name() -> None:
         metrics.metric("eval_month")
     with pytest.raises(KeyError):
         metrics.metric("roc_aux")
+
+
+# ---------------------------------------------------------------- every output type
+
+#: (type, a whole example as its stage writes it, a required key, a key and a mistyped value)
+EXAMPLES: list[tuple[type[Output], dict[str, Any], str, tuple[str, Any]]] = [
+    (ModelMetadata, MODEL_METADATA, "train_months", ("threshold", "high")),
+    (Backtest, BACKTEST, "by_month", ("months", {"2013-07": 1})),
+    (Slices, SLICES, "origin", ("carrier", [{"carrier": "EV", "n": "many"}])),
+    (Importance, IMPORTANCE, "features", ("features", [{"feature": "carrier"}])),
+    (ValidationSummary, PASSED_VALIDATION, "rows", ("success", "maybe")),
+    (ValidationSummary, failed_validation(), "groups", ("failures", [{"table": "flights"}])),
+]
+IDS = ["model", "backtest", "slices", "importance", "validation", "failed-validation"]
+
+
+@pytest.mark.parametrize(("output", "example", "required", "mistyped"), EXAMPLES, ids=IDS)
+def test_output_round_trip_is_byte_identical(
+    tmp_path: Path, output: type[Output], example: dict[str, Any], required: str, mistyped: Any
+) -> None:
+    written, typed = tmp_path / "as-the-stage-wrote-it.json", tmp_path / "typed.json"
+    write_json(written, example)
+    output.read(written).write(typed)
+    assert typed.read_bytes() == written.read_bytes()
+
+
+@pytest.mark.parametrize(("output", "example", "required", "mistyped"), EXAMPLES, ids=IDS)
+def test_output_missing_key_is_one_line_naming_file_and_key(
+    tmp_path: Path, output: type[Output], example: dict[str, Any], required: str, mistyped: Any
+) -> None:
+    path = tmp_path / "output.json"
+    write_json(path, {k: v for k, v in example.items() if k != required})
+    with pytest.raises(DataFileError) as caught:
+        output.read(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: not a valid {output.what} (")
+    assert f"{required}: Field required" in message
+    assert message.endswith(f"; re-run `dvc repro {output.stage}`")
+
+
+@pytest.mark.parametrize(("output", "example", "required", "mistyped"), EXAMPLES, ids=IDS)
+def test_output_mistyped_value_is_one_line_naming_file_and_key(
+    tmp_path: Path,
+    output: type[Output],
+    example: dict[str, Any],
+    required: str,
+    mistyped: tuple[str, Any],
+) -> None:
+    key, value = mistyped
+    path = tmp_path / "output.json"
+    write_json(path, {**example, key: value})
+    with pytest.raises(DataFileError) as caught:
+        output.read(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: not a valid {output.what} ({key}")
+
+
+@pytest.mark.parametrize(
+    ("output", "name"),
+    [
+        (EvaluateMetrics, "evaluate.json"),
+        (Backtest, "backtest.json"),
+        (Slices, "slices.json"),
+        (Importance, "importance.json"),
+    ],
+)
+def test_output_the_repositorys_own_file_round_trips_byte_for_byte(
+    repo_root: Path, tmp_path: Path, output: type[Output], name: str
+) -> None:
+    path = repo_root / "outputs" / "metrics" / name
+    if not path.is_file():
+        pytest.skip(f"{path} not produced yet (`make repro`)")
+    output.read(path).write(tmp_path / name)
+    assert (tmp_path / name).read_bytes() == path.read_bytes()
+
+
+def test_drift_summary_the_repositorys_own_file_round_trips_byte_for_byte(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    path = repo_root / "outputs" / "drift" / "drift.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not produced yet (`make repro`)")
+    DriftSummary.read(path).write(tmp_path / "drift.json")
+    assert (tmp_path / "drift.json").read_bytes() == path.read_bytes()
+
+
+def test_slices_keep_an_int_n_int_and_a_float_n_float() -> None:
+    measured, small = Slices.parse(SLICES, "slices.json").carrier
+    assert (type(measured.n), type(small.n)) == (float, int)
+    assert small.roc_auc is None
+
+
+def test_slices_a_measured_slice_without_its_threshold_metrics_is_refused() -> None:
+    row = {k: v for k, v in SLICES["origin"][0].items() if k != "f1"}
+    with pytest.raises(DataFileError, match=r"slices\.json: .*origin\.0: .*late_share, accuracy"):
+        Slices.parse({**SLICES, "origin": [row]}, "slices.json")
+
+
+def test_backtest_by_month_must_repeat_months() -> None:
+    by_month = {**BACKTEST["by_month"], "2013-08": {**BACKTEST["by_month"]["2013-08"], "n": 1.0}}
+    with pytest.raises(DataFileError, match=r"backtest\.json: .*by_month must hold the numbers"):
+        Backtest.parse({**BACKTEST, "by_month": by_month}, "backtest.json")
+
+
+def test_backtest_of_months_builds_by_month() -> None:
+    backtest = Backtest.parse(BACKTEST, "backtest.json")
+    assert Backtest.of(backtest.months).to_json() == backtest.to_json()
+
+
+def test_validation_summary_success_must_agree_with_its_failures() -> None:
+    with pytest.raises(DataFileError, match=r"summary\.json: .*success must be true exactly"):
+        ValidationSummary.parse({**failed_validation(), "success": True}, "summary.json")
+
+
+def test_model_metadata_of_a_commit_before_the_sidecar_still_reads() -> None:
+    old = {**MODEL_METADATA, "git_commit": "feedc0de" * 5, "mlflow_run_id": None}
+    assert json.loads(json.dumps(ModelMetadata.parse(old, "model.json").to_json())) == old
+
+
+def test_model_metadata_columns_keep_the_schemas_order() -> None:
+    assert ModelMetadata.parse(MODEL_METADATA, "model.json").columns == [
+        "carrier",
+        "origin",
+        "dep_hour",
+    ]

@@ -14,29 +14,23 @@ import yaml
 from flightdelay.core.params import GateParams, Params, ParamsError
 from flightdelay.loop.compare import Comparison, Delta, SliceDelta
 from flightdelay.loop.gate import Challenger, decide, judged_by, main, parse_rule
+from output_fixtures import (
+    DEP_DELAY_FAILURE,
+    EVALUATION,
+    PASSED_VALIDATION,
+    failed_validation,
+    slice_row,
+)
 
-PASSED = {"success": True, "failures": []}
-FAILED = {
-    "success": False,
-    "failures": [
-        {
-            "table": "flights",
-            "group": "ranges",
-            "column": "dep_delay",
-            "expectation": "expect_column_values_to_be_between",
-            "batches": {"2013-10": 12},
-            "detail": "12 values outside [-60, 1500]",
-            "examples": [9999],
-        }
-    ],
-}
-METRICS = {"eval_month": "2013-09", "roc_auc": 0.81, "n": 27574.0}
+PASSED = PASSED_VALIDATION
+FAILED = failed_validation(DEP_DELAY_FAILURE)
+METRICS = {**EVALUATION, "eval_month": "2013-09", "roc_auc": 0.81, "n": 27574.0}
 SLICES = {
     "carrier": [
-        {"carrier": "UA", "n": 4694.0, "roc_auc": 0.81},
-        {"carrier": "HA", "n": 25, "roc_auc": 0.2},
-    ],  # too small to judge
-    "origin": [{"origin": "EWR", "n": 9550.0, "roc_auc": 0.80}],
+        slice_row("carrier", "UA", 4694.0, roc_auc=0.81),
+        slice_row("carrier", "HA", 300.0, roc_auc=0.2),  # measured, but too small to judge
+    ],
+    "origin": [slice_row("origin", "EWR", 9550.0, roc_auc=0.80)],
 }
 
 
@@ -126,7 +120,7 @@ def test_decide_below_the_floor_refuses(gate: GateParams) -> None:
 
 
 def test_decide_a_large_slice_below_its_floor_refuses_small_ones_do_not(gate: GateParams) -> None:
-    slices = {**SLICES, "origin": [{"origin": "JFK", "n": 8908.0, "roc_auc": 0.65}]}
+    slices = {**SLICES, "origin": [slice_row("origin", "JFK", 8908.0, roc_auc=0.65)]}
 
     verdict = decide(challenger(slices=slices), None, gate)
 
@@ -188,9 +182,9 @@ def write(path: Path, payload: Any) -> None:
 
 
 def test_main_promotes_with_exit_0_and_writes_gate_json(workdir: Path, params: Params) -> None:
-    write(workdir / params.paths.validation / "summary.json", PASSED)
-    write(workdir / params.paths.metrics / "evaluate.json", METRICS)
-    write(workdir / params.paths.metrics / "slices.json", SLICES)
+    write(workdir / params.paths.validation_summary, PASSED)
+    write(workdir / params.paths.evaluation, METRICS)
+    write(workdir / params.paths.slices, SLICES)
 
     assert main([]) == 0
     result = json.loads((workdir / params.paths.gate).read_text())
@@ -198,10 +192,26 @@ def test_main_promotes_with_exit_0_and_writes_gate_json(workdir: Path, params: P
     assert result["champion"] is None
 
 
+def test_main_a_partial_evaluate_json_cannot_decide_naming_file_and_key(
+    workdir: Path, params: Params, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(workdir / params.paths.validation_summary, PASSED)
+    write(workdir / params.paths.evaluation, {k: v for k, v in METRICS.items() if k != "f1"})
+    write(workdir / params.paths.slices, SLICES)
+
+    assert main([]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"gate: cannot decide, so do not promote: {params.paths.evaluation}: not a valid "
+        "evaluation metrics file (f1: Field required); re-run `dvc repro evaluate`"
+    )
+    assert json.loads((workdir / params.paths.gate).read_text())["promote"] is False
+
+
 def test_main_refuses_with_exit_1_and_prints_the_reasons(
     workdir: Path, params: Params, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write(workdir / params.paths.validation / "summary.json", FAILED)
+    write(workdir / params.paths.validation_summary, FAILED)
 
     assert main([]) == 1
     err = capsys.readouterr().err
@@ -213,7 +223,7 @@ def test_main_refuses_with_exit_1_and_prints_the_reasons(
 def test_main_unknown_champion_ref_cannot_decide_exit_2(
     workdir: Path, params: Params, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write(workdir / params.paths.validation / "summary.json", PASSED)
+    write(workdir / params.paths.validation_summary, PASSED)
 
     assert main(["--champion-ref", "no-such-ref"]) == 2
     assert "champion ref 'no-such-ref' does not exist" in capsys.readouterr().err
@@ -344,9 +354,9 @@ def test_main_applies_main_s_rule_to_a_branch_that_loosens_it(
     git_repo(workdir, raw_params(repo_root))
     subprocess.run(["git", "-C", str(workdir), "checkout", "-qb", "loosen"], check=True)
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params(repo_root, min_metric=0.5)))
-    write(workdir / params.paths.validation / "summary.json", PASSED)
-    write(workdir / params.paths.metrics / "evaluate.json", {**METRICS, "roc_auc": 0.6})
-    write(workdir / params.paths.metrics / "slices.json", SLICES)
+    write(workdir / params.paths.validation_summary, PASSED)
+    write(workdir / params.paths.evaluation, {**METRICS, "roc_auc": 0.6})
+    write(workdir / params.paths.slices, SLICES)
 
     assert main(["--base", "main"]) == 1
 

@@ -23,6 +23,7 @@ from flightdelay.loop import promote, rescore
 from flightdelay.loop.compare import Comparison, Delta
 from flightdelay.loop.gate import Challenger
 from flightdelay.loop.promote import Decision, PromoteError, bump_from_labels, decide
+from output_fixtures import PASSED_VALIDATION
 from registry_repo import RegistryRepo, build_base
 from signing_keys import KeyPair
 
@@ -106,7 +107,7 @@ def repo(
     return repo
 
 
-PASSED = {"success": True, "failures": []}
+PASSED = PASSED_VALIDATION
 
 
 @pytest.fixture

@@ -12,9 +12,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from card_fixtures import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
+from card_fixtures import (
+    BACKTEST_JSON,
+    DRIFT,
+    EVALUATE,
+    IMPORTANCE,
+    MODEL,
+    SLICES,
+    scored,
+)
 from flightdelay.core import signing
 from flightdelay.core.data import dir_md5
+from flightdelay.core.outputs import EvaluateMetrics
 from flightdelay.loop import release
 from flightdelay.loop.release import Release, ReleaseError, notes, resolve
 from registry_repo import RegistryRepo
@@ -81,7 +90,10 @@ def test_notes_show_metrics_provenance_and_what_is_missing() -> None:
     )
     text = notes(
         rel,
-        {"roc_auc": 0.81234, "n": 27574.0, "eval_month": "2013-09", "odd": "x"},
+        EvaluateMetrics.parse(
+            {**EVALUATE, "roc_auc": 0.81234, "n": 27574.0, "eval_month": "2013-09"},
+            "evaluate.json",
+        ),
         ["evaluate.json"],
         ["outputs/report/report.md"],
     )
@@ -210,8 +222,8 @@ def commit_card_inputs(repo: RegistryRepo) -> str:
     repo.commit_model("c", **MODEL)
     root = repo.root
     for path, payload in {
-        "outputs/metrics/evaluate.json": EVALUATE,  # the tiny pipeline's holds only roc_auc
-        "outputs/metrics/backtest.json": {"months": BACKTEST},
+        "outputs/metrics/evaluate.json": EVALUATE,
+        "outputs/metrics/backtest.json": BACKTEST_JSON,
         "outputs/metrics/slices.json": SLICES,
         "outputs/metrics/importance.json": {"features": IMPORTANCE},
         "outputs/drift/drift.json": DRIFT,

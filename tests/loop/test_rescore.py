@@ -13,10 +13,12 @@ import pytest
 
 from flightdelay.core.context import build_context
 from flightdelay.core.model_io import ModelBundle
+from flightdelay.core.outputs import ModelMetadata
 from flightdelay.core.params import FeaturizeParams, Params, TrainParams
 from flightdelay.loop import rescore
 from flightdelay.pipeline.evaluate import classification_metrics
 from flightdelay.pipeline.train import input_schema, score, train
+from output_fixtures import MODEL_METADATA, PASSED_VALIDATION
 from synthetic import FEATURIZE, TRAIN, feature_table, raw_tables, work_tree
 
 MONTHS = (1, 2, 3, 4)
@@ -32,12 +34,14 @@ def model() -> tuple[ModelBundle, pd.DataFrame]:
         tables["flights"], tables["weather"], tables["planes"], tables["airports"]
     )
     metadata = {
+        **MODEL_METADATA,
         "threshold": result.threshold,
         "featurize": dict(FEATURIZE),
         "input_schema": input_schema(features),
         "sha256": "s" * 64,
     }
-    return ModelBundle(result.pipeline, metadata, context), features
+    bundle = ModelBundle(result.pipeline, ModelMetadata.parse(metadata, "model.json"), context)
+    return bundle, features
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +80,7 @@ def test_challenger_of_computes_the_metric_and_slices_the_gate_judges(
     scores = rescore.scores_of(bundle, month)
     rule = params.gate.model_copy(update={"slice_min_rows": 50})
 
-    challenger = rescore.challenger_of(month, scores, bundle.threshold, rule, {"success": True})
+    challenger = rescore.challenger_of(month, scores, bundle.threshold, rule, PASSED_VALIDATION)
 
     assert challenger.metrics is not None
     assert challenger.metrics["eval_month"] == "2013-04"

@@ -13,7 +13,16 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from card_fixtures import BACKTEST, DRIFT, EVALUATE, IMPORTANCE, MODEL, SLICES, scored
+from card_fixtures import (
+    BACKTEST,
+    BACKTEST_JSON,
+    DRIFT,
+    EVALUATE,
+    IMPORTANCE,
+    MODEL,
+    SLICES,
+    scored,
+)
 from flightdelay.core.artifacts import ArtifactError, DvcLock
 from flightdelay.core.data import dir_md5
 from flightdelay.core.drift_summary import DriftSummary
@@ -374,7 +383,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for path, payload in {
         "model/model.json": MODEL | {"train_months": ["2013-01", "2013-02"]},
         "metrics/evaluate.json": EVALUATE,
-        "metrics/backtest.json": {"months": BACKTEST},
+        "metrics/backtest.json": BACKTEST_JSON,
         "metrics/slices.json": SLICES,
         "metrics/importance.json": {"features": IMPORTANCE},
         "drift/drift.json": DRIFT,

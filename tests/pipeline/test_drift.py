@@ -15,6 +15,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from flightdelay.core.io import write_json
+from flightdelay.core.outputs import Backtest, BacktestMonth, ModelMetadata
 from flightdelay.core.params import (
     ColumnDriftParams,
     DriftParams,
@@ -25,6 +26,7 @@ from flightdelay.core.params import (
 from flightdelay.pipeline import drift, drift_plots, stattests
 from flightdelay.pipeline.feature_drift import column_drift, dataset_drift
 from flightdelay.pipeline.stattests import DriftError, default_method, infer_kind
+from output_fixtures import MODEL_METADATA
 
 
 def _params(**overrides: object) -> DriftParams:
@@ -436,6 +438,8 @@ def test_distribution_pools_rare_categories() -> None:
 
 
 MONTHS = ("2013-07", "2013-08", "2013-09")
+#: A backtest month's numbers besides its ROC AUC (whole, as evaluate writes them).
+BACKTEST_NUMBERS = {"n": 400.0, "late_share": 0.2, "pr_auc": 0.5, "log_loss": 0.4, "brier": 0.15}
 
 
 def _feature_table(n_per_month: int = 1500, shift: float = 0.0) -> pd.DataFrame:
@@ -490,12 +494,20 @@ def stage(tmp_path: Path, params: Params, monkeypatch: pytest.MonkeyPatch) -> Pa
     august.assign(score=_Pipeline().predict_proba(august)[:, 1])[["month", "score"]].to_parquet(
         out / "backtest_predictions.parquet"
     )
-    write_json(out / "metrics" / "backtest.json", {"months": [
-        {"month": "2013-08", "roc_auc": 0.80}, {"month": "2013-09", "roc_auc": 0.79},
-    ]})  # fmt: skip
+    tested = [
+        {"month": "2013-08", "roc_auc": 0.80, "train_months": ["2013-07"]},
+        {"month": "2013-09", "roc_auc": 0.79, "train_months": ["2013-07", "2013-08"]},
+    ]
+    write_json(
+        out / "metrics" / "backtest.json",
+        Backtest.of([BacktestMonth(**(BACKTEST_NUMBERS | m)) for m in tested]).to_json(),
+    )
     bundle = model_io.ModelBundle(
         _Pipeline(),  # type: ignore[arg-type]
-        {"train_months": list(MONTHS[:-1]), "eval_month": MONTHS[-1]},
+        ModelMetadata.parse(
+            {**MODEL_METADATA, "train_months": list(MONTHS[:-1]), "eval_month": MONTHS[-1]},
+            "model.json",
+        ),
         None,  # type: ignore[arg-type]
     )
     monkeypatch.setattr(model_io, "load_model_bundle", lambda _: bundle)
@@ -571,6 +583,19 @@ def test_main_reports_missing_backtest(stage: Path, capsys: pytest.CaptureFixtur
     assert drift.main(["--params", str(stage / "params.yaml")]) == 1
     assert "backtest.json: backtest metrics (run `dvc repro evaluate`) not found" in (
         capsys.readouterr().err
+    )
+
+
+def test_main_a_backtest_without_by_month_is_one_line_naming_file_and_key(
+    stage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = stage / "outputs" / "metrics" / "backtest.json"
+    path.write_text(json.dumps({"months": json.loads(path.read_text())["months"]}))
+    assert drift.main(["--params", str(stage / "params.yaml")]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"error: {path}: not a valid backtest metrics file (by_month: Field required); "
+        "re-run `dvc repro evaluate`"
     )
 
 

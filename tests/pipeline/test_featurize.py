@@ -13,6 +13,7 @@ from flightdelay.core.io import read_batches, read_csv
 from flightdelay.core.model_io import read_context
 from flightdelay.core.params import FeaturizeParams, Params
 from flightdelay.pipeline.featurize import featurize, flight_ids, main, unknown_aircraft
+from output_fixtures import failed_validation
 from synthetic import FEATURIZE, raw_tables, work_tree
 
 
@@ -151,10 +152,27 @@ def test_main_refuses_data_that_failed_validation(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1,)))
-    Path("outputs/validation/summary.json").write_text(json.dumps({"success": False}))
+    Path("outputs/validation/summary.json").write_text(json.dumps(failed_validation()))
     assert main([]) == 1
     assert "failed validation; not building features" in capsys.readouterr().err
     assert not Path("outputs/features.parquet").exists()
+
+
+def test_main_a_summary_without_success_is_one_line_naming_file_and_key(
+    tmp_path: Path,
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(work_tree(tmp_path, repo_root, months=(1,)))
+    summary = {k: v for k, v in failed_validation().items() if k != "success"}
+    Path("outputs/validation/summary.json").write_text(json.dumps(summary))
+    assert main([]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "error: outputs/validation/summary.json: not a valid validation summary (success: "
+        "Field required); re-run `dvc repro validate`"
+    )
 
 
 def test_main_without_validation_summary_says_run_validate(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 
 from flightdelay.core.outputs import Output
 
@@ -21,21 +21,17 @@ DRIFT_JSON = "drift.json"
 TABLE_JSON = "features.json"
 
 
-class _Output(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ColumnNote(_Output):
+class ColumnNote(Output):
     column: str
     message: str
 
 
-class Exclusion(_Output):
+class Exclusion(Output):
     column: str
     reason: str
 
 
-class DatasetSummary(_Output):
+class DatasetSummary(Output):
     """Per-feature drift summed up: the share of drifted features against the threshold."""
 
     drifted: bool
@@ -51,7 +47,7 @@ class DatasetSummary(_Output):
     problems: tuple[ColumnNote, ...] = ()
 
 
-class ColumnTest(_Output):
+class ColumnTest(Output):
     """One column's drift test (the label, the scores); unavailable when it was not run."""
 
     available: bool
@@ -77,7 +73,7 @@ class PredictionDrift(ColumnTest):
     n_reference_scores: int | None = None
 
 
-class PerformanceDrift(_Output):
+class PerformanceDrift(Output):
     """The newest month's metric against the earlier backtest months."""
 
     metric: str

@@ -19,8 +19,10 @@ outside the directory so that nothing hashed, listed or signed can ever depend o
 
 :func:`load_model_bundle` verifies the manifest before reading any file (a missing, altered or
 unlisted model file is refused, naming it), validates model.json (threshold a finite number in
-[0, 1], input schema present), refuses a model.skops whose sha256 differs from model.json and
-loads it with an explicit allow-list of types. Every refusal is one ModelBundleError line.
+[0, 1], input schema present, every key :class:`flightdelay.core.outputs.ModelMetadata` holds),
+refuses a model.skops whose sha256 differs from model.json and loads it with an explicit
+allow-list of types. Every refusal is one ModelBundleError line. model.json is written
+(:func:`write_metadata`) and read (:func:`read_metadata`, :func:`load_model_bundle`) here only.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,6 +39,7 @@ from sklearn.pipeline import Pipeline
 
 from flightdelay.core.context import Context
 from flightdelay.core.io import DataFileError, read_json, sha256_file, write_json
+from flightdelay.core.outputs import ModelMetadata
 from flightdelay.core.params import FeaturizeParams
 
 MODEL_FILE = "model.skops"
@@ -68,17 +72,22 @@ class ModelBundleError(DataFileError):
 
 class ModelBundle(NamedTuple):
     pipeline: Pipeline
-    metadata: dict[str, Any]
+    info: ModelMetadata  # model.json
     context: Context
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """model.json as the file holds it, as JSON types (lists, not tuples)."""
+        return self.info.model_dump(mode="json", exclude_unset=True)
 
     @property
     def featurize_params(self) -> FeaturizeParams:
         """The featurize params the model was trained with: serve with exactly these."""
-        return FeaturizeParams.model_validate(self.metadata["featurize"])
+        return self.info.featurize
 
     @property
     def threshold(self) -> float:
-        return float(self.metadata["threshold"])
+        return self.info.threshold
 
 
 def dump_pipeline(pipeline: Pipeline, model_dir: Path) -> Path:
@@ -126,8 +135,18 @@ def _make_reproducible(path: Path) -> None:
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
 
 
-def write_metadata(model_dir: Path, metadata: dict[str, Any]) -> None:
-    write_json(model_dir / METADATA_FILE, metadata)
+def write_metadata(model_dir: Path, metadata: ModelMetadata | Mapping[str, Any]) -> None:
+    """Write model.json through its type (a mapping is checked first, naming a bad key)."""
+    path = model_dir / METADATA_FILE
+    if not isinstance(metadata, ModelMetadata):
+        metadata = check_metadata(path, metadata)
+    metadata.write(path)
+
+
+def read_metadata(model_dir: Path) -> ModelMetadata:
+    """model.json of a model directory, checked (no model file is read); ModelBundleError."""
+    path = model_dir / METADATA_FILE
+    return check_metadata(path, read_json(path, "model metadata"))
 
 
 def write_manifest(model_dir: Path) -> Path:
@@ -179,8 +198,9 @@ def verify_manifest(model_dir: Path) -> frozenset[str]:
     return frozenset(listed)
 
 
-def check_metadata(path: Path, metadata: Any) -> dict[str, Any]:
-    """model.json as the service needs it, or a ModelBundleError naming the key."""
+def check_metadata(path: Path, metadata: Any) -> ModelMetadata:
+    """model.json as its type, or a ModelBundleError naming the key (what the service needs is
+    checked first, in the words its refusals have always used)."""
     if not isinstance(metadata, dict):
         raise ModelBundleError(f"{path}: not a JSON object")
     missing = [k for k in ("sha256", "threshold", "featurize", "input_schema") if k not in metadata]
@@ -201,7 +221,10 @@ def check_metadata(path: Path, metadata: Any) -> dict[str, Any]:
         raise ModelBundleError(f"{path}: input_schema must be a list, got {schema!r:.60}")
     if not isinstance(metadata["sha256"], str) or not isinstance(metadata["featurize"], dict):
         raise ModelBundleError(f"{path}: sha256 must be a string and featurize an object")
-    return metadata
+    try:
+        return ModelMetadata.parse(metadata, path)
+    except DataFileError as exc:
+        raise ModelBundleError(str(exc)) from None
 
 
 class Provenance(BaseModel):
@@ -278,14 +301,14 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def load_pipeline(model_dir: Path, metadata: dict[str, Any]) -> Pipeline:
+def load_pipeline(model_dir: Path, metadata: ModelMetadata) -> Pipeline:
     """model.skops after checking its sha256 against model.json; only TRUSTED_TYPES load."""
     import skops.io as sio
 
     path = model_dir / MODEL_FILE
     if not path.is_file():
         raise ModelBundleError(f"{path}: model file not found")
-    expected = metadata.get("sha256")
+    expected = metadata.sha256
     actual = sha256_file(path)
     if actual != expected:
         raise ModelBundleError(
@@ -325,8 +348,6 @@ def load_model_bundle(model_dir: Path | str, require_manifest: bool = False) -> 
                 f"{model_dir / unlisted[0]}: not listed in {model_dir / MANIFEST_FILE}; "
                 "refusing to read a file the manifest does not vouch for"
             )
-    metadata = check_metadata(
-        model_dir / METADATA_FILE, read_json(model_dir / METADATA_FILE, "model metadata")
-    )
+    metadata = read_metadata(model_dir)
     pipeline = load_pipeline(model_dir, metadata)
     return ModelBundle(pipeline, metadata, read_context(model_dir / CONTEXT_DIR))

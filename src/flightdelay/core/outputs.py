@@ -3,18 +3,25 @@ missing, misspelt or mistyped key fails where the file is read, naming the file 
 instead of turning into a default downstream.
 
 :class:`Output` is the shared base (frozen; unknown keys refused; ``to_json`` gives back exactly
-the keys that were set, so a file read and written again is the same bytes). drift.json's model
-(:mod:`flightdelay.core.drift_summary`) and evaluate.json's (:class:`EvaluateMetrics`) build on it.
+the keys that were set, so a file read and written again is the same bytes). The models here:
+model.json (:class:`ModelMetadata`, read and written by :mod:`flightdelay.core.model_io`), the
+validation summary, evaluate.json, backtest.json, slices.json and importance.json. drift.json's
+(:mod:`flightdelay.core.drift_summary`) builds on the same base.
+
+A number field keeps the type the stage writes (``n`` is a float in evaluate.json, an int in a
+slice too small to measure), so reading and writing again never turns 12345 into 12345.0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from flightdelay.core.io import DataFileError, read_json, write_json
+from flightdelay.core.params import FeaturizeParams, TrainParams
 
 
 class Output(BaseModel):
@@ -77,3 +84,194 @@ class EvaluateMetrics(Output):
             raise KeyError(name)
         value = getattr(self, name)
         return None if value is None else float(value)
+
+
+# ---------------------------------------------------------------- model.json
+
+
+class InputColumn(Output):
+    name: str
+    dtype: str  # "string" (categorical) or "float64"
+
+
+class ModelMetadata(Output):
+    """model.json: what code, params and data determined of a trained model (never a run id,
+    commit or clock: those are in the provenance sidecar). :mod:`flightdelay.core.model_io` reads
+    and writes it; the loop and the card read other revisions' through this type too."""
+
+    what: ClassVar[str] = "model metadata"
+    stage: ClassVar[str] = "train"
+
+    sha256: str  # of model.skops
+    threshold: float
+    input_schema: tuple[InputColumn, ...]
+    target: str
+    featurize: FeaturizeParams  # build the features with exactly these (serving too)
+    train: TrainParams
+    train_months: tuple[str, ...]
+    eval_month: str
+    train_metrics: dict[str, float]
+    data_md5: str
+    trusted_types: tuple[str, ...]
+    # In the model.json of commits before f11b048 (now in the sidecar): read, never written.
+    git_commit: str | None = None
+    mlflow_run_id: str | None = None
+    # Not written by train: a model directory made otherwise may name its model (serving's
+    # /version shows it).
+    name: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The input columns, in the order the pipeline takes them."""
+        return [c.name for c in self.input_schema]
+
+
+# ---------------------------------------------------------------- backtest.json
+
+
+class BacktestScores(Output):
+    """One backtest month's numbers (the ranking ones need both classes in the month)."""
+
+    n: float
+    late_share: float
+    roc_auc: float | None = None
+    pr_auc: float | None = None
+    log_loss: float | None = None
+    brier: float | None = None
+
+
+class BacktestMonth(BacktestScores):
+    """A model fitted on every earlier month (``train_months``), scored on ``month``."""
+
+    month: str
+    train_months: tuple[str, ...]
+
+    def scores(self) -> BacktestScores:
+        return BacktestScores.model_validate(
+            self.model_dump(exclude_unset=True, exclude={"month", "train_months"})
+        )
+
+
+class Backtest(Output):
+    """backtest.json: ``months`` is what code reads (drift, card); ``by_month`` holds the same
+    numbers keyed by month, because `dvc metrics show/diff` flattens mappings but skips lists."""
+
+    what: ClassVar[str] = "backtest metrics file"
+    stage: ClassVar[str] = "evaluate"
+
+    months: tuple[BacktestMonth, ...]
+    by_month: dict[str, BacktestScores]
+
+    @classmethod
+    def of(cls, months: Sequence[BacktestMonth]) -> Backtest:
+        return cls(months=tuple(months), by_month={m.month: m.scores() for m in months})
+
+    @model_validator(mode="after")
+    def _by_month_repeats_months(self) -> Backtest:
+        expected = {m.month: m.scores().to_json() for m in self.months}
+        if {k: v.to_json() for k, v in self.by_month.items()} != expected:
+            raise ValueError("by_month must hold the numbers of months, keyed by month")
+        return self
+
+
+# ---------------------------------------------------------------- slices.json
+
+_THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+class SliceMetrics(Output):
+    """One slice's numbers; a slice smaller than ``evaluate.min_slice_rows`` has ``n`` only."""
+
+    n: int | float  # an int for a slice with n only, a float otherwise: as the stage writes it
+    late_share: float | None = None
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    roc_auc: float | None = None  # these four: only when the slice has both classes
+    pr_auc: float | None = None
+    log_loss: float | None = None
+    brier: float | None = None
+
+    @model_validator(mode="after")
+    def _measured_has_every_threshold_metric(self) -> SliceMetrics:
+        measured = [getattr(self, k) is not None for k in ("late_share", *_THRESHOLD_METRICS)]
+        if any(measured) and not all(measured):
+            raise ValueError("a measured slice needs late_share, " + ", ".join(_THRESHOLD_METRICS))
+        return self
+
+
+class CarrierSlice(SliceMetrics):
+    carrier: str
+
+
+class OriginSlice(SliceMetrics):
+    origin: str
+
+
+class Slices(Output):
+    """slices.json: the evaluation month per carrier and per origin, largest slices first."""
+
+    what: ClassVar[str] = "slice metrics file"
+    stage: ClassVar[str] = "evaluate"
+
+    carrier: tuple[CarrierSlice, ...]
+    origin: tuple[OriginSlice, ...]
+
+
+# ---------------------------------------------------------------- importance.json
+
+
+class FeatureImportance(Output):
+    feature: str
+    importance: float  # mean drop of ROC AUC when the feature is permuted
+    std: float
+
+
+class Importance(Output):
+    """importance.json: permutation importance on the evaluation month, largest first."""
+
+    what: ClassVar[str] = "permutation importance file"
+    stage: ClassVar[str] = "evaluate"
+
+    features: tuple[FeatureImportance, ...]
+
+
+# ---------------------------------------------------------------- validation summary.json
+
+
+class CheckCount(Output):
+    checks: int
+    failed: int
+
+
+class ValidationFailure(Output):
+    """One failed check (``flightdelay.pipeline.validate_gx.Failure``)."""
+
+    table: str
+    group: str
+    expectation: str
+    column: str | None
+    batches: dict[str, int]  # batch -> offending rows (0 when the check is about the table)
+    detail: str
+    examples: tuple[Any, ...] = ()
+
+
+class ValidationSummary(Output):
+    """The validation summary: passed or not, what was checked, every failure."""
+
+    what: ClassVar[str] = "validation summary"
+    stage: ClassVar[str] = "validate"
+
+    success: bool
+    batches: dict[str, tuple[str, ...]]  # table -> batch names
+    rows: dict[str, int]  # table -> rows checked
+    groups: dict[str, dict[str, CheckCount]]  # table -> group -> counts
+    skipped_from_row_checks: dict[str, tuple[str, ...]]  # table -> unreadable batches
+    failures: tuple[ValidationFailure, ...]
+
+    @model_validator(mode="after")
+    def _success_means_no_failure(self) -> ValidationSummary:
+        if self.success == bool(self.failures):
+            raise ValueError("success must be true exactly when there is no failure")
+        return self

@@ -239,24 +239,23 @@ class Evaluated:
 
 def read_challenger(params: Any) -> Evaluated:
     """Predictions, threshold and evaluation month of this work tree's model."""
-    from flightdelay.core.io import DataFileError, read_json
-    from flightdelay.core.model_io import METADATA_FILE
+    from flightdelay.core.io import DataFileError
+    from flightdelay.core.model_io import read_metadata
 
     paths = params.paths
     if not paths.predictions.is_file():
         raise CompareError(f"{paths.predictions}: not found (run `dvc repro evaluate`)")
     predictions = pd.read_parquet(paths.predictions)
     try:
-        metadata = read_json(paths.model / METADATA_FILE, "model metadata")
+        metadata = read_metadata(paths.model)
     except DataFileError as exc:
         raise CompareError(str(exc)) from None
-    month = str(metadata.get("eval_month") or predictions["month"].iloc[0])
     return Evaluated(
         predictions,
-        float(metadata["threshold"]),
-        month,
+        metadata.threshold,
+        metadata.eval_month,
         params.featurize.model_dump(),
-        metadata.get("sha256"),
+        metadata.sha256,
     )
 
 
@@ -300,7 +299,7 @@ def compare_with(
         slice_min_rows=params.gate.slice_min_rows,
         slice_metric=params.gate.metric,
         notes=[f"{label}'s model: {baseline.source}", *notes],
-        baseline_sha256=bundle.metadata.get("sha256"),
+        baseline_sha256=bundle.info.sha256,
     )
 
 

@@ -410,16 +410,18 @@ def base_ref(explicit: str | None) -> str:
 
 
 def read_challenger(paths: Any) -> Challenger:
-    """The challenger as the pipeline outputs describe it; missing outputs become None."""
-    from flightdelay.core.io import read_json
+    """The challenger as the pipeline outputs describe it, each read through its type (a bad
+    file is a DataFileError naming it and the key); missing outputs become None."""
+    from flightdelay.core.outputs import EvaluateMetrics, Output, Slices, ValidationSummary
 
-    def optional(path: Path, what: str) -> Any:
-        return read_json(path, what) if path.exists() else None
+    def optional(output: type[Output], path: Path) -> dict[str, Any] | None:
+        return output.read(path).to_json() if path.exists() else None
 
-    validation = optional(paths.validation_summary, "validation summary")
-    metrics = optional(paths.evaluation, "evaluation metrics")
-    slices = optional(paths.slices, "slice metrics")
-    return Challenger(metrics=metrics, slices=slices, validation=validation)
+    return Challenger(
+        metrics=optional(EvaluateMetrics, paths.evaluation),
+        slices=optional(Slices, paths.slices),
+        validation=optional(ValidationSummary, paths.validation_summary),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,8 +39,10 @@ from typing import Any
 
 from flightdelay import MODEL_NAME
 from flightdelay.core import artifacts, gitops, model_io, signing, tracking
+from flightdelay.core.drift_summary import DRIFT_JSON
 from flightdelay.core.io import DataFileError, read_json, write_json
-from flightdelay.core.params import ParamsError, load_params
+from flightdelay.core.outputs import EvaluateMetrics
+from flightdelay.core.params import ParamsError, Paths, load_params
 from flightdelay.pipeline import card
 
 DEFAULT_OUT = Path("outputs/release")
@@ -130,14 +132,15 @@ def resolve(
 
 def notes(
     release: Release,
-    metrics: Mapping[str, Any],
+    metrics: EvaluateMetrics | None,
     assets: Sequence[str],
     missing: Sequence[str],
     card_problem: str | None = None,
 ) -> str:
     """Markdown release notes: what is deployed where, its headline metrics, its provenance.
 
-    ``card_problem`` says why the version's own card could not be made (None: it is attached).
+    ``metrics`` is the commit's evaluate.json (None: it has none); ``card_problem`` says why the
+    version's own card could not be made (None: it is attached).
     """
     lines = [
         f"# {release.artifact} {release.version} → {release.stage}",
@@ -146,11 +149,11 @@ def notes(
         f"`{release.commit[:12]}`) to **{release.stage}**.",
         "",
     ]
-    shown = [(k, metrics[k]) for k in HEADLINE_METRICS if isinstance(metrics.get(k), int | float)]
-    if shown:
-        month = metrics.get("eval_month")
+    found = [(k, metrics.metric(k)) for k in HEADLINE_METRICS] if metrics else []
+    shown = [(k, v) for k, v in found if v is not None]
+    if metrics and shown:
         lines += [
-            f"## Metrics{f' (evaluation month {month})' if month else ''}",
+            f"## Metrics (evaluation month {metrics.eval_month})",
             "",
             "| metric | value |",
             "|---|---|",
@@ -241,19 +244,17 @@ def verify_model(
     return replace(release, signature=info.model_dump())
 
 
-def asset_paths(
-    cards: Path, metrics: Path, report: Path, drift: Path, model_path: str
-) -> list[str]:
+def asset_paths(paths: Paths, model_path: str) -> list[str]:
     """Repository paths a release attaches when they exist at the commit."""
     return [
-        cards.as_posix(),
-        f"{metrics.as_posix()}/evaluate.json",
-        f"{metrics.as_posix()}/backtest.json",
-        f"{metrics.as_posix()}/slices.json",
-        f"{drift.as_posix()}/drift.json",
-        f"{report.as_posix()}/report.md",
-        f"{report.as_posix()}/report.html",
-        f"{model_path}/model.json",
+        paths.cards.as_posix(),
+        paths.evaluation.as_posix(),
+        paths.backtest.as_posix(),
+        paths.slices.as_posix(),
+        (paths.drift / DRIFT_JSON).as_posix(),
+        f"{paths.report.as_posix()}/report.md",
+        f"{paths.report.as_posix()}/report.html",
+        f"{model_path}/{model_io.METADATA_FILE}",
     ]
 
 
@@ -308,21 +309,15 @@ def build(
         raise
     # /version of the deployed service reads these (model.json holds no run id or commit); the
     # sidecar is beside the model directory, outside what was signed and hashed.
-    sha256 = read_json(out / "model" / model_io.METADATA_FILE, "model metadata").get("sha256")
-    if sha256:
-        model_io.write_provenance(
-            out / "model",
-            model_io.Provenance(
-                sha256=str(sha256), git_commit=release.commit, mlflow_run_id=release.mlflow_run_id
-            ),
-        )
-    paths = asset_paths(
-        params.paths.cards,
-        params.paths.metrics,
-        params.paths.report,
-        params.paths.drift,
-        recorded.path,
+    model_io.write_provenance(
+        out / "model",
+        model_io.Provenance(
+            sha256=model_io.read_metadata(out / "model").sha256,
+            git_commit=release.commit,
+            mlflow_run_id=release.mlflow_run_id,
+        ),
     )
+    paths = asset_paths(params.paths, recorded.path)
     attached, missing = artifacts.copy_files_at(release.commit, paths, out / "assets")
     signature = out / SIGNATURE_DIR / SIGNATURE_FILE
     if signature.is_file():  # anyone can check it: `model_signing verify` (README)
@@ -335,7 +330,7 @@ def build(
     else:
         attached = sorted({*attached, version_card})
     evaluate_json = out / "assets" / params.paths.evaluation.name
-    metrics = read_json(evaluate_json, "metrics") if evaluate_json.is_file() else {}
+    metrics = EvaluateMetrics.read(evaluate_json) if evaluate_json.is_file() else None
     write_json(out / RELEASE_FILE, asdict(release))
     (out / "notes.md").write_text(
         notes(release, metrics, attached, missing, card_problem), encoding="utf-8"
@@ -363,12 +358,11 @@ def _verified_model(
     )
     release = verify_model(release, model_dir, signature, expected, allow_unsigned)
     artifacts.check_hash(recorded, model_dir)
-    metadata = read_json(model_dir / model_io.METADATA_FILE, "model metadata")
-    sha256 = metadata.get("sha256")
+    metadata = model_io.read_metadata(model_dir)
     return replace(
         release,
-        data_md5=metadata.get("data_md5"),
-        mlflow_run_id=tracking.find_run(str(sha256)) if sha256 else None,  # tagged by train
+        data_md5=metadata.data_md5,
+        mlflow_run_id=tracking.find_run(metadata.sha256),  # tagged by train
     )
 
 

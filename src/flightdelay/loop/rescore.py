@@ -30,8 +30,9 @@ import pandas as pd
 
 from flightdelay.core.context import Context, FeatureError, build_context
 from flightdelay.core.features import build_features, target
+from flightdelay.core.outputs import ValidationSummary
 from flightdelay.core.params import BootstrapParams, FeaturizeParams, GateParams
-from flightdelay.loop.compare import CompareError, Comparison, compare, schema_columns
+from flightdelay.loop.compare import CompareError, Comparison, compare
 from flightdelay.loop.gate import Challenger
 
 
@@ -101,7 +102,7 @@ def scores_of(bundle: Any, month: Month) -> np.ndarray:
         features = build_features(month.flights, month.context, bundle.featurize_params)
     except FeatureError as exc:
         raise RescoreError(f"cannot build the model's features: {exc}") from None
-    needed = schema_columns(bundle.metadata)
+    needed = bundle.info.columns
     lost = [c for c in needed if c not in features.columns]
     if lost:
         raise RescoreError(f"the model needs feature(s) {lost} that this code does not build")
@@ -206,7 +207,7 @@ def read_month(params: Any, target_params: FeaturizeParams) -> Month:
         raise RescoreError(str(exc)) from None
 
 
-def validation_summary(params: Any) -> dict[str, Any]:
+def validation_summary(params: Any) -> ValidationSummary:
     """The data validation re-run on the raw batches (the summary ``flightdelay validate``
     writes), so a forged ``outputs/validation`` cannot pass bad data."""
     import os
@@ -226,7 +227,7 @@ def validation_summary(params: Any) -> dict[str, Any]:
         outcome = validate(tables, suites, suite_parameters(params), params.validate_)
     except (SuiteError, DataFileError) as exc:
         raise RescoreError(f"the data validation cannot run: {exc}") from None
-    return outcome.summary()
+    return ValidationSummary.parse(outcome.summary(), "the re-run data validation")
 
 
 def evidence(
@@ -243,8 +244,9 @@ def evidence(
         other = None if champion is None else load_model_bundle(champion.model_dir)
     except DataFileError as exc:
         raise RescoreError(str(exc)) from None
-    validation = validation_summary(params)
-    if validation.get("success") is not True:
+    summary = validation_summary(params)
+    validation = summary.to_json()
+    if not summary.success:
         return Challenger(None, None, validation), None
     month = read_month(params, bundle.featurize_params)
     scores = scores_of(bundle, month)
@@ -260,6 +262,6 @@ def evidence(
         params.bootstrap,
         champion.label,
         champion.commit,
-        other.metadata.get("sha256"),
+        other.info.sha256,
     )
     return challenger, comparison

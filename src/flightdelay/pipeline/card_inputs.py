@@ -17,7 +17,7 @@ from flightdelay import MODEL_NAME
 from flightdelay.core.artifacts import ArtifactError, DvcLock, RevisionFiles, directory_md5
 from flightdelay.core.drift_summary import DRIFT_JSON, DriftSummary
 from flightdelay.core.io import DataFileError
-from flightdelay.core.outputs import EvaluateMetrics
+from flightdelay.core.outputs import Backtest, EvaluateMetrics, Importance, ModelMetadata, Slices
 from flightdelay.core.stats import Interval, metric_intervals, roc_auc, slice_intervals
 
 DATA_KEY = "data"  # fingerprint key of the raw data (data.dvc's outs md5; a dep in dvc.lock)
@@ -172,33 +172,24 @@ def load_inputs(params: Any, reader: RevisionFiles, lock: DvcLock | None) -> Car
     from flightdelay.core.model_io import METADATA_FILE
 
     p = params.paths
-    model = reader.json(p.model / METADATA_FILE, "model metadata")
-    evaluate = reader.json(p.evaluation, "evaluation metrics")
-    backtest = reader.json(p.backtest, "backtest metrics")
-    slices = reader.json(p.slices, "slice metrics")
-    importance = reader.json(p.importance, "permutation importance")
+    model_path = p.model / METADATA_FILE
     drift_path = p.drift / DRIFT_JSON
-    drift = DriftSummary.parse(reader.json(drift_path, "drift summary"), drift_path)
+    # Every file is read before any is checked, so a revision that lacks one is told that first.
+    raw_model = reader.json(model_path, "model metadata")
+    raw_evaluate = reader.json(p.evaluation, "evaluation metrics")
+    raw_backtest = reader.json(p.backtest, "backtest metrics")
+    raw_slices = reader.json(p.slices, "slice metrics")
+    raw_importance = reader.json(p.importance, "permutation importance")
+    raw_drift = reader.json(drift_path, "drift summary")
     audit = _read_audit(reader, p.audit)
     dvc_file = reader.yaml(DVC_FILE, "data.dvc")
-    for name, value, kind in (
-        (METADATA_FILE, model, dict),
-        (p.evaluation.name, evaluate, dict),
-        (p.slices.name, slices, dict),
-        (
-            p.backtest.name,
-            (backtest or {}).get("months") if isinstance(backtest, dict) else None,
-            list,
-        ),
-        (
-            p.importance.name,
-            (importance or {}).get("features") if isinstance(importance, dict) else None,
-            list,
-        ),
-    ):
-        if not isinstance(value, kind):
-            raise CardError(f"{name}: unexpected shape (expected a JSON {kind.__name__})")
-    evaluate = EvaluateMetrics.parse(evaluate, p.evaluation).to_json()  # every read done first
+    model = ModelMetadata.parse(raw_model, model_path).to_json()
+    evaluated = EvaluateMetrics.parse(raw_evaluate, p.evaluation)
+    evaluate = evaluated.to_json()
+    backtest = Backtest.parse(raw_backtest, p.backtest).to_json()
+    slices = Slices.parse(raw_slices, p.slices).to_json()
+    importance = Importance.parse(raw_importance, p.importance).to_json()
+    drift = DriftSummary.parse(raw_drift, drift_path)
     try:
         batches = manifest(dvc_file)
     except Exception as exc:  # DataError: inconsistent or missing manifest
@@ -210,7 +201,7 @@ def load_inputs(params: Any, reader: RevisionFiles, lock: DvcLock | None) -> Car
     missing = [c for c in ("y_true", "score", *slices) if c not in predictions.columns]
     if missing:
         raise CardError(f"{p.predictions} lacks column(s) {missing} (re-run `dvc repro evaluate`)")
-    n = int(get(evaluate, "n", "evaluate.json"))
+    n = int(evaluated.n)
     if n != len(predictions):
         raise CardError(
             f"{p.predictions} has {len(predictions)} rows but evaluate.json reports n={n}: "
@@ -219,7 +210,7 @@ def load_inputs(params: Any, reader: RevisionFiles, lock: DvcLock | None) -> Car
     samples, seed = params.bootstrap.samples, params.bootstrap.seed
     confidence, min_rows = params.bootstrap.confidence, params.evaluate.min_slice_rows
     y, scores = predictions["y_true"].to_numpy(), predictions["score"].to_numpy()
-    threshold = float(get(evaluate, "threshold", "evaluate.json"))
+    threshold = evaluated.threshold
     columns = [str(c) for c in slices]
     if lock is None:  # the working tree: hash the files themselves
         fingerprint = {
@@ -291,5 +282,4 @@ def provenance(inputs: CardInputs, rev: str) -> tuple[str | None, str | None]:
         commit = first_commit_recording(md5, rev) if md5 != "unknown" else None
     except GitOpsError:
         commit = None
-    sha = inputs.model.get("sha256")
-    return commit, tracking.find_run(str(sha)) if sha else None
+    return commit, tracking.find_run(str(inputs.model["sha256"]))

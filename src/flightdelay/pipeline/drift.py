@@ -396,11 +396,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(params: Any, args: argparse.Namespace) -> int:
-    from flightdelay.core.io import DataFileError, read_json
+    from flightdelay.core.io import read_json
+    from flightdelay.core.model_io import load_model_bundle
+    from flightdelay.core.outputs import Backtest
+    from flightdelay.pipeline.train import score
 
     paths = params.paths
-    from flightdelay.core.model_io import load_model_bundle
-    from flightdelay.pipeline.train import score
 
     bundle = load_model_bundle(paths.model)
     features = read_parquet(paths.features, "feature table (run `dvc repro featurize`)")
@@ -408,22 +409,21 @@ def run(params: Any, args: argparse.Namespace) -> int:
     backtest_scores = read_parquet(
         paths.backtest_predictions, "backtest predictions (run `dvc repro evaluate`)"
     )
-    backtest = read_json(paths.backtest, "backtest metrics (run `dvc repro evaluate`)")
-    if not isinstance(backtest, dict) or not isinstance(backtest.get("months"), list):
-        raise DataFileError(f"{paths.backtest}: expected {{'months': [...]}}")
+    raw = read_json(paths.backtest, "backtest metrics (run `dvc repro evaluate`)")
+    backtest = [m.to_json() for m in Backtest.parse(raw, paths.backtest).months]
     months = sorted(features[MONTH].unique()) if MONTH in features.columns else []
-    current_month = str(bundle.metadata.get("eval_month"))
+    current_month = bundle.info.eval_month
     if months and current_month != months[-1]:
         raise DriftError(
             f"the model was evaluated on {current_month} but the newest batch is "
             f"{months[-1]}: re-run `dvc repro train evaluate`"
         )
-    check_backtest_scores(backtest_scores, backtest["months"], current_month)
+    check_backtest_scores(backtest_scores, backtest, current_month)
     report = drift(
         features,
         predictions,
-        backtest["months"],
-        reference_months=list(bundle.metadata.get("train_months") or []),
+        backtest,
+        reference_months=list(bundle.info.train_months),
         current_month=current_month,
         kinds=declared_kinds(),
         params=params.drift,

@@ -42,8 +42,8 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 
 from flightdelay.core.features import FEATURE_COLUMNS
-from flightdelay.core.io import DataFileError, write_json
-from flightdelay.core.outputs import EvaluateMetrics
+from flightdelay.core.io import DataFileError
+from flightdelay.core.outputs import Backtest, EvaluateMetrics, Importance, Slices
 from flightdelay.core.params import EvaluateParams, Params, TrainParams
 from flightdelay.core.stage import stage_main
 from flightdelay.pipeline.featurize import TARGET
@@ -356,10 +356,14 @@ def run(params: Params, args: argparse.Namespace) -> int:
     evaluation = evaluate(
         features, bundle.pipeline, bundle.threshold, params.train, params.evaluate
     )
-    EvaluateMetrics.parse(evaluation.metrics, paths.evaluation).write(paths.evaluation)
-    write_json(paths.backtest, backtest_document(evaluation.backtest))
-    write_json(paths.slices, evaluation.slices)
-    write_json(paths.importance, {"features": evaluation.importance})
+    # Through their types: a key the readers do not know fails here, not downstream.
+    for output, payload, path in (
+        (EvaluateMetrics, evaluation.metrics, paths.evaluation),
+        (Backtest, backtest_document(evaluation.backtest), paths.backtest),
+        (Slices, evaluation.slices, paths.slices),
+        (Importance, {"features": evaluation.importance}, paths.importance),
+    ):
+        output.parse(payload, path).write(path)
     write_plots(evaluation, paths.plots)
     paths.predictions.parent.mkdir(parents=True, exist_ok=True)
     evaluation.predictions.to_parquet(paths.predictions, index=False)

@@ -19,6 +19,7 @@ from flightdelay.core.context import Context, FeatureError, build_context
 from flightdelay.core.features import FEATURE_COLUMNS, build_features, check_raw, target
 from flightdelay.core.io import DataFileError, read_batches, read_csv, read_json
 from flightdelay.core.model_io import write_context
+from flightdelay.core.outputs import ValidationSummary
 from flightdelay.core.params import FeaturizeParams, Params
 from flightdelay.core.stage import stage_main
 
@@ -100,10 +101,8 @@ def run(params: Params, args: argparse.Namespace) -> int:
     paths = params.paths
     summary = paths.validation_summary
     # The gate: features are built only from data that passed `flightdelay validate`.
-    if (
-        read_json(summary, "validation summary (run `flightdelay validate`)").get("success")
-        is not True
-    ):
+    raw = read_json(summary, "validation summary (run `flightdelay validate`)")
+    if not ValidationSummary.parse(raw, summary).success:
         raise DataFileError(f"{summary}: the data failed validation; not building features")
     flights = read_batches(paths.flights)
     context = build_context(

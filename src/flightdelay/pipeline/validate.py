@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay.core.io import DataFileError, batch_files, read_csv, write_json
+from flightdelay.core.outputs import ValidationSummary
 from flightdelay.core.params import Params, ValidateParams
 from flightdelay.core.schemas import RowRule, check_flight_rows, impossible_dates, row_rule, shorten
 from flightdelay.core.stage import stage_main
@@ -369,7 +370,9 @@ def run(p: Params, args: argparse.Namespace) -> int:
     outcome = validate(tables, suites, parameters, p.validate_)
     elapsed = time.perf_counter() - started
     drop_load_times(outcome.results)
-    write_json(p.paths.validation_summary, outcome.summary())
+    ValidationSummary.parse(outcome.summary(), p.paths.validation_summary).write(
+        p.paths.validation_summary
+    )
     write_json(p.paths.validation_result, {name: r.to_json_dict() for name, r in outcome.results})
     docs = write_data_docs(out / "data_docs", outcome.results, outcome.failures)
     print(format_summary(outcome, elapsed), file=sys.stdout if outcome.success else sys.stderr)
