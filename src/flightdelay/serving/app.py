@@ -296,9 +296,7 @@ def create_app(
         warnings = service.warnings(columns)
         scores = await batcher.predict(columns, len(rows))
         metrics.observe_scores(scores, service.threshold)
-        for row_warnings in warnings:
-            for text in row_warnings:
-                metrics.input_warnings.labels(text.split(" ", 1)[0]).inc()
+        metrics.count_warnings(warnings)
         late = (scores >= service.threshold).tolist()
         return _response(
             {
