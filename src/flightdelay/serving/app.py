@@ -54,7 +54,7 @@ from flightdelay.core.schemas import (
     Status,
     VersionInfo,
 )
-from flightdelay.serving.batching import Batcher
+from flightdelay.serving.batching import Batcher, InvalidRowsError
 from flightdelay.serving.metrics import Metrics, MetricsMiddleware
 from flightdelay.serving.model_service import ModelService, RowError, to_columns
 from flightdelay.serving.request_checks import (
@@ -190,6 +190,7 @@ def create_app(
         lambda columns: service.predict(columns, checked=True),
         settings.merge_rows,
         metrics.call_rows.observe,
+        check=service.check,  # once per merged call: its cost hardly grows with the rows
     )
     one = TypeAdapter(Flight)
     many = TypeAdapter(Annotated[list[Flight], Field(min_length=1)])
@@ -288,13 +289,13 @@ def create_app(
             authorize(request)
             rows, batch = parse(await read_body(request))
             columns = to_columns(rows)
-            errors = service.check(columns)
-            if errors:
-                raise _refuse(errors, batch)
+            try:  # the row rules (service.check) run in the batcher, on the merged rows
+                scores = await batcher.predict(columns, len(rows))
+            except InvalidRowsError as exc:
+                raise _refuse(exc.errors, batch) from None
         except RequestError as exc:
             return _error_response(exc)
         warnings = service.warnings(columns)
-        scores = await batcher.predict(columns, len(rows))
         metrics.observe_scores(scores, service.threshold)
         metrics.count_warnings(warnings)
         late = (scores >= service.threshold).tolist()
