@@ -152,6 +152,28 @@ def test_predict_concurrent_requests_are_merged_with_identical_scores(
     assert 1 <= calls < len(frame), f"{len(frame)} requests took {calls} model calls"
 
 
+def test_predict_merged_requests_with_bad_rows_get_their_own_errors(
+    app: Any, model_dir: Path
+) -> None:
+    frame = raw_flights(month=4).head(6)
+    rows = records(frame)
+    bad_one = rows[1] | {"month": 4, "day": 31}
+    bad_batch = [rows[2], rows[3] | {"sched_dep_time": 1575}]
+    bodies: list[Any] = [rows[0], bad_one, bad_batch, rows[4], [rows[5]]]
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            return await asyncio.gather(*(ac.post("/predict", json=body) for body in bodies))
+
+    good, one, batch, fourth, last = asyncio.run(send_all())
+    assert (one.status_code, batch.status_code) == (422, 422)
+    assert error_of(one) == "body.day: 2013-04 has no day 31"
+    assert error_of(batch).startswith("body[1].sched_dep_time: 1575 is not an HHMM time")
+    got = [r.json()["predictions"][0]["probability"] for r in (good, fourth, last)]
+    assert_scores_close(got, direct_scores(model_dir, frame.iloc[[0, 4, 5]]))
+
+
 def test_predict_answers_label_at_threshold_model_and_version(
     client: TestClient, flights: list[dict[str, Any]], model_dir: Path
 ) -> None:

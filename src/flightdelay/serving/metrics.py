@@ -65,11 +65,28 @@ class Metrics:
             registry=r,
             multiprocess_mode="max",
         )
+        # labels() takes a lock and formats the label values on every call: children cached
+        self._warning_kinds: dict[str, Any] = {}
 
     def observe_scores(self, scores: np.ndarray, threshold: float) -> None:
         self.rows.inc(len(scores))
+        if len(scores) == 1:  # one flight, the usual request: no numpy for one value
+            score = float(scores[0])
+            self.late.inc(1 if score >= threshold else 0)
+            self.scores.observe(score)
+            return
         self.late.inc(int(np.count_nonzero(scores >= threshold)))
         observe_many(self.scores, scores)
+
+    def count_warnings(self, warnings: list[list[str]]) -> None:
+        """One increment per warning, labelled by its kind (the warning's first word)."""
+        for row_warnings in warnings:
+            for text in row_warnings:
+                kind = text.split(" ", 1)[0]
+                child = self._warning_kinds.get(kind)
+                if child is None:
+                    child = self._warning_kinds[kind] = self.input_warnings.labels(kind)
+                child.inc()
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -103,8 +120,13 @@ def observe_many(histogram: Any, values: np.ndarray) -> None:
 class MetricsMiddleware:
     """Counts and times every HTTP request (pure ASGI: a few microseconds per request)."""
 
+    MAX_CACHED = 1000  # label sets whose children are kept (methods come from the client)
+
     def __init__(self, app: Any, metrics: Metrics, handlers: frozenset[str]) -> None:
         self.app, self.metrics, self.handlers = app, metrics, handlers
+        # (handler, method, status) -> the request counter's, latency's and error counter's
+        # children: labels() takes a lock and formats the values on every call
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -123,8 +145,22 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             handler = scope["path"] if scope["path"] in self.handlers else "other"
-            code = str(status)
-            self.metrics.requests.labels(handler, scope["method"], code).inc()
-            self.metrics.latency.labels(handler).observe(time.perf_counter() - started)
-            if status >= 400:
-                self.metrics.errors.labels(handler, code).inc()
+            requests, latency, errors = self._children_of(handler, scope["method"], status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
+            if errors is not None:
+                errors.inc()
+
+    def _children_of(self, handler: str, method: str, status: int) -> tuple[Any, Any, Any]:
+        key = (handler, method, status)
+        children = self._children.get(key)
+        if children is None:
+            m, code = self.metrics, str(status)
+            children = (
+                m.requests.labels(handler, method, code),
+                m.latency.labels(handler),
+                m.errors.labels(handler, code) if status >= 400 else None,
+            )
+            if len(self._children) < self.MAX_CACHED:
+                self._children[key] = children
+        return children
