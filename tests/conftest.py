@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dvc_store import store_dir
 from flightdelay.core.params import Params, load_params
 from signing_keys import KeyPair, make_key_pair
 
@@ -88,6 +89,12 @@ def data_ready(params: Params, pytestconfig: pytest.Config) -> Path:
         )
     assert done.returncode == 0, f"could not materialise data/: {done.stderr}"
     return data
+
+
+@pytest.fixture(scope="session")
+def dvc_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The DVC cache the clones running main's pipeline share (tests/dvc_store.py)."""
+    return store_dir(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

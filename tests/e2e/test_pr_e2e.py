@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dvc_store import shared_run
 from signing_keys import KeyPair
 
 pytestmark = pytest.mark.slow
@@ -109,14 +110,21 @@ class Clone:
 
 @pytest.fixture(scope="module")
 def clone(
-    repo_root: Path, tmp_path_factory: pytest.TempPathFactory, keys: dict[str, KeyPair]
+    repo_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: dict[str, KeyPair],
+    dvc_store: Path,
 ) -> Clone:
     """The clone after `make data repro` on main and a commit of its dvc.lock. Promotions sign
-    what they approve (no signer, no promotion): with the tests' "promotion" key pair."""
+    what they approve (no signer, no promotion): with the tests' "promotion" key pair. The run
+    reuses what another clone of the session built of main (tests/dvc_store.py); its remote holds
+    the data either way (rebuilt and pushed, or pushed here), not main's pipeline outputs."""
     c = Clone(repo_root, tmp_path_factory.mktemp("pr-e2e"))
     c.env["FLIGHTDELAY_SIGNING_KEY"] = str(keys["promotion"].private)
-    c.make("data")
-    c.make("repro")
+    with shared_run(dvc_store, c.path, "main"):
+        c.make("data")
+        c.make("repro")
+    c.run(sys.executable, "-m", "dvc", "push", "--quiet", "data.dvc")
     # Everything the run changed that git tracks: dvc.lock, the model card, metrics and plots.
     c.run("git", "add", "--all")
     # --allow-empty: the run reproduces the committed outputs bit for bit when they are fresh.
