@@ -339,7 +339,8 @@ system-deps: ## Install the Debian packages some tests need (root + apt-get), el
 	fi
 
 # pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in this process). --dist loadgroup
-# keeps each module on one worker (tests/conftest.py), so module fixtures are built once.
+# keeps each module on one worker (tests/conftest.py), so module fixtures are built once, and
+# hands the longest groups out first (conftest.LONGEST).
 PYTEST_WORKERS ?= auto
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dvc_store import store_dir
 from flightdelay.core.params import Params, load_params
 from signing_keys import KeyPair, make_key_pair
 
@@ -44,11 +45,50 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             path = Path(item.path)
             group = "workflows" if workflows in path.parents else path.stem
             item.add_marker(pytest.mark.xdist_group(group))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker collects; the same order on each
+        _longest_first(items)
+
+
+def _group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    assert marker is not None
+    return str(marker.args[0] if marker.args else marker.kwargs.get("name", "default"))
+
+
+# The longest groups, longest first: what a suite run's --durations said (a module's fixtures and
+# its tests together; minutes each). pytest-xdist hands groups out in collection order, so these
+# start first and the short ones fill in around them instead of the run waiting for a long one at
+# the end. A group not named keeps its place after them.
+LONGEST = (
+    "test_loop_e2e",
+    "test_pr_e2e",
+    "test_monitor",
+    "test_pr_e2e_verdict",
+    "test_fresh_clone",
+    "test_canary",
+    "test_tracking",
+    "test_repro",
+    "test_lint",
+)
+
+
+def _longest_first(items: list[pytest.Item]) -> None:
+    """Order the items by LONGEST's groups first (pytest_configure turns off pytest-xdist's own
+    reordering, by test count, which sent the few-test end-to-end modules last); a group's tests
+    keep their order."""
+    rank = {group: index for index, group in enumerate(LONGEST)}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(_group(item), index)
+    items.sort(key=lambda item: (rank.get(_group(item), len(rank)), first[_group(item)]))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Same as the CLI: OpenMP threads (HistGradientBoosting) must not busy-wait on a shared
-    2-core runner (10x slower tests). Runs before any test module loads sklearn/libgomp."""
+    2-core runner (10x slower tests). Runs before any test module loads sklearn/libgomp.
+    Under --dist loadgroup, the groups go out in the order _longest_first gives them."""
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # The service's compiled-scorer cache (serving.compiled): one per test session, never the
     # user's ~/.cache; services the tests start inherit it.
@@ -88,6 +128,12 @@ def data_ready(params: Params, pytestconfig: pytest.Config) -> Path:
         )
     assert done.returncode == 0, f"could not materialise data/: {done.stderr}"
     return data
+
+
+@pytest.fixture(scope="session")
+def dvc_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The DVC cache the clones running main's pipeline share (tests/dvc_store.py)."""
+    return store_dir(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dvc_store import shared_run
 from signing_keys import KeyPair
 
 pytestmark = pytest.mark.slow
@@ -109,14 +110,21 @@ class Clone:
 
 @pytest.fixture(scope="module")
 def clone(
-    repo_root: Path, tmp_path_factory: pytest.TempPathFactory, keys: dict[str, KeyPair]
+    repo_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: dict[str, KeyPair],
+    dvc_store: Path,
 ) -> Clone:
     """The clone after `make data repro` on main and a commit of its dvc.lock. Promotions sign
-    what they approve (no signer, no promotion): with the tests' "promotion" key pair."""
+    what they approve (no signer, no promotion): with the tests' "promotion" key pair. The run
+    reuses what another clone of the session built of main (tests/dvc_store.py); its remote holds
+    the data either way (rebuilt and pushed, or pushed here), not main's pipeline outputs."""
     c = Clone(repo_root, tmp_path_factory.mktemp("pr-e2e"))
     c.env["FLIGHTDELAY_SIGNING_KEY"] = str(keys["promotion"].private)
-    c.make("data")
-    c.make("repro")
+    with shared_run(dvc_store, c.path, "main"):
+        c.make("data")
+        c.make("repro")
+    c.run(sys.executable, "-m", "dvc", "push", "--quiet", "data.dvc")
     # Everything the run changed that git tracks: dvc.lock, the model card, metrics and plots.
     c.run("git", "add", "--all")
     # --allow-empty: the run reproduces the committed outputs bit for bit when they are fresh.
@@ -230,7 +238,10 @@ def test_compare_without_main_model_in_cache_or_remote_reproduces_it_in_a_worktr
 
 # ------------------------------------------------ a verdict reviewers can trust (issue 11)
 # These run last: they promote main and assign it prod (GTO tags in the clone), as promote.yml
-# and a person do, and each resets main to where it was.
+# and a person do, and each resets main to where it was. Under pytest-xdist they are a group of
+# their own, so they run beside the tests above on another worker, in a clone of their own (the
+# module's fixture, built once per worker; main's run comes from tests/dvc_store.py).
+VERDICT = pytest.mark.xdist_group("test_pr_e2e_verdict")
 
 WORSE_AND_LOOSER = {
     "train": {"max_iter": 1},  # nearly no model
@@ -280,6 +291,7 @@ def merge_and_promote(clone: Clone, branch: str) -> subprocess.CompletedProcess[
         clone.run("git", "reset", "--quiet", "--hard", before)
 
 
+@VERDICT
 def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
     clone: Clone,
 ) -> None:
@@ -302,6 +314,7 @@ def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
     assert "ROC AUC vs prod (flight-delay@v0.1.0)" in report
 
 
+@VERDICT
 def test_pr_that_loosens_the_gate_is_judged_by_main_s_rule_in_report_and_promote(
     clone: Clone,
 ) -> None:
@@ -334,6 +347,7 @@ def test_pr_that_loosens_the_gate_is_judged_by_main_s_rule_in_report_and_promote
     assert tags(clone) == before
 
 
+@VERDICT
 def test_forged_outputs_are_refused_by_promote(clone: Clone, tmp_path: Path) -> None:
     """Finding 3: the champion's evaluate/slices/predictions copied over a worse model, recorded
     with `dvc commit -f` and committed."""

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from dvc_store import shared_run
 from flightdelay.core.artifacts import DvcLock
 from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import DriftParams, MonitorParams, Params, ParamsError, parse_params
@@ -403,10 +404,13 @@ def _ok(cwd: Path, env: dict[str, str], *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def october(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str, str]:
+def october(
+    tmp_path_factory: pytest.TempPathFactory, dvc_store: Path
+) -> tuple[Path, dict[str, str], str, str]:
     """A fresh clone (its own DVC remote, HOME and MLflow store) whose main has a committed
     pipeline run, after `make monitor MONTH=2013-10`; returns (clone, env, make's output, the
-    commit main was at)."""
+    commit main was at). Main's run reuses what another clone of the session built of main
+    (tests/dvc_store.py); the clone's remote holds the data either way, as after a rebuild."""
     work = tmp_path_factory.mktemp("monitor-e2e")
     venv = Path(sys.executable).parent.parent
     env = {
@@ -441,7 +445,9 @@ def october(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     # The shared venv stands in for the clone's own: never let make (re)install it.
     make = ("make", f"VENV={venv}", "-o", str(venv / ".installed-dev"))
     # Main as after a merged pipeline run: its dvc.lock, outputs and card committed.
-    _ok(clone, env, *make, "data", "repro")
+    with shared_run(dvc_store, clone, "main"):
+        _ok(clone, env, *make, "data", "repro")
+    _ok(clone, env, sys.executable, "-m", "dvc", "push", "--quiet", "data.dvc")
     _ok(clone, env, "git", "add", "--all")
     _ok(clone, env, "git", "commit", "--quiet", "--allow-empty", "-m", "pipeline run on main")
     base = _ok(clone, env, "git", "rev-parse", "HEAD").strip()
