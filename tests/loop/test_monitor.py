@@ -319,12 +319,15 @@ def test_retrain_paths_are_data_dvc_dvc_lock_and_git_tracked_outputs() -> None:
     raw = {
         "schema": "2.0",
         "stages": {
-            "train": {"cmd": "t", "outs": [{"path": "outputs/model", "md5": "x"}]},
+            "train": {"cmd": "t", "outs": [{"path": "outputs/model", "md5": "a" * 32 + ".dir"}]},
             "evaluate": {
                 "cmd": "e",
-                "outs": [{"path": "outputs/metrics/evaluate.json", "md5": "y"}],
+                "outs": [{"path": "outputs/metrics/evaluate.json", "md5": "b" * 32}],
             },
-            "card": {"cmd": "c", "outs": [{"path": "model-cards/flight-delay.md", "md5": "z"}]},
+            "card": {
+                "cmd": "c",
+                "outs": [{"path": "model-cards/flight-delay.md", "md5": "c" * 32}],
+            },
         },
     }
     lock = DvcLock.parse(raw, "dvc.lock")

@@ -1,7 +1,7 @@
 """git and GTO at the edge: the only module that runs ``git`` and ``gto`` (and uses ``gto.api``).
 
 Every failure is a :class:`GitOpsError` naming the command; callers translate it into their own
-one-line message. A test (tests/test_gitops.py) greps ``src/`` for git run anywhere else.
+one-line message. A test (tests/core/test_gitops.py) greps ``src/`` for git run anywhere else.
 
 Git is the model registry. ``gto register`` creates an annotated tag ``flight-delay@vX.Y.Z`` on
 the commit whose ``dvc.lock`` records the model; ``gto assign`` creates ``flight-delay#<stage>#N``

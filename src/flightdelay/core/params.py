@@ -85,7 +85,7 @@ class Paths(_Section):
     delivery: Path  # `flightdelay canary` / `shadow-report` outputs (not a DVC stage)
 
     # The stages' files inside the output directories, named here and nowhere else (dvc.yaml
-    # spells the same paths; tests/test_params.py checks the two agree). A model directory's
+    # spells the same paths; tests/core/test_params.py checks the two agree). A model directory's
     # files are model_io's, the drift directory's core/drift_summary's: both are also written
     # elsewhere (release assets, the monitor).
     @property

@@ -20,7 +20,7 @@ numbers from the same fitted parameters:
   classifier's own link function.
 
 The scores are bit-for-bit those of ``pipeline.predict_proba``: :meth:`FastPredictor.compile`
-refuses any pipeline shape it does not know (tests/test_fast_predict.py).
+refuses any pipeline shape it does not know (tests/serving/test_fast_predict.py).
 """
 
 from __future__ import annotations
