@@ -338,11 +338,11 @@ system-deps: ## Install the Debian packages some tests need (root + apt-get), el
 	  echo "system-deps: not root or no apt-get; missing:$$missing (the tests that need them will skip)" >&2; \
 	fi
 
-# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in this process). --dist loadgroup
-# keeps each module on one worker (tests/conftest.py), so module fixtures are built once, and
-# hands the longest groups out first (conftest.LONGEST).
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in this process). --dist loadscope
+# keeps each module (and tests/workflows as a whole) on one worker (tests/conftest.py's
+# scheduler), so module fixtures are built once, and hands the longest out first (LONGEST).
 PYTEST_WORKERS ?= auto
-PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 
 .PHONY: test
 test: venv tools system-deps data ## Run the whole test suite (slow end-to-end tests included) on the real data

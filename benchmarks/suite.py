@@ -11,7 +11,8 @@ times, one after the other on the same machine:
 
 1. ``before``: the revision before the session-scoped fixtures and pytest-xdist (default
    549457b), its suite run the way its ``make test`` ran it (``pytest``, serially);
-2. ``after``: HEAD's suite as its ``make test`` runs it (``pytest -n auto --dist loadgroup``);
+2. ``after``: HEAD's suite as its ``make test`` runs it (``pytest -n auto`` with the ``--dist``
+   mode its Makefile names);
 3. ``after``'s ``make test-fast`` in a clone with no ``data/``.
 
 Each row prints the wall time, the tests passed/failed/skipped as pytest counted them, and the
@@ -60,6 +61,12 @@ def clone(rev: str, where: Path, env: dict[str, str], data: bool) -> Path:
         sh(["git", "config", "-f", ".dvc/config.local", "cache.dir", str(cache)], where, env)
     sh(["make", "venv", "tools"] + (["data"] if data else []), where, env)
     return where
+
+
+def dist_mode(clone_dir: Path) -> str:
+    """The ``--dist`` mode the clone's ``make test`` uses (loadgroup, later loadscope)."""
+    found = re.search(r"--dist (\w+)", (clone_dir / "Makefile").read_text())
+    return found.group(1) if found else "load"
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str, int]:
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     "-n",
                     "auto",
                     "--dist",
-                    "loadgroup",
+                    dist_mode(new),
                     DURATIONS,
                     WORKFLOWS,
                 ],

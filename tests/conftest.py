@@ -33,37 +33,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, a module's tests run on one worker, so a module-scoped fixture (a
-    pipeline run, a clone, a registry, a server) is built once, not once per worker. The workflow
-    harness (tests/workflows) is one group: its session fixtures build a main repository and a
-    job venv. A test may name a group of its own with ``@pytest.mark.xdist_group``."""
-    workflows = Path(__file__).parent / "workflows"
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            path = Path(item.path)
-            group = "workflows" if workflows in path.parents else path.stem
-            item.add_marker(pytest.mark.xdist_group(group))
     if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker collects; the same order on each
         _longest_first(items)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under pytest-xdist's ``--dist loadscope`` (make test), a module's tests run on one worker,
+    so a module-scoped fixture (a pipeline run, a clone, a registry, a server) is built once, not
+    once per worker; the workflow harness (tests/workflows, whose session fixtures build a main
+    repository and a job venv) is one scope. The scope comes from the node id alone, on the
+    controller. (Not ``--dist loadgroup`` with xdist_group marks: pytest-xdist 3.8 marks a group
+    by rewriting ``item._nodeid``, which pytest 9 no longer reads, so every group was silently
+    ignored and each module's fixtures were built on both workers; tests/repo/test_xdist.py.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return ModuleScheduling(config, log)
+
+
+def scope_of(nodeid: str) -> str:
+    """The scheduling scope of a test: its module, or tests/workflows as a whole."""
+    path = nodeid.split("::", 1)[0]
+    return "tests/workflows" if path.startswith("tests/workflows/") else path
+
+
 def _group(item: pytest.Item) -> str:
-    marker = item.get_closest_marker("xdist_group")
-    assert marker is not None
-    return str(marker.args[0] if marker.args else marker.kwargs.get("name", "default"))
+    return Path(scope_of(item.nodeid)).stem
 
 
-# The longest groups, longest first: what a suite run's --durations said (a module's fixtures and
-# its tests together; minutes each). pytest-xdist hands groups out in collection order, so these
+# The longest scopes, longest first: what a suite run's --durations said (a module's fixtures and
+# its tests together; minutes each). pytest-xdist hands scopes out in collection order, so these
 # start first and the short ones fill in around them instead of the run waiting for a long one at
-# the end. A group not named keeps its place after them.
+# the end. A scope not named keeps its place after them.
 LONGEST = (
     "test_loop_e2e",
     "test_pr_e2e",
     "test_monitor",
-    "test_pr_e2e_verdict",
     "test_fresh_clone",
     "test_canary",
     "test_tracking",
@@ -73,8 +84,8 @@ LONGEST = (
 
 
 def _longest_first(items: list[pytest.Item]) -> None:
-    """Order the items by LONGEST's groups first (pytest_configure turns off pytest-xdist's own
-    reordering, by test count, which sent the few-test end-to-end modules last); a group's tests
+    """Order the items by LONGEST's scopes first (pytest_configure turns off pytest-xdist's own
+    reordering, by test count, which sent the few-test end-to-end modules last); a scope's tests
     keep their order."""
     rank = {group: index for index, group in enumerate(LONGEST)}
     first: dict[str, int] = {}
@@ -86,8 +97,8 @@ def _longest_first(items: list[pytest.Item]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Same as the CLI: OpenMP threads (HistGradientBoosting) must not busy-wait on a shared
     2-core runner (10x slower tests). Runs before any test module loads sklearn/libgomp.
-    Under --dist loadgroup, the groups go out in the order _longest_first gives them."""
-    if getattr(config.option, "dist", "no") == "loadgroup":
+    Under --dist loadscope, the scopes go out in the order _longest_first gives them."""
+    if getattr(config.option, "dist", "no") == "loadscope":
         config.option.loadscopereorder = False
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # The service's compiled-scorer cache (serving.compiled): one per test session, never the

@@ -238,10 +238,7 @@ def test_compare_without_main_model_in_cache_or_remote_reproduces_it_in_a_worktr
 
 # ------------------------------------------------ a verdict reviewers can trust (issue 11)
 # These run last: they promote main and assign it prod (GTO tags in the clone), as promote.yml
-# and a person do, and each resets main to where it was. Under pytest-xdist they are a group of
-# their own, so they run beside the tests above on another worker, in a clone of their own (the
-# module's fixture, built once per worker; main's run comes from tests/dvc_store.py).
-VERDICT = pytest.mark.xdist_group("test_pr_e2e_verdict")
+# and a person do, and each resets main to where it was.
 
 WORSE_AND_LOOSER = {
     "train": {"max_iter": 1},  # nearly no model
@@ -291,7 +288,6 @@ def merge_and_promote(clone: Clone, branch: str) -> subprocess.CompletedProcess[
         clone.run("git", "reset", "--quiet", "--hard", before)
 
 
-@VERDICT
 def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
     clone: Clone,
 ) -> None:
@@ -314,7 +310,6 @@ def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
     assert "ROC AUC vs prod (flight-delay@v0.1.0)" in report
 
 
-@VERDICT
 def test_pr_that_loosens_the_gate_is_judged_by_main_s_rule_in_report_and_promote(
     clone: Clone,
 ) -> None:
@@ -347,7 +342,6 @@ def test_pr_that_loosens_the_gate_is_judged_by_main_s_rule_in_report_and_promote
     assert tags(clone) == before
 
 
-@VERDICT
 def test_forged_outputs_are_refused_by_promote(clone: Clone, tmp_path: Path) -> None:
     """Finding 3: the champion's evaluate/slices/predictions copied over a worse model, recorded
     with `dvc commit -f` and committed."""
