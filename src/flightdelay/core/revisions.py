@@ -18,10 +18,13 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightdelay import MODEL_NAME
 from flightdelay.core import gitops
+
+if TYPE_CHECKING:
+    from flightdelay.core import artifacts
 
 BASELINE_CACHE = Path(".dvc/tmp/flightdelay/baselines")
 PROD_STAGE = "prod"
@@ -84,13 +87,15 @@ def _yaml_at(commit: str, path: str, cwd: Path) -> Any:
     return None if text is None else yaml.safe_load(text)
 
 
-def _lock_at(commit: str, cwd: Path) -> Any:
+def _lock_at(commit: str, cwd: Path) -> artifacts.DvcLock:
     """``commit``'s dvc.lock (an empty one where it has none); RevisionError if it is not one."""
     from flightdelay.core import artifacts
 
     raw = _yaml_at(commit, "dvc.lock", cwd)
+    if raw is None:  # no dvc.lock (or an empty one) at that commit: it records nothing
+        return artifacts.DvcLock({})
     try:
-        return artifacts.DvcLock.parse(raw or {"schema": "2.0"}, f"dvc.lock at {commit[:12]}")
+        return artifacts.DvcLock.parse(raw, f"dvc.lock at {commit[:12]}")
     except artifacts.ArtifactError as exc:
         raise RevisionError(str(exc)) from None
 
