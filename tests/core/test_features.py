@@ -118,6 +118,76 @@ def test_build_features_lookup_paths_for_small_and_large_batches_agree(
     pd.testing.assert_frame_equal(build_features(flights, context, PARAMS), dict_and_sorted)
 
 
+def test_feature_arrays_of_the_raw_columns_equal_those_of_the_frame(synthetic) -> None:
+    flights, context = synthetic
+    rows = odd_rows(flights)
+    columns = {c: rows[c].to_numpy() for c in RAW_COLUMNS}
+    from_frame = feature_arrays(rows, context, PARAMS)
+    from_columns = feature_arrays(columns, context, PARAMS)
+    for name in FEATURE_COLUMNS:
+        np.testing.assert_array_equal(from_columns[name], from_frame[name])
+    with pytest.raises(FeatureError, match="sched_dep_time"):
+        feature_arrays(columns | {"sched_dep_time": np.full(len(rows), 1275)}, context, PARAMS)
+
+
+def odd_rows(flights: pd.DataFrame, n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Random rows of ``flights`` with unknown airports, carriers and tails, null tails and
+    midnight clock times mixed in."""
+    rng = np.random.default_rng(seed)
+    rows = flights.iloc[rng.choice(len(flights), n, replace=False)].reset_index(drop=True)
+    rows["tailnum"] = rows["tailnum"].astype(object)
+    rows.loc[::7, "origin"] = "QQQ"
+    rows.loc[::5, "dest"] = "XXX"
+    rows.loc[::6, "tailnum"] = None
+    rows.loc[::8, "tailnum"] = "N0NE"
+    rows.loc[::9, "carrier"] = "ZZ"
+    rows.loc[::13, "sched_dep_time"] = 2359
+    rows.loc[::17, "sched_dep_time"] = 0
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["minute table", "bucket table", "binary search"])
+def test_build_features_search_tables_and_plain_searches_agree(
+    synthetic, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from flightdelay.core import context as context_module
+
+    flights, context = synthetic
+    rows = odd_rows(flights)
+    want = build_features(rows, context, PARAMS)
+    if kind != "minute table":
+        monkeypatch.setattr(context_module, "_MINUTE_TABLE_MAX", 0)
+    monkeypatch.setattr(context_module, "_BUCKET_TABLE_MAX", 400 if kind == "bucket table" else 0)
+    fresh = Context.from_tables(context.tables())
+    pd.testing.assert_frame_equal(build_features(rows, fresh, PARAMS), want)
+    # a small batch (plain searches, whatever the tables) equals its rows in the large one
+    for start in range(0, 40, 7):
+        part = rows.iloc[start : start + 1 + start % 5]
+        pd.testing.assert_frame_equal(build_features(part, fresh, PARAMS), want.loc[part.index])
+
+
+def test_carrier_origin_look_up_equals_that_of_the_joined_text(synthetic) -> None:
+    _, context = synthetic
+    tables = context.tables()
+    departures = tables["departures"].copy()
+    departures.loc[:2, "carrier"] = ["A|B", "A", "A|B|C"]  # names with "|" in them
+    departures.loc[:2, "origin"] = ["EWR", "B|EWR", "JFK"]
+    odd = Context.from_tables(tables | {"departures": departures})
+    # "A|B|EWR" spelt two ways, "A|B|C|JFK" three ways (one origin no airport), and misses
+    carriers = np.array(["A|B", "A", "A|B|C", "A|B", "A", "A", "A|B", "UA", "ZZ", "A|B|C"], object)
+    origins = np.array(
+        ["EWR", "B|EWR", "JFK", "C|JFK", "B|C|JFK", "EWR", "JFK", "QQQ", "EWR", "C|JFK"], object
+    )
+    look = odd.lookups
+    got = look.carrier_origin_codes(carriers, look.airport(origins))
+    from flightdelay.core.context import codes
+
+    want = codes(odd.vocab["carrier_origin"], carriers + "|" + origins)
+    np.testing.assert_array_equal(got, want)
+    assert want[0] == want[1] >= 0 and want[2] == want[3] == want[4] >= 0
+    assert (want[5:] == -1).all()
+
+
 def test_build_features_text_columns_of_any_dtype_give_the_same_features(synthetic) -> None:
     flights, context = synthetic
     typed = flights.astype({"origin": "category", "carrier": "string", "dest": object})

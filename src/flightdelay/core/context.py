@@ -4,8 +4,9 @@ and sampled into raw flights of its own schedule (:func:`check_rows`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -79,9 +80,14 @@ class _Vocabulary:
     def codes(self, values: Any) -> np.ndarray:
         values = np.asarray(values, dtype=object)
         if len(values) <= _SMALL_BATCH:
-            get = self.lookup.get
-            return np.array([get(v, -1) for v in values], dtype=np.int64).reshape(len(values))
+            return _look_up(self.lookup, values, -1).astype(np.int64)
         return self.index.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
+
+
+def _look_up(ids: Mapping[Any, int], values: np.ndarray, missing: int) -> np.ndarray:
+    """``[ids.get(v, missing) for v in values]`` as an intp array, without the list."""
+    n = len(values)
+    return np.fromiter(map(ids.get, values.reshape(n), repeat(missing, n)), np.intp, n)
 
 
 def codes(vocabulary: _Vocabulary, values: Any) -> np.ndarray:
@@ -119,58 +125,116 @@ def search_order(group: np.ndarray, time: np.ndarray) -> np.ndarray | None:
 _SORTED_SEARCH_MIN = 64
 
 
-#: Largest minute table (group codes x minutes) a window index keeps beside its keys: the three
-#: origins' nine months (about 1.2 million positions, 4.7 MB as int32) fit, the ~100
-#: destinations' or the aircraft's do not (those stay binary searches).
+#: Largest minute table (group codes x minutes) a search table keeps beside its keys: the three
+#: origins' nine months (about 1.2 million positions, 4.7 MB as int32) fit. Keys of more groups
+#: (the ~100 destinations, the aircraft) get a table of coarser buckets of at most
+#: _BUCKET_TABLE_MAX positions (2 MB), searched within the bucket.
 _MINUTE_TABLE_MAX = 2**21
+_BUCKET_TABLE_MAX = 2**19
 _TIME_BITS = (1 << KEY_SHIFT) - 1
 
 
 @dataclass(frozen=True)
-class _MinuteTable:
-    """``np.searchsorted(keys, g << KEY_SHIFT | t, "left")`` for every group code ``g`` below
-    ``len(table)`` and every minute ``t`` (clipped to [t0, t0 + span], which leaves the answer
-    unchanged): one look-up instead of a binary search through the keys' cache lines."""
+class _SearchTable:
+    """``np.searchsorted(keys, g << KEY_SHIFT | t, side)`` for every group code ``g`` below
+    ``len(table)`` and every minute ``t`` by a look-up in the positions of every ``step``-th
+    minute (``t`` clipped to the table's span, which leaves the answer unchanged), then, for a
+    step over a minute, a binary search inside the bucket: ``rounds`` halvings of all queries
+    at once, whose loads are independent. A binary search through the whole keys chains ~18
+    dependent loads per query; on a busy machine they miss the cache (0.1-0.4 ms per 1,000
+    queries in a year's schedule, against a few hundredths through the table)."""
 
     t0: int
-    table: np.ndarray  # (groups, span + 1) positions
+    step: int
+    rounds: int
+    table: np.ndarray  # (groups, buckets + 1) int32: positions of g << KEY_SHIFT | bucket edge
+    padded: np.ndarray | None  # keys + [int64 max]: the end of the last bucket reads as >= q
 
     @classmethod
-    def build(cls, keys: np.ndarray, limit: int) -> _MinuteTable | None:
+    def build(cls, keys: np.ndarray) -> _SearchTable | None:
         if not len(keys) or keys[0] < 0:  # a negative key: a time before 1970, no table
             return None
         time = keys & _TIME_BITS
         groups, t0 = int(keys[-1] >> KEY_SHIFT) + 1, int(time.min())
-        span = int(time.max()) + 1 - t0  # column `span`: after every event of the group
-        if groups * (span + 1) > limit:
+        span = int(time.max()) + 1 - t0  # the last edge: after every event of the group
+        if groups * (span + 1) <= _MINUTE_TABLE_MAX:
+            step = 1
+        elif 2 * groups <= _BUCKET_TABLE_MAX:
+            step = -(-groups * (span + 1) // _BUCKET_TABLE_MAX)
+        else:
             return None
-        grid = (np.arange(groups, dtype=np.int64)[:, None] << KEY_SHIFT) | np.arange(
-            t0, t0 + span + 1, dtype=np.int64
-        )
-        table = np.searchsorted(keys, grid.reshape(-1)).astype(np.int32)
-        return cls(t0, table.reshape(groups, span + 1))
+        buckets = -(-span // step)
+        edges = t0 + step * np.arange(buckets + 1, dtype=np.int64)
+        grid = (np.arange(groups, dtype=np.int64)[:, None] << KEY_SHIFT) | edges
+        table = np.searchsorted(keys, grid.reshape(-1)).astype(np.int32).reshape(groups, -1)
+        # A minute's bucket holds only keys of that minute, none below a query in it.
+        longest = int((table[:, 1:] - table[:, :-1]).max()) if step > 1 else 0
+        padded = np.append(keys, np.iinfo(np.int64).max) if longest else None
+        return cls(t0, step, longest.bit_length(), table, padded)
 
-    def positions(self, keys: np.ndarray, group: np.ndarray, time: np.ndarray) -> np.ndarray:
-        """``np.searchsorted(keys, group << KEY_SHIFT | time, "left")`` (``time``: int64)."""
-        groups, columns = self.table.shape
-        inside = (group >= 0) & (group < groups) & (time >= 0) & (time <= _TIME_BITS)
+    def search(
+        self, keys: np.ndarray, group: np.ndarray, time: np.ndarray, side: Any
+    ) -> np.ndarray:
+        """``np.searchsorted(keys, group << KEY_SHIFT | time, side)`` (``time``: int64, one row
+        per row of ``group`` or a stack of such rows)."""
+        # Integer keys: the first key > q is the first key >= q + 1.
+        at = time + 1 if side == "right" else time
+        inside = (group >= 0) & (group < len(self.table)) & (at >= 0) & (at <= _TIME_BITS)
         if inside.all():
-            return self.table[group, np.clip(time - self.t0, 0, columns - 1)].astype(np.intp)
-        out = np.searchsorted(keys, (group.astype(np.int64) << KEY_SHIFT) | time)
-        g, t = group[inside], time[inside]
-        out[inside] = self.table[g, np.clip(t - self.t0, 0, columns - 1)]
+            return self._search(np.broadcast_to(group, at.shape), at)
+        out = np.searchsorted(keys, (group.astype(np.int64) << KEY_SHIFT) | time, side)
+        out[inside] = self._search(np.broadcast_to(group, at.shape)[inside], at[inside])
         return out
+
+    def _search(self, group: np.ndarray, time: np.ndarray) -> np.ndarray:
+        last = self.table.shape[1] - 1
+        bucket = np.clip((time - self.t0) // self.step, 0, last)
+        lo = self.table[group, bucket].astype(np.intp)
+        if self.padded is None:
+            return lo
+        # The answer lies in [lo, hi]; each round halves that range, which starts below 2**rounds.
+        hi = self.table[group, np.minimum(bucket + 1, last)].astype(np.intp)
+        query = (group.astype(np.int64) << KEY_SHIFT) | time
+        for _ in range(self.rounds):
+            mid = (lo + hi) >> 1
+            below = self.padded[mid] < query
+            lo = np.where(below, mid + 1, lo)
+            hi = np.where(below, hi, mid)
+        return lo
+
+
+def table_search(
+    keys: np.ndarray,
+    table: _SearchTable | None,
+    group: np.ndarray,
+    time: np.ndarray,
+    side: Any = "left",
+    order: np.ndarray | None = None,
+) -> np.ndarray:
+    """``np.searchsorted(keys, group << KEY_SHIFT | time, side)`` for rows' ``group`` codes and
+    int64 ``time`` (or a stack of times per row): a small batch by plain searches (the fewest
+    calls), a larger one through ``table`` or else in sorted order (``order``:
+    :func:`search_order` of the rows, or None to sort here)."""
+    queries = (group.astype(np.int64) << KEY_SHIFT) | time
+    if len(group) <= _SORTED_SEARCH_MIN:
+        return np.searchsorted(keys, queries, side)
+    if table is not None:
+        return table.search(keys, group, time, side)
+    if queries.ndim == 1:
+        return sorted_search(keys, queries, side, order)
+    order = search_order(group, time[0]) if order is None else order
+    return np.stack([sorted_search(keys, q, side, order) for q in queries])
 
 
 @dataclass(frozen=True)
 class _WindowIndex:
     """Events sorted by (group, time) with running sums: any [t0, t1) window sum by searchsorted
-    (or, for few groups, by a look-up in the positions of every minute: :class:`_MinuteTable`)."""
+    (through :class:`_SearchTable`, a look-up in the positions of every minute or bucket)."""
 
     keys: np.ndarray
     cum: np.ndarray  # shape (n + 1, k): cumulative sums of the k value columns
     starts: np.ndarray  # per group code: the position of its first event (searchsorted of g << 32)
-    minutes: _MinuteTable | None = None
+    table: _SearchTable | None = None
 
     @classmethod
     def build(cls, group: np.ndarray, time: np.ndarray, values: np.ndarray) -> _WindowIndex:
@@ -185,7 +249,7 @@ class _WindowIndex:
             keys=keys,
             cum=cum,
             starts=np.searchsorted(keys, codes << KEY_SHIFT),
-            minutes=_MinuteTable.build(keys, _MINUTE_TABLE_MAX),
+            table=_SearchTable.build(keys),
         )
 
     def sums(
@@ -197,24 +261,34 @@ class _WindowIndex:
     ) -> np.ndarray:
         """Sums of the value columns over events of ``group`` with ``start <= time < end``
         (``start`` None: from time 0); ``order``: :func:`search_order` of the rows, or None."""
+        return self.window_sums(group, [(start, end)], order)[0]
+
+    def window_sums(
+        self,
+        group: np.ndarray,
+        windows: Sequence[tuple[np.ndarray | None, np.ndarray]],
+        order: np.ndarray | None = None,
+    ) -> list[np.ndarray]:
+        """:meth:`sums` of each ``(start, end)`` window of the same rows, all their positions
+        found in one search (a call's fixed cost is most of a one-flight request's time)."""
         base = group.astype(np.int64) << KEY_SHIFT
-        if start is None:
-            lo = self._group_starts(group, base)
-        else:
-            lo = self._positions(group, base, start, order)
-        hi = self._positions(group, base, end, order)
-        out = self.cum[hi] - self.cum[lo]
-        out[group < 0] = np.nan
+        times = [t for window in windows for t in window if t is not None]
+        found = iter(self._positions(group, np.stack(times), order))
+        unknown = group < 0
+        out = []
+        for start, _ in windows:
+            lo = self._group_starts(group, base) if start is None else next(found)
+            sums = self.cum[next(found)] - self.cum[lo]
+            sums[unknown] = np.nan
+            out.append(sums)
         return out
 
     def _positions(
-        self, group: np.ndarray, base: np.ndarray, time: np.ndarray, order: np.ndarray | None
+        self, group: np.ndarray, times: np.ndarray, order: np.ndarray | None
     ) -> np.ndarray:
-        """``np.searchsorted(self.keys, base | time.astype(np.int64), "left")``."""
-        at = time.astype(np.int64)
-        if self.minutes is not None:
-            return self.minutes.positions(self.keys, group, at)
-        return sorted_search(self.keys, base | at, "left", order)
+        """``np.searchsorted(self.keys, group << KEY_SHIFT | times.astype(np.int64), "left")``
+        for a stack of times (one row per window edge)."""
+        return table_search(self.keys, self.table, group, times.astype(np.int64), "left", order)
 
     def _group_starts(self, group: np.ndarray, base: np.ndarray) -> np.ndarray:
         """``np.searchsorted(self.keys, base)`` (time 0 of each row's group), by table look-up."""
@@ -224,6 +298,88 @@ class _WindowIndex:
         lo = np.searchsorted(self.keys, base)
         lo[known] = self.starts[group[known]]
         return lo
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """The context's text look-ups merged so that a request hashes each value once: an airport
+    name (origin or dest) gives one id for its code, its airport row and, with a carrier's id,
+    its ``carrier|origin`` code; a tail number one id for its code and its plane row. The last
+    id of each is "unknown" (codes -1); the value tables end with a missing row (NaN, None), so
+    an id or row of -1 reads as missing without a mask."""
+
+    airport_ids: dict[str, int]
+    airport_codes: np.ndarray  # per airport id: vocab["airport"] code
+    airport_rows: np.ndarray  # per airport id: row of airport_values
+    airport_values: np.ndarray  # lat, lon, alt
+    carrier_ids: dict[str, int]
+    carrier_origin: np.ndarray  # [carrier id, airport id] -> vocab["carrier_origin"] code
+    tail_ids: dict[str, int]
+    tail_codes: np.ndarray  # per tail id: vocab["tailnum"] code
+    plane_rows: np.ndarray  # per tail id: row of plane_numeric and plane_type
+    plane_numeric: np.ndarray  # year, seats, engines
+    plane_type: np.ndarray
+    weather_values: np.ndarray  # Context.weather_index's values
+
+    @classmethod
+    def build(cls, context: Context) -> _Lookups:
+        vocab = context.vocab
+        airports, carrier_origins = vocab["airport"].lookup, vocab["carrier_origin"].lookup
+        airport_vocab, airport_values = context.airport_table
+        tails, (plane_vocab, numeric, types) = vocab["tailnum"].lookup, context.plane_table
+        # Every split of a "carrier|origin" name at a "|" is a (carrier, origin) pair that
+        # spells it, so the pair's table entry equals the look-up of the joined text.
+        splits = [
+            (name[:i], name[i + 1 :], code)
+            for name, code in carrier_origins.items()
+            for i, char in enumerate(name)
+            if char == "|"
+        ]
+        airport_ids = _ids([*airports, *airport_vocab.lookup, *(o for _, o, _ in splits)])
+        carrier_ids = _ids(c for c, _, _ in splits)
+        table = np.full((len(carrier_ids) + 1, len(airport_ids) + 1), -1, dtype=np.int64)
+        for carrier, origin, code in splits:
+            table[carrier_ids[carrier], airport_ids[origin]] = code
+        tail_ids = _ids([*tails, *plane_vocab.lookup])
+        plane_type = np.empty(len(types) + 1, dtype=object)
+        plane_type[:-1] = types
+        return cls(
+            airport_ids=airport_ids,
+            airport_codes=_codes_of(airport_ids, airports),
+            airport_rows=_codes_of(airport_ids, airport_vocab.lookup),
+            airport_values=_with_missing_row(airport_values),
+            carrier_ids=carrier_ids,
+            carrier_origin=table,
+            tail_ids=tail_ids,
+            tail_codes=_codes_of(tail_ids, tails),
+            plane_rows=_codes_of(tail_ids, plane_vocab.lookup),
+            plane_numeric=_with_missing_row(numeric),
+            plane_type=plane_type,
+            weather_values=_with_missing_row(context.weather_index[1]),
+        )
+
+    def airport(self, values: np.ndarray) -> np.ndarray:
+        return _look_up(self.airport_ids, values, len(self.airport_ids))
+
+    def tail(self, values: np.ndarray) -> np.ndarray:
+        return _look_up(self.tail_ids, values, len(self.tail_ids))
+
+    def carrier_origin_codes(self, carrier: np.ndarray, origin_ids: np.ndarray) -> np.ndarray:
+        """The ``carrier|origin`` codes of text carriers and their origins' airport ids."""
+        return self.carrier_origin[_look_up(self.carrier_ids, carrier, -1), origin_ids]
+
+
+def _ids(values: Any) -> dict[str, int]:
+    return {v: i for i, v in enumerate(dict.fromkeys(values))}
+
+
+def _codes_of(ids: Mapping[str, int], codes: Mapping[str, int]) -> np.ndarray:
+    """Per id (and the unknown id after them): the code of its value in ``codes``, or -1."""
+    return np.array([*(codes.get(v, -1) for v in ids), -1], dtype=np.int64)
+
+
+def _with_missing_row(values: np.ndarray) -> np.ndarray:
+    return np.vstack([values, np.full((1, values.shape[1]), np.nan)])
 
 
 @dataclass(frozen=True)
@@ -291,6 +447,11 @@ class Context:
         return self._get("vocab", build)
 
     @property
+    def lookups(self) -> _Lookups:
+        """The look-ups of :func:`flightdelay.core.features.feature_arrays`, merged."""
+        return self._get("lookups", lambda: _Lookups.build(self))
+
+    @property
     def departure_times(self) -> dict[str, np.ndarray]:
         def build() -> dict[str, np.ndarray]:
             d = self.departures
@@ -336,18 +497,19 @@ class Context:
         raise KeyError(name)
 
     @property
-    def tail_schedule(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Departures sorted by (tailnum, scheduled instant): keys, sched, dep, delay, distance."""
+    def tail_schedule(self) -> tuple[np.ndarray, np.ndarray]:
+        """Departures sorted by (tailnum, scheduled instant): their keys, and per departure
+        (sched, dep, delay, distance) side by side (a leg's four values in one cache line)."""
 
-        def build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        def build() -> tuple[np.ndarray, np.ndarray]:
             t = self.departure_times
             tail = codes(self.vocab["tailnum"], self.departures["tailnum"])
             ok = (tail >= 0) & np.isfinite(t["sched"])
             keys = (tail[ok].astype(np.int64) << KEY_SHIFT) | t["sched"][ok].astype(np.int64)
             order = np.argsort(keys, kind="stable")
-            distance = self.departures["distance"].to_numpy(dtype=np.float64)[ok][order]
-            picked = (t[k][ok][order] for k in ("sched", "dep", "delay"))
-            return (keys[order], *picked, distance)
+            distance = self.departures["distance"].to_numpy(dtype=np.float64)
+            legs = np.column_stack([t["sched"], t["dep"], t["delay"], distance])
+            return keys[order], legs[ok][order]
 
         return self._get("tail", build)
 
@@ -364,6 +526,16 @@ class Context:
             return keys[order], values
 
         return self._get("weather", build)
+
+    @property
+    def weather_search(self) -> _SearchTable | None:
+        """:class:`_SearchTable` of ``weather_index``'s keys."""
+        return self._get("weather_search", lambda: _SearchTable.build(self.weather_index[0]))
+
+    @property
+    def tail_search(self) -> _SearchTable | None:
+        """:class:`_SearchTable` of ``tail_schedule``'s keys."""
+        return self._get("tail_search", lambda: _SearchTable.build(self.tail_schedule[0]))
 
     @property
     def plane_table(self) -> tuple[_Vocabulary, np.ndarray, np.ndarray]:

@@ -37,15 +37,14 @@ from flightdelay.core.context import (
     Context,
     FeatureError,
     codes,
-    search_order,
-    sorted_search,
+    table_search,
 )
 from flightdelay.core.flights import (
     MINUTES_PER_DAY,
     RAW_COLUMNS,
+    days_from_civil,
     days_to_nearest_holiday,
     hhmm_to_minutes,
-    scheduled_departure,
 )
 from flightdelay.core.params import FeaturizeParams
 from flightdelay.core.schemas import check_flight_rows
@@ -131,133 +130,160 @@ def features_frame(arrays: Mapping[str, np.ndarray], index: pd.Index) -> pd.Data
 
 
 def feature_arrays(
-    flights: pd.DataFrame, context: Context, params: FeaturizeParams, *, checked: bool = False
+    flights: pd.DataFrame | Mapping[str, Any],
+    context: Context,
+    params: FeaturizeParams,
+    *,
+    checked: bool = False,
 ) -> dict[str, np.ndarray]:
     """:func:`build_features` as one array per FEATURE_COLUMNS name, without the frame: text
-    columns as object arrays (str; None or NaN when missing), the others float64. ``checked=True``
-    skips :func:`check_raw` for rows the caller has just checked with the same rules (the
-    service: :func:`flightdelay.core.schemas.check_flight_rows` on the request's columns)."""
+    columns as object arrays (str; None or NaN when missing), the others float64. ``flights``:
+    a frame, or its RAW_COLUMNS as arrays (what ``frame[c].to_numpy()`` gives: the service's
+    columns without a frame around them). ``checked=True`` skips :func:`check_raw` for rows the
+    caller has just checked with the same rules (the service:
+    :func:`flightdelay.core.schemas.check_flight_rows` on the request's columns)."""
     if not checked:
-        check_raw(flights)
-    n = len(flights)
-    lead, window = params.lead_minutes, params.window_hours * 60
-    vocab = context.vocab
-    sched = scheduled_departure(flights)
-    pred = sched - lead
-    day_start = sched - hhmm_to_minutes(flights["sched_dep_time"].to_numpy())
-    origin_s, carrier_s, dest_s = (_text(flights[c]) for c in ("origin", "carrier", "dest"))
-    origin = codes(vocab["airport"], origin_s)
-    dest = codes(vocab["airport"], dest_s)
-    # One sort per group column serves all its searches: every query time grows with sched.
-    by_origin, by_dest = search_order(origin, sched), search_order(dest, sched)
-    out: dict[str, Any] = {
-        "carrier": carrier_s,
-        "origin": origin_s,
-        "dest": dest_s,
-    }
-
-    # calendar and schedule
-    days = (day_start // MINUTES_PER_DAY).astype(np.int64)
-    out["day_of_week"] = ((days + 3) % 7).astype(np.float64)  # 1970-01-01 was a Thursday: Mon=0
-    out["sched_dep_minute"] = sched - day_start
-    out["sched_arr_minute"] = hhmm_to_minutes(flights["sched_arr_time"].to_numpy())
-    out["days_to_holiday"] = days_to_nearest_holiday(days)
-    out["distance"] = flights["distance"].to_numpy(dtype=np.float64)
-
-    # weather at the origin: the latest observation at or before the prediction time (or, under
-    # weather_at: scheduled_hour, at the scheduled hour), at most a few hours old
-    w_keys, w_values = context.weather_index
-    hour = sched - (sched % 60)
-    seen = pred if params.weather_at == "prediction_time" else hour
-    q = (origin.astype(np.int64) << KEY_SHIFT) | seen.astype(np.int64)
-    at = sorted_search(w_keys, q, "right", by_origin) - 1
-    found = (at >= 0) & (origin >= 0)
-    at_c = at.clip(0, max(len(w_keys) - 1, 0))
-    if len(w_keys):
-        found &= (w_keys[at_c] >> KEY_SHIFT) == origin
-        found &= q - w_keys[at_c] <= WEATHER_MAX_AGE_HOURS * 60
-        weather = np.where(found[:, None], w_values[at_c], np.nan)
-    else:
-        weather = np.full((n, len(WEATHER_FEATURES)), np.nan)
-    for j, name in enumerate(WEATHER_FEATURES):
-        out[name] = weather[:, j]
-
-    # congestion in the published schedule
-    scheduled = context.index("origin_scheduled", window)
-    out["origin_sched_hour"] = scheduled.sums(origin, hour, hour + 60, by_origin)[:, 0]
-    out["origin_sched_day"] = scheduled.sums(
-        origin, day_start, day_start + MINUTES_PER_DAY, by_origin
-    )[:, 0]
-
-    # aircraft and destination airport
-    plane_index, plane_numeric, plane_type = context.plane_table
-    p_at = codes(plane_index, flights["tailnum"].to_numpy(dtype=object))
-    plane = np.where((p_at >= 0)[:, None], plane_numeric[p_at.clip(0)], np.nan)
-    out["plane_year"], out["plane_seats"], out["plane_engines"] = plane.T
-    out["plane_type"] = np.where(p_at >= 0, plane_type[p_at.clip(0)], None) if n else plane_type[:0]
-    a_index, a_values = context.airport_table
-    a_at = codes(a_index, dest_s)
-    airport = np.where((a_at >= 0)[:, None], a_values[a_at.clip(0)], np.nan)
-    out["dest_lat"], out["dest_lon"], out["dest_alt"] = airport.T
-
-    # operational state at prediction time: departures in [pred - window, pred)
-    start = pred - window
+        check_raw(flights if isinstance(flights, pd.DataFrame) else pd.DataFrame(dict(flights)))
+    # one errstate for all (entering one costs as much as several of a flight's array steps):
+    # NaN instants cast to int64, and empty windows' means (0 / 0) are NaN by design
     with np.errstate(invalid="ignore", divide="ignore"):
-        s = context.index("origin_departed", window).sums(origin, start, pred, by_origin)
-        out["origin_recent_departures"] = s[:, 0]
-        out["origin_recent_mean_delay"] = s[:, 1] / s[:, 0]
-        out["origin_recent_late_share"] = s[:, 2] / s[:, 0]
-        s = context.index("dest_departed", window).sums(dest, start, pred, by_dest)
-        out["dest_recent_departures"] = s[:, 0]
-        out["dest_recent_mean_delay"] = s[:, 1] / s[:, 0]
-        co = codes(vocab["carrier_origin"], carrier_s + "|" + origin_s)
-        by_co = search_order(co, sched)
-        s = context.index("carrier_origin_departed", window).sums(co, start, pred, by_co)
-        out["carrier_origin_recent_mean_delay"] = s[:, 1] / s[:, 0]
-        # flights scheduled before the prediction time that had not left by then
-        started = context.index("origin_wait_start", window).sums(origin, None, pred, by_origin)
-        ended = context.index("origin_wait_end", window).sums(origin, None, pred, by_origin)
-        waiting = started[:, 0] - ended[:, 0]
-        out["origin_waiting"] = waiting
-        out["origin_waiting_mean_minutes"] = np.where(
-            waiting > 0, pred - (started[:, 1] - ended[:, 1]) / waiting, 0.0
-        )
-        out["origin_waiting_mean_minutes"] = np.where(
-            origin >= 0, out["origin_waiting_mean_minutes"], np.nan
-        )
-
-    # the same aircraft's previous scheduled departure (within a day)
-    out.update(_tail_features(flights, context, sched, pred))
+        out = _features(_Raw(flights), context, params)
     arrays = {name: np.asarray(out[name], dtype=object) for name in CATEGORICAL_FEATURES}
     arrays.update({name: np.asarray(out[name], dtype=np.float64) for name in NUMERIC_FEATURES})
     return arrays
 
 
-def _text(column: pd.Series) -> np.ndarray:
-    """``column.astype(str)`` as an object array; without pandas' conversion when every value
-    already is a ``str`` (the service's rows: 0.02 ms instead of 0.5 ms for 1,000 flights)."""
-    values = column.to_numpy(dtype=object)
-    if all(type(v) is str for v in values):
-        return values
-    return np.asarray(column.astype(str).to_numpy(dtype=object))
+def _features(raw: _Raw, context: Context, params: FeaturizeParams) -> dict[str, Any]:
+    lead, window = params.lead_minutes, params.window_hours * 60
+    look = context.lookups
+    # scheduled_departure(), from the columns already read
+    dep_minute = hhmm_to_minutes(raw.sched_dep_time)
+    sched = days_from_civil(raw.year, raw.month, raw.day) * MINUTES_PER_DAY + dep_minute
+    pred = sched - lead
+    day_start = sched - dep_minute
+    origin_id, dest_id = look.airport(raw.origin), look.airport(raw.dest)
+    origin, dest = look.airport_codes[origin_id], look.airport_codes[dest_id]
+    out: dict[str, Any] = {"carrier": raw.carrier, "origin": raw.origin, "dest": raw.dest}
+
+    # calendar and schedule
+    days = (day_start // MINUTES_PER_DAY).astype(np.int64)
+    out["day_of_week"] = ((days + 3) % 7).astype(np.float64)  # 1970-01-01 was a Thursday: Mon=0
+    out["sched_dep_minute"] = sched - day_start
+    out["sched_arr_minute"] = hhmm_to_minutes(raw.sched_arr_time)
+    out["days_to_holiday"] = days_to_nearest_holiday(days)
+    out["distance"] = raw.distance
+
+    # weather at the origin: the latest observation at or before the prediction time (or, under
+    # weather_at: scheduled_hour, at the scheduled hour), at most a few hours old
+    w_keys = context.weather_index[0]
+    hour = sched - (sched % 60)
+    seen = pred if params.weather_at == "prediction_time" else hour
+    seen_at = seen.astype(np.int64)
+    q = (origin << KEY_SHIFT) | seen_at
+    at = table_search(w_keys, context.weather_search, origin, seen_at, "right") - 1
+    if len(w_keys):
+        at_c = at.clip(0, len(w_keys) - 1)
+        seen_key = w_keys[at_c]
+        found = (at >= 0) & (origin >= 0) & ((seen_key >> KEY_SHIFT) == origin)
+        found &= q - seen_key <= WEATHER_MAX_AGE_HOURS * 60
+        at = np.where(found, at_c, -1)  # -1: the missing row
+    weather = look.weather_values[at]
+    for j, name in enumerate(WEATHER_FEATURES):
+        out[name] = weather[:, j]
+
+    # aircraft and destination airport (row -1 of each table: missing)
+    tail_id = look.tail(raw.tailnum)
+    plane_row = look.plane_rows[tail_id]
+    out["plane_year"], out["plane_seats"], out["plane_engines"] = look.plane_numeric[plane_row].T
+    out["plane_type"] = look.plane_type[plane_row]
+    out["dest_lat"], out["dest_lon"], out["dest_alt"] = look.airport_values[
+        look.airport_rows[dest_id]
+    ].T
+
+    # congestion in the published schedule, and the operational state at prediction time:
+    # departures in [pred - window, pred)
+    start = pred - window
+    hourly, daily = context.index("origin_scheduled", window).window_sums(
+        origin, [(hour, hour + 60), (day_start, day_start + MINUTES_PER_DAY)]
+    )
+    out["origin_sched_hour"], out["origin_sched_day"] = hourly[:, 0], daily[:, 0]
+    (s,) = context.index("origin_departed", window).window_sums(origin, [(start, pred)])
+    out["origin_recent_departures"] = s[:, 0]
+    out["origin_recent_mean_delay"] = s[:, 1] / s[:, 0]
+    out["origin_recent_late_share"] = s[:, 2] / s[:, 0]
+    s = context.index("dest_departed", window).sums(dest, start, pred)
+    out["dest_recent_departures"] = s[:, 0]
+    out["dest_recent_mean_delay"] = s[:, 1] / s[:, 0]
+    if raw.plain_text:
+        co = look.carrier_origin_codes(raw.carrier, origin_id)
+    else:  # NaN among the text: the joined text, as the vocabulary was built
+        co = codes(context.vocab["carrier_origin"], raw.carrier + "|" + raw.origin)
+    s = context.index("carrier_origin_departed", window).sums(co, start, pred)
+    out["carrier_origin_recent_mean_delay"] = s[:, 1] / s[:, 0]
+    # flights scheduled before the prediction time that had not left by then
+    (started,) = context.index("origin_wait_start", window).window_sums(origin, [(None, pred)])
+    (ended,) = context.index("origin_wait_end", window).window_sums(origin, [(None, pred)])
+    waiting = started[:, 0] - ended[:, 0]
+    out["origin_waiting"] = waiting
+    out["origin_waiting_mean_minutes"] = np.where(
+        waiting > 0, pred - (started[:, 1] - ended[:, 1]) / waiting, 0.0
+    )
+    out["origin_waiting_mean_minutes"] = np.where(
+        origin >= 0, out["origin_waiting_mean_minutes"], np.nan
+    )
+
+    # the same aircraft's previous scheduled departure (within a day)
+    tail = look.tail_codes[tail_id]
+    out.update(_tail_features(context, tail, sched, pred))
+    return out
+
+
+class _Raw:
+    """The RAW_COLUMNS feature_arrays reads, each read once: text as object arrays of ``str``
+    (pandas' ``astype(str)`` where a value is not; ``plain_text``: no value needed it)."""
+
+    def __init__(self, flights: pd.DataFrame | Mapping[str, Any]) -> None:
+        frame = flights if isinstance(flights, pd.DataFrame) else None
+
+        def column(name: str, dtype: Any = None) -> np.ndarray:
+            if frame is not None:
+                return frame[name].to_numpy(dtype=dtype)
+            return np.asarray(flights[name], dtype=dtype)
+
+        self.year, self.month, self.day = column("year"), column("month"), column("day")
+        self.sched_dep_time = column("sched_dep_time")
+        self.sched_arr_time = column("sched_arr_time")
+        self.distance = column("distance", np.float64)
+        self.tailnum = column("tailnum", object)
+        self.plain_text = True
+        self.origin, self.carrier, self.dest = (
+            self._text(column(c, object), frame[c] if frame is not None else None)
+            for c in ("origin", "carrier", "dest")
+        )
+
+    def _text(self, values: np.ndarray, series: pd.Series | None) -> np.ndarray:
+        """``astype(str)`` as an object array; without pandas' conversion when every value
+        already is a ``str`` (the service's rows: 0.02 ms instead of 0.5 ms for 1,000 flights)."""
+        if all(type(v) is str for v in values):
+            return values
+        self.plain_text = False
+        series = pd.Series(values, dtype=object) if series is None else series
+        return np.asarray(series.astype(str).to_numpy(dtype=object))
 
 
 def _tail_features(
-    flights: pd.DataFrame, context: Context, sched: np.ndarray, pred: np.ndarray
+    context: Context, tail: np.ndarray, sched: np.ndarray, pred: np.ndarray
 ) -> dict[str, np.ndarray]:
     """The same aircraft's previous scheduled departure within a day, and its legs so far."""
-    keys, t_sched, t_dep, t_delay, t_distance = context.tail_schedule
-    n = len(flights)
-    tail = codes(context.vocab["tailnum"], flights["tailnum"].to_numpy(dtype=object))
-    base = tail.astype(np.int64) << KEY_SHIFT
-    by_tail = search_order(tail, sched)
-    at = sorted_search(keys, base | sched.astype(np.int64), "left", by_tail)  # first leg >= sched
+    keys, legs = context.tail_schedule
+    n = len(tail)
     day_start = sched - sched % MINUTES_PER_DAY
-    first_today = sorted_search(keys, base | day_start.astype(np.int64), "left", by_tail)
+    times = np.stack([sched, day_start]).astype(np.int64)
+    # the first leg >= sched, and the first of the day
+    at, first_today = table_search(keys, context.tail_search, tail, times)
     prev = (at - 1).clip(0, max(len(keys) - 1, 0))
     if len(keys):
-        prev_sched, prev_dep = t_sched[prev], t_dep[prev]
-        prev_delay, prev_distance = t_delay[prev], t_distance[prev]
+        prev_sched, prev_dep, prev_delay, prev_distance = legs[prev].T
         has = (tail >= 0) & (at >= 1) & ((keys[prev] >> KEY_SHIFT) == tail)
         has &= sched - prev_sched <= TAIL_PREV_MAX_GAP_MINUTES
     else:
