@@ -58,9 +58,9 @@ class FeatureError(ValueError):
     """Raw flight rows or context tables lack a column or hold unusable values."""
 
 
-# Up to this many values, dict lookups beat hashing them into a pandas Index (measured: 0.05 ms
-# against 0.3 ms for 1,000 values); above it (training's year of flights) the Index wins.
+# Up to this many values dict look-ups beat hashing them into a pandas Index; above, it wins.
 _SMALL_BATCH = 20_000
+_SORTED_SEARCH_MIN = 64  # up to this many rows, plain searches: the fewest calls
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,9 @@ def codes(vocabulary: _Vocabulary, values: Any) -> np.ndarray:
 def sorted_search(
     keys: np.ndarray, queries: np.ndarray, side: Any, order: np.ndarray | None = None
 ) -> np.ndarray:
-    """``np.searchsorted(keys, queries, side)``; a batch is searched in sorted order, which keeps
-    the binary searches' paths in cache (2x faster on 1,000 flights in a year's schedule).
-    ``order``: a permutation that sorts ``queries`` (:func:`search_order`; any permutation gives
-    the same answer, a sorting one the speed), else they are sorted here."""
+    """``np.searchsorted(keys, queries, side)``, a batch in sorted order (the searches' paths stay
+    in cache); ``order``: a permutation that sorts ``queries`` (any gives the same answer), or
+    None: sorted here."""
     if len(queries) <= _SORTED_SEARCH_MIN:
         return np.searchsorted(keys, queries, side=side)
     if order is None:
@@ -112,9 +111,8 @@ def sorted_search(
 
 
 def search_order(group: np.ndarray, time: np.ndarray) -> np.ndarray | None:
-    """The rows' order by (group, time) for :func:`sorted_search`: it sorts the queries
-    ``group << KEY_SHIFT | t`` of every ``t`` that grows with ``time`` (a shift, a floor), so one
-    sort serves all of a batch's searches by that group; None when too few rows to sort."""
+    """The rows' order by (group, time) for :func:`sorted_search`: it sorts ``group << KEY_SHIFT
+    | t`` for every ``t`` growing with ``time`` (one sort, many searches); None for few rows."""
     if len(group) <= _SORTED_SEARCH_MIN:
         return None
     with np.errstate(invalid="ignore"):  # a NaN time only makes the order slower, not wrong
@@ -122,13 +120,9 @@ def search_order(group: np.ndarray, time: np.ndarray) -> np.ndarray | None:
     return np.argsort((group.astype(np.int64) << KEY_SHIFT) | at, kind="stable")
 
 
-_SORTED_SEARCH_MIN = 64
-
-
-#: Largest minute table (group codes x minutes) a search table keeps beside its keys: the three
-#: origins' nine months (about 1.2 million positions, 4.7 MB as int32) fit. Keys of more groups
-#: (the ~100 destinations, the aircraft) get a table of coarser buckets of at most
-#: _BUCKET_TABLE_MAX positions (2 MB), searched within the bucket.
+#: Largest minute table (group codes x minutes) beside keys: the three origins' nine months (1.2
+#: million positions, 4.7 MB as int32) fit; more groups (the ~100 destinations, the aircraft) get
+#: coarser buckets, at most _BUCKET_TABLE_MAX positions (2 MB), searched within.
 _MINUTE_TABLE_MAX = 2**21
 _BUCKET_TABLE_MAX = 2**19
 _TIME_BITS = (1 << KEY_SHIFT) - 1
@@ -136,13 +130,10 @@ _TIME_BITS = (1 << KEY_SHIFT) - 1
 
 @dataclass(frozen=True)
 class _SearchTable:
-    """``np.searchsorted(keys, g << KEY_SHIFT | t, side)`` for every group code ``g`` below
-    ``len(table)`` and every minute ``t`` by a look-up in the positions of every ``step``-th
-    minute (``t`` clipped to the table's span, which leaves the answer unchanged), then, for a
-    step over a minute, a binary search inside the bucket: ``rounds`` halvings of all queries
-    at once, whose loads are independent. A binary search through the whole keys chains ~18
-    dependent loads per query; on a busy machine they miss the cache (0.1-0.4 ms per 1,000
-    queries in a year's schedule, against a few hundredths through the table)."""
+    """``np.searchsorted(keys, g << KEY_SHIFT | t, side)`` by a look-up in the positions of
+    every ``step``-th minute (``t`` clipped to the span: same answer), then for a step over a
+    minute ``rounds`` halvings inside the bucket, all queries at once. A binary search through
+    all keys chains ~18 dependent loads per query that miss a busy machine's cache."""
 
     t0: int
     step: int
@@ -172,17 +163,14 @@ class _SearchTable:
         padded = np.append(keys, np.iinfo(np.int64).max) if longest else None
         return cls(t0, step, longest.bit_length(), table, padded)
 
-    def search(
-        self, keys: np.ndarray, group: np.ndarray, time: np.ndarray, side: Any
-    ) -> np.ndarray:
-        """``np.searchsorted(keys, group << KEY_SHIFT | time, side)`` (``time``: int64, one row
-        per row of ``group`` or a stack of such rows)."""
-        # Integer keys: the first key > q is the first key >= q + 1.
-        at = time + 1 if side == "right" else time
+    def search(self, keys: np.ndarray, group: np.ndarray, t: np.ndarray, side: Any) -> np.ndarray:
+        """``np.searchsorted(keys, group << KEY_SHIFT | t, side)`` (``t``: int64, one row per
+        row of ``group`` or a stack of such rows). Integer keys: first > q = first >= q + 1."""
+        at = t + 1 if side == "right" else t
         inside = (group >= 0) & (group < len(self.table)) & (at >= 0) & (at <= _TIME_BITS)
         if inside.all():
             return self._search(np.broadcast_to(group, at.shape), at)
-        out = np.searchsorted(keys, (group.astype(np.int64) << KEY_SHIFT) | time, side)
+        out = np.searchsorted(keys, (group.astype(np.int64) << KEY_SHIFT) | t, side)
         out[inside] = self._search(np.broadcast_to(group, at.shape)[inside], at[inside])
         return out
 
@@ -211,10 +199,9 @@ def table_search(
     side: Any = "left",
     order: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``np.searchsorted(keys, group << KEY_SHIFT | time, side)`` for rows' ``group`` codes and
-    int64 ``time`` (or a stack of times per row): a small batch by plain searches (the fewest
-    calls), a larger one through ``table`` or else in sorted order (``order``:
-    :func:`search_order` of the rows, or None to sort here)."""
+    """``np.searchsorted(keys, group << KEY_SHIFT | time, side)`` (int64 ``time``, or a stack of
+    times per row): a small batch by plain searches (fewest calls), a larger one through
+    ``table``, else in sorted order (``order``: :func:`search_order`, or None: sorted here)."""
     queries = (group.astype(np.int64) << KEY_SHIFT) | time
     if len(group) <= _SORTED_SEARCH_MIN:
         return np.searchsorted(keys, queries, side)
@@ -235,6 +222,7 @@ class _WindowIndex:
     cum: np.ndarray  # shape (n + 1, k): cumulative sums of the k value columns
     starts: np.ndarray  # per group code: the position of its first event (searchsorted of g << 32)
     table: _SearchTable | None = None
+    counts: bool = False  # one value column, cum[i] == i: a window's sum is hi - lo, no look-up
 
     @classmethod
     def build(cls, group: np.ndarray, time: np.ndarray, values: np.ndarray) -> _WindowIndex:
@@ -250,6 +238,7 @@ class _WindowIndex:
             cum=cum,
             starts=np.searchsorted(keys, codes << KEY_SHIFT),
             table=_SearchTable.build(keys),
+            counts=cum.shape[1] == 1 and np.array_equal(cum[:, 0], np.arange(len(cum))),
         )
 
     def sums(
@@ -273,22 +262,20 @@ class _WindowIndex:
         found in one search (a call's fixed cost is most of a one-flight request's time)."""
         base = group.astype(np.int64) << KEY_SHIFT
         times = [t for window in windows for t in window if t is not None]
-        found = iter(self._positions(group, np.stack(times), order))
+        at = np.stack(times).astype(np.int64)
+        found = iter(table_search(self.keys, self.table, group, at, "left", order))
         unknown = group < 0
         out = []
         for start, _ in windows:
             lo = self._group_starts(group, base) if start is None else next(found)
-            sums = self.cum[next(found)] - self.cum[lo]
+            hi = next(found)
+            if self.counts:  # float(hi) - float(lo): exactly what the rows of cum give
+                sums = (hi - lo)[:, None].astype(np.float64)
+            else:
+                sums = self.cum[hi] - self.cum[lo]
             sums[unknown] = np.nan
             out.append(sums)
         return out
-
-    def _positions(
-        self, group: np.ndarray, times: np.ndarray, order: np.ndarray | None
-    ) -> np.ndarray:
-        """``np.searchsorted(self.keys, group << KEY_SHIFT | times.astype(np.int64), "left")``
-        for a stack of times (one row per window edge)."""
-        return table_search(self.keys, self.table, group, times.astype(np.int64), "left", order)
 
     def _group_starts(self, group: np.ndarray, base: np.ndarray) -> np.ndarray:
         """``np.searchsorted(self.keys, base)`` (time 0 of each row's group), by table look-up."""
@@ -302,11 +289,10 @@ class _WindowIndex:
 
 @dataclass(frozen=True)
 class _Lookups:
-    """The context's text look-ups merged so that a request hashes each value once: an airport
-    name (origin or dest) gives one id for its code, its airport row and, with a carrier's id,
-    its ``carrier|origin`` code; a tail number one id for its code and its plane row. The last
-    id of each is "unknown" (codes -1); the value tables end with a missing row (NaN, None), so
-    an id or row of -1 reads as missing without a mask."""
+    """The text look-ups merged so that a request hashes each value once: an airport name gives
+    one id for its code, its airport row and (with a carrier's id) its ``carrier|origin`` code;
+    a tail number one for its code and plane row. The last id is "unknown" (codes -1); value
+    tables end with a missing row (NaN, None), so -1 reads as missing without a mask."""
 
     airport_ids: dict[str, int]
     airport_codes: np.ndarray  # per airport id: vocab["airport"] code
@@ -325,10 +311,13 @@ class _Lookups:
     def build(cls, context: Context) -> _Lookups:
         vocab = context.vocab
         airports, carrier_origins = vocab["airport"].lookup, vocab["carrier_origin"].lookup
-        airport_vocab, airport_values = context.airport_table
-        tails, (plane_vocab, numeric, types) = vocab["tailnum"].lookup, context.plane_table
-        # Every split of a "carrier|origin" name at a "|" is a (carrier, origin) pair that
-        # spells it, so the pair's table entry equals the look-up of the joined text.
+        a = context.airports.dropna(subset=["faa"]).drop_duplicates("faa")
+        airport_vocab = _Vocabulary.of(a["faa"])
+        airport_values = a[["lat", "lon", "alt"]].to_numpy(np.float64)
+        p = context.planes.dropna(subset=["tailnum"]).drop_duplicates("tailnum")
+        tails, plane_vocab = vocab["tailnum"].lookup, _Vocabulary.of(p["tailnum"])
+        numeric = p[["year", "seats", "engines"]].to_numpy(dtype=np.float64)
+        # Each split of a "carrier|origin" name at a "|" is a pair spelling it: pair = joined.
         splits = [
             (name[:i], name[i + 1 :], code)
             for name, code in carrier_origins.items()
@@ -341,8 +330,6 @@ class _Lookups:
         for carrier, origin, code in splits:
             table[carrier_ids[carrier], airport_ids[origin]] = code
         tail_ids = _ids([*tails, *plane_vocab.lookup])
-        plane_type = np.empty(len(types) + 1, dtype=object)
-        plane_type[:-1] = types
         return cls(
             airport_ids=airport_ids,
             airport_codes=_codes_of(airport_ids, airports),
@@ -354,7 +341,7 @@ class _Lookups:
             tail_codes=_codes_of(tail_ids, tails),
             plane_rows=_codes_of(tail_ids, plane_vocab.lookup),
             plane_numeric=_with_missing_row(numeric),
-            plane_type=plane_type,
+            plane_type=np.array([*p["type"].to_numpy(dtype=object), None], dtype=object),
             weather_values=_with_missing_row(context.weather_index[1]),
         )
 
@@ -374,7 +361,7 @@ def _ids(values: Any) -> dict[str, int]:
 
 
 def _codes_of(ids: Mapping[str, int], codes: Mapping[str, int]) -> np.ndarray:
-    """Per id (and the unknown id after them): the code of its value in ``codes``, or -1."""
+    """Per id, and the unknown id after them: the value's code in ``codes``, or -1."""
     return np.array([*(codes.get(v, -1) for v in ids), -1], dtype=np.int64)
 
 
@@ -497,11 +484,11 @@ class Context:
         raise KeyError(name)
 
     @property
-    def tail_schedule(self) -> tuple[np.ndarray, np.ndarray]:
-        """Departures sorted by (tailnum, scheduled instant): their keys, and per departure
-        (sched, dep, delay, distance) side by side (a leg's four values in one cache line)."""
+    def tail_schedule(self) -> tuple[np.ndarray, np.ndarray, _SearchTable | None]:
+        """Departures sorted by (tailnum, scheduled instant): their keys, (sched, dep, delay,
+        distance) side by side (a leg's four values in one cache line), the keys' search table."""
 
-        def build() -> tuple[np.ndarray, np.ndarray]:
+        def build() -> tuple[np.ndarray, np.ndarray, _SearchTable | None]:
             t = self.departure_times
             tail = codes(self.vocab["tailnum"], self.departures["tailnum"])
             ok = (tail >= 0) & np.isfinite(t["sched"])
@@ -509,13 +496,15 @@ class Context:
             order = np.argsort(keys, kind="stable")
             distance = self.departures["distance"].to_numpy(dtype=np.float64)
             legs = np.column_stack([t["sched"], t["dep"], t["delay"], distance])
-            return keys[order], legs[ok][order]
+            return keys[order], legs[ok][order], _SearchTable.build(keys[order])
 
         return self._get("tail", build)
 
     @property
-    def weather_index(self) -> tuple[np.ndarray, np.ndarray]:
-        def build() -> tuple[np.ndarray, np.ndarray]:
+    def weather_index(self) -> tuple[np.ndarray, np.ndarray, _SearchTable | None]:
+        """Observations sorted by (origin, hour): keys, weather values, the keys' search table."""
+
+        def build() -> tuple[np.ndarray, np.ndarray, _SearchTable | None]:
             w = self.weather
             origin = codes(self.vocab["airport"], w["origin"])
             hours = to_minutes(w["time_hour_local"])
@@ -523,36 +512,9 @@ class Context:
             keys = (origin[ok].astype(np.int64) << KEY_SHIFT) | hours[ok].astype(np.int64)
             order = np.argsort(keys, kind="stable")
             values = w.loc[ok, list(WEATHER_FEATURES)].to_numpy(dtype=np.float64)[order]
-            return keys[order], values
+            return keys[order], values, _SearchTable.build(keys[order])
 
         return self._get("weather", build)
-
-    @property
-    def weather_search(self) -> _SearchTable | None:
-        """:class:`_SearchTable` of ``weather_index``'s keys."""
-        return self._get("weather_search", lambda: _SearchTable.build(self.weather_index[0]))
-
-    @property
-    def tail_search(self) -> _SearchTable | None:
-        """:class:`_SearchTable` of ``tail_schedule``'s keys."""
-        return self._get("tail_search", lambda: _SearchTable.build(self.tail_schedule[0]))
-
-    @property
-    def plane_table(self) -> tuple[_Vocabulary, np.ndarray, np.ndarray]:
-        def build() -> tuple[_Vocabulary, np.ndarray, np.ndarray]:
-            p = self.planes.dropna(subset=["tailnum"]).drop_duplicates("tailnum")
-            numeric = p[["year", "seats", "engines"]].to_numpy(dtype=np.float64)
-            return _Vocabulary.of(p["tailnum"]), numeric, p["type"].to_numpy(dtype=object)
-
-        return self._get("planes", build)
-
-    @property
-    def airport_table(self) -> tuple[_Vocabulary, np.ndarray]:
-        def build() -> tuple[_Vocabulary, np.ndarray]:
-            a = self.airports.dropna(subset=["faa"]).drop_duplicates("faa")
-            return _Vocabulary.of(a["faa"]), a[["lat", "lon", "alt"]].to_numpy(np.float64)
-
-        return self._get("airports", build)
 
 
 def departures_log(flights: pd.DataFrame) -> pd.DataFrame:

@@ -175,12 +175,12 @@ def _features(raw: _Raw, context: Context, params: FeaturizeParams) -> dict[str,
 
     # weather at the origin: the latest observation at or before the prediction time (or, under
     # weather_at: scheduled_hour, at the scheduled hour), at most a few hours old
-    w_keys = context.weather_index[0]
+    w_keys, _, w_table = context.weather_index
     hour = sched - (sched % 60)
     seen = pred if params.weather_at == "prediction_time" else hour
     seen_at = seen.astype(np.int64)
     q = (origin << KEY_SHIFT) | seen_at
-    at = table_search(w_keys, context.weather_search, origin, seen_at, "right") - 1
+    at = table_search(w_keys, w_table, origin, seen_at, "right") - 1
     if len(w_keys):
         at_c = at.clip(0, len(w_keys) - 1)
         seen_key = w_keys[at_c]
@@ -275,12 +275,12 @@ def _tail_features(
     context: Context, tail: np.ndarray, sched: np.ndarray, pred: np.ndarray
 ) -> dict[str, np.ndarray]:
     """The same aircraft's previous scheduled departure within a day, and its legs so far."""
-    keys, legs = context.tail_schedule
+    keys, legs, table = context.tail_schedule
     n = len(tail)
     day_start = sched - sched % MINUTES_PER_DAY
     times = np.stack([sched, day_start]).astype(np.int64)
     # the first leg >= sched, and the first of the day
-    at, first_today = table_search(keys, context.tail_search, tail, times)
+    at, first_today = table_search(keys, table, tail, times)
     prev = (at - 1).clip(0, max(len(keys) - 1, 0))
     if len(keys):
         prev_sched, prev_dep, prev_delay, prev_distance = legs[prev].T
