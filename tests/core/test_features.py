@@ -146,6 +146,25 @@ def odd_rows(flights: pd.DataFrame, n: int = 300, seed: int = 0) -> pd.DataFrame
     return rows
 
 
+def test_feature_arrays_of_a_small_frame_read_at_once_equal_column_by_column(
+    synthetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flightdelay.core import features as features_module
+
+    flights, context = synthetic
+    rows = odd_rows(flights)
+    rows["distance"] = rows["distance"].astype(np.int64)  # read as float64 either way
+    typed = rows.head(5).astype({"origin": "category", "carrier": "string"})  # column by column
+    frames = [rows.iloc[:1], rows.iloc[5:8], rows.iloc[20:84], rows.iloc[::-3].head(9), typed]
+    once = [feature_arrays(frame, context, PARAMS) for frame in frames]
+    monkeypatch.setattr(features_module, "_SMALL_FRAME", 0)
+    for frame, got in zip(frames, once, strict=True):
+        want = feature_arrays(frame, context, PARAMS)
+        for name in FEATURE_COLUMNS:
+            np.testing.assert_array_equal(got[name], want[name])
+            assert got[name].dtype == want[name].dtype
+
+
 @pytest.mark.parametrize("kind", ["minute table", "bucket table", "binary search"])
 def test_build_features_search_tables_and_plain_searches_agree(
     synthetic, monkeypatch: pytest.MonkeyPatch, kind: str
