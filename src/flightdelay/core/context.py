@@ -220,7 +220,6 @@ class _WindowIndex:
 
     keys: np.ndarray
     cum: np.ndarray  # shape (n + 1, k): cumulative sums of the k value columns
-    starts: np.ndarray  # per group code: the position of its first event (searchsorted of g << 32)
     table: _SearchTable | None = None
     counts: bool = False  # one value column, cum[i] == i: a window's sum is hi - lo, no look-up
 
@@ -232,11 +231,9 @@ class _WindowIndex:
         vals = values[ok][order].astype(np.float64)
         cum = np.vstack([np.zeros((1, vals.shape[1])), np.cumsum(vals, axis=0)])
         keys = keys[order]
-        codes = np.arange(int(group.max()) + 1 if len(group) else 0, dtype=np.int64)
         return cls(
             keys=keys,
             cum=cum,
-            starts=np.searchsorted(keys, codes << KEY_SHIFT),
             table=_SearchTable.build(keys),
             counts=cum.shape[1] == 1 and np.array_equal(cum[:, 0], np.arange(len(cum))),
         )
@@ -260,15 +257,18 @@ class _WindowIndex:
     ) -> list[np.ndarray]:
         """:meth:`sums` of each ``(start, end)`` window of the same rows, all their positions
         found in one search (a call's fixed cost is most of a one-flight request's time)."""
-        base = group.astype(np.int64) << KEY_SHIFT
-        times = [t for window in windows for t in window if t is not None]
-        at = np.stack(times).astype(np.int64)
-        found = iter(table_search(self.keys, self.table, group, at, "left", order))
+        # start None: time 0, whose search gives the group's first event (no separate look-up)
+        zero = np.zeros(len(group), dtype=np.int64)
+        times = [zero if t is None else t for window in windows for t in window]
+        found = iter(
+            table_search(
+                self.keys, self.table, group, np.stack(times).astype(np.int64), order=order
+            )
+        )
         unknown = group < 0
         out = []
-        for start, _ in windows:
-            lo = self._group_starts(group, base) if start is None else next(found)
-            hi = next(found)
+        for _ in windows:
+            lo, hi = next(found), next(found)
             if self.counts:  # float(hi) - float(lo): exactly what the rows of cum give
                 sums = (hi - lo)[:, None].astype(np.float64)
             else:
@@ -276,15 +276,6 @@ class _WindowIndex:
             sums[unknown] = np.nan
             out.append(sums)
         return out
-
-    def _group_starts(self, group: np.ndarray, base: np.ndarray) -> np.ndarray:
-        """``np.searchsorted(self.keys, base)`` (time 0 of each row's group), by table look-up."""
-        known = (group >= 0) & (group < len(self.starts))
-        if known.all():
-            return self.starts[group]
-        lo = np.searchsorted(self.keys, base)
-        lo[known] = self.starts[group[known]]
-        return lo
 
 
 @dataclass(frozen=True)
