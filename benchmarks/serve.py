@@ -33,9 +33,10 @@ Before the servers, in the same run (``--scoring-only`` stops there):
    and p99 per call for 1 and 1,000 rows, the largest score difference from scikit-learn, and
    the rule's verdict: FastPredictor is kept only if its p99 is at least 2x better than the
    best maintained library's in both cases.
-6. Where a 1,000-flight request's time goes inside the service (p50 per stage): JSON
-   validation, duplicate-key check, row checks and warnings, feature_arrays from the context
-   tables, scoring, response JSON.
+6. Where a 1,000-flight request's time goes inside the service (p50 per stage): the body read
+   into columns (``batch_columns``; pydantic's validation, which unusual bodies take, beside it),
+   the raw frame, row checks and warnings, feature_arrays from the context tables, scoring, the
+   response's JSON.
 
 Exit status 1 if a server fails to start, answers an error, or the scores differ (beyond
 ``flightdelay.serving.scoring.SCORE_TOLERANCE`` for ``flightdelay serve``, whose treelite scorer
@@ -385,45 +386,60 @@ def onnx_conversion(pipeline: Any, encoded: np.ndarray) -> str:
 
 
 def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
-    """p50 of each stage of a 1,000-flight /predict inside the service (no HTTP)."""
+    """p50 of each stage of a 1,000-flight /predict inside the service (no HTTP), as app.predict
+    runs them."""
     import orjson
     from pydantic import Field, TypeAdapter
 
     from flightdelay.core.features import build_features, feature_arrays
     from flightdelay.core.schemas import Flight
+    from flightdelay.serving.app import FAST_BATCH_BYTES
     from flightdelay.serving.model_service import ModelService, to_columns, to_frame
-    from flightdelay.serving.request_checks import duplicate_key
+    from flightdelay.serving.request_checks import batch_columns, duplicate_key
 
     service = ModelService(bundle)
     body = json.dumps(raw_records(flights)).encode()
     many = TypeAdapter(Annotated[list[Flight], Field(min_length=1)])
-    rows = many.validate_json(body)
-    columns = to_columns(rows)
+
+    def pydantic_columns(body: bytes) -> Any:  # app.parse's path for an unusual body
+        rows = many.validate_json(body)
+        duplicate_key(body, len(rows) * 11)
+        return to_columns(rows)
+
+    def parse(body: bytes) -> Any:  # app.parse on a valid batch
+        columns = batch_columns(body) if len(body) >= FAST_BATCH_BYTES else None
+        return pydantic_columns(body) if columns is None else columns
+
+    def response(scores: np.ndarray, warnings: list[list[str]]) -> bytes:  # app.predict's
+        late = (scores >= service.threshold).tolist()
+        return orjson.dumps(
+            {
+                "predictions": [
+                    {"probability": p, "late": lt, "warnings": w}
+                    for p, lt, w in zip(scores.tolist(), late, warnings, strict=True)
+                ]
+            }
+        )
+
+    columns = parse(body)
     frame = to_frame(columns)
     arrays = feature_arrays(frame, service.context, service.params, checked=True)
     scores = service.predict(columns, checked=True)
     warnings = service.warnings(columns)
-    payload = {
-        "predictions": [
-            {"probability": p, "late": p >= service.threshold, "warnings": w}
-            for p, w in zip(scores.tolist(), warnings, strict=True)
-        ]
-    }
     if service.scorer is not None:
         score = service.scorer.predict_proba
     else:
         features = build_features(frame, service.context, service.params)
         score = lambda _: service._pipeline_scores(features)  # noqa: E731
     stages = {
-        "JSON validation (pydantic)": lambda _: many.validate_json(body),
-        "duplicate-key check": lambda _: duplicate_key(body, len(rows) * 11),
-        "rows -> columns -> frame": lambda _: to_frame(to_columns(rows)),
+        "body -> columns (batch_columns)": lambda _: parse(body),
+        "columns -> frame": lambda _: to_frame(columns),
         "row checks + warnings": lambda _: (service.check(columns), service.warnings(columns)),
         "feature_arrays (context tables)": lambda _: feature_arrays(
             frame, service.context, service.params, checked=True
         ),
         "scoring (service's predictor)": lambda _: score(arrays),
-        "response JSON (orjson)": lambda _: orjson.dumps(payload),
+        "response (dicts, orjson)": lambda _: response(scores, warnings),
     }
     print(f"\nwhere a {len(flights):,}-flight request's time goes (p50 of {repeats} calls, ms)")
     total = 0.0
@@ -432,6 +448,10 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
         total += p50
         print(f"  {name:<36} {p50:8.3f}")
     print(f"  {'sum':<36} {total:8.3f}   (predictor: {service.predictor})")
+    p50, _ = percentiles_ms(pydantic_columns, body, repeats)
+    print(
+        f"  {'(pydantic + duplicate keys instead)':<36} {p50:8.3f}   (unusual bodies, not in sum)"
+    )
     former_vs_now(service, frame, columns, repeats * 5)
 
 

@@ -1,25 +1,30 @@
 """A small, real model bundle for the serving tests: synthetic raw tables (tests/synthetic.py)
 through featurize, the train module's core function and its ``save`` (the pipeline's own code),
 so the tests neither need data/ nor a pipeline run. Each bundle is trained once per session (per
-pytest-xdist worker) and every caller gets its own copy."""
+pytest-xdist worker) and every caller gets its own copy. Also the scorers' test pipeline and the
+feature rows they must score as it does (:func:`scorer_pipeline`, :func:`scorer_rows`)."""
 
 from __future__ import annotations
 
 import atexit
+import functools
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from flightdelay.core.context import build_context
+from flightdelay.core.features import FEATURE_COLUMNS
 from flightdelay.core.flights import RAW_COLUMNS
 from flightdelay.core.model_io import write_context
 from flightdelay.core.params import FeaturizeParams, TrainParams, load_params
 from flightdelay.pipeline.featurize import featurize
 from flightdelay.pipeline.train import save, train
-from synthetic import FEATURIZE, TRAIN, raw_tables
+from synthetic import FEATURIZE, TRAIN, feature_table, raw_tables
 
 MONTHS = (1, 2, 3, 4)
 DATA_MD5 = "0123456789abcdef0123456789abcdef.dir"
@@ -72,3 +77,24 @@ def records(flights: pd.DataFrame) -> list[dict[str, Any]]:
         {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
         for row in rows
     ]
+
+
+@functools.cache
+def scorer_pipeline() -> Pipeline:
+    """The train module's pipeline fitted on the synthetic feature table (once per session): the
+    model the scorers (treelite, FastPredictor) must reproduce. Callers must not change it."""
+    return train(feature_table(), TrainParams(**TRAIN)).pipeline
+
+
+def scorer_rows() -> pd.DataFrame:
+    """Feature rows of the held-out month, with unseen, missing and extreme values mixed in."""
+    features = feature_table()
+    rows = features[features["month"] == features["month"].max()]
+    rows = rows.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True)
+    rows.loc[::7, "carrier"] = "ZZ"
+    rows.loc[::5, "dest"] = np.nan
+    rows.loc[::6, "plane_type"] = None
+    rows.loc[::4, "precip"] = np.nan
+    rows.loc[::9, "temp"] = 1e9
+    rows.loc[::11, "origin_recent_mean_delay"] = -1e9
+    return rows

@@ -16,9 +16,10 @@ from sklearn.preprocessing import StandardScaler
 
 from flightdelay.core.features import FEATURE_COLUMNS
 from flightdelay.core.params import TrainParams
-from flightdelay.pipeline.train import make_pipeline, train
+from flightdelay.pipeline.train import make_pipeline
 from flightdelay.serving import scoring
 from flightdelay.serving.scoring import SCORE_TOLERANCE, TreeliteScorer, UnsupportedPipelineError
+from serving_bundle import scorer_pipeline, scorer_rows
 from synthetic import TRAIN, feature_table
 
 needs_compiler = pytest.mark.skipif(
@@ -28,22 +29,12 @@ needs_compiler = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def pipeline() -> Pipeline:
-    return train(feature_table(), TrainParams(**TRAIN)).pipeline
+    return scorer_pipeline()
 
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    """Feature rows of the held-out month, with unseen, missing and extreme values mixed in."""
-    features = feature_table()
-    rows = features[features["month"] == features["month"].max()]
-    rows = rows.loc[:, list(FEATURE_COLUMNS)].reset_index(drop=True)
-    rows.loc[::7, "carrier"] = "ZZ"
-    rows.loc[::5, "dest"] = np.nan
-    rows.loc[::6, "plane_type"] = None
-    rows.loc[::4, "precip"] = np.nan
-    rows.loc[::9, "temp"] = 1e9
-    rows.loc[::11, "origin_recent_mean_delay"] = -1e9
-    return rows
+    return scorer_rows()
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from flightdelay.core.model_io import (
     write_provenance,
 )
 from flightdelay.core.schemas import Flight
+from flightdelay.serving import app as app_module
 from flightdelay.serving import model_service, scoring, serve
 from flightdelay.serving.app import create_app
 from flightdelay.serving.batching import Batcher
@@ -494,6 +495,43 @@ def test_predict_duplicate_key_in_a_batch_names_the_row(
     response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert error_of(response) == "body[2].year: duplicate key 'year': send each field once"
+
+
+@pytest.mark.parametrize("size", [3, 120])  # 120 rows: above FAST_BATCH_BYTES (batch_columns)
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        (', "year": 1999}', "body[2].year: duplicate key 'year': send each field once"),
+        (', "arr_delay": 3}', "body[2].arr_delay: Extra inputs are not permitted"),
+        ('}|{"year": "2013"}', "body[2].year: Input should be a valid integer (got '2013')"),
+        ('}|{"month": 2, "day": 30}', "body[2].day: 2013-02 has no day 30"),
+        ('}|{"tailnum": "N:1"}', "body[2].tailnum: String should match pattern"),
+    ],
+)
+def test_predict_batch_errors_are_the_same_for_small_and_large_batches(
+    client: TestClient, flights: list[dict[str, Any]], size: int, bad_row: str, message: str
+) -> None:
+    rows = [json.dumps(f) for f in (flights * 2)[:size]]
+    if bad_row.startswith("}|"):  # a changed value
+        rows[2] = json.dumps(flights[2] | json.loads(bad_row[2:]))
+    else:  # text appended to the row's object
+        rows[2] = rows[2][:-1] + bad_row
+    body = "[" + ",".join(rows) + "]"
+    assert (len(body) >= app_module.FAST_BATCH_BYTES) == (size > 3)
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert error_of(response).startswith(message)
+
+
+def test_predict_large_batch_answers_as_one_flight_at_a_time(
+    client: TestClient, flights: list[dict[str, Any]]
+) -> None:
+    rows = [*flights[:120], flights[0] | {"tailnum": None, "carrier": "ZZ", "distance": 700}]
+    assert len(json.dumps(rows)) >= app_module.FAST_BATCH_BYTES
+    batch = client.post("/predict", json=rows).json()["predictions"]
+    assert batch[-1]["warnings"][0] == "carrier 'ZZ' was not seen in training: treated as missing"
+    for i in (0, 57, len(rows) - 1):
+        assert client.post("/predict", json=rows[i]).json()["predictions"] == [batch[i]]
 
 
 def test_duplicate_key_is_not_fooled_by_colons_inside_strings() -> None:

@@ -2,13 +2,12 @@
 
 **One definition of a valid flight row** (the pre-departure columns of
 :data:`flightdelay.core.flights.RAW_COLUMNS`): :data:`FLIGHT_BOUNDS`, :data:`FLIGHT_PATTERNS` and
-the
-rules JSON Schema cannot state (a real calendar date, HHMM clock times), checked on whole columns
-by :func:`check_flight_rows`. ``flightdelay validate`` runs it on the training batches,
-:func:`flightdelay.core.features.build_features` on every row it is given, and the service derives
-its
-request schema (:class:`Flight`) from the same constants and runs the same row check, so what
-training refuses the service refuses too.
+the rules JSON Schema cannot state (a real calendar date, HHMM clock times:
+:func:`calendar_rules`), checked on whole columns by :func:`check_flight_rows`. ``flightdelay
+validate`` runs it on the training batches, :func:`flightdelay.core.features.build_features` on
+every row it is given, and the service derives its request schema (:class:`Flight`) from the same
+constants and runs :func:`calendar_rules` on the rows the schema accepted (on those rows the other
+rules of check_flight_rows cannot fail), so what training refuses the service refuses too.
 
 A request row is typed strictly (``"2013"`` is not a year, ``1.0`` is not a day, ``NaN`` is not a
 distance) and has no extra keys.
@@ -274,25 +273,45 @@ def check_flight_rows(rows: Mapping[str, Any] | pd.DataFrame) -> list[RowRule]:
         )
         numbers[column] = values
         present[column] = valid & ~outside
+    return results + calendar_rules(numbers, present)
+
+
+#: The columns :func:`calendar_rules` reads.
+CALENDAR_COLUMNS: tuple[str, ...] = ("year", "month", "day", *HHMM_COLUMNS)
+
+
+def calendar_rules(
+    numbers: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray] | None = None
+) -> list[RowRule]:
+    """The rules of a valid flight row that JSON Schema cannot state, on whole columns: a real
+    calendar date (``invalid_date``) and HHMM clock times (``invalid_hhmm``), the last rules of
+    :func:`check_flight_rows`. ``numbers``: the CALENDAR_COLUMNS' values; ``present``: per
+    column, the rows whose value is present and in bounds (the only ones judged), all rows if
+    None (rows that passed :class:`Flight`, whose other rules it states itself)."""
     year, month, day = (numbers[c] for c in ("year", "month", "day"))
-    known = present["year"] & present["month"] & present["day"]
-    results.append(
+    bad_date = impossible_dates(year, month, day)
+    if present is not None:
+        bad_date &= present["year"] & present["month"] & present["day"]
+    results = [
         row_rule(
             "day",
             "invalid_date",
             "not a real calendar date",
-            known & impossible_dates(year, month, day),
+            bad_date,
             lambda i: f"{int(year[i])}-{int(month[i]):02d} has no day {int(day[i])}",
         )
-    )
+    ]
     for column in HHMM_COLUMNS:
         hhmm = numbers[column]
+        bad = hhmm % 100 >= 60
+        if present is not None:
+            bad &= present[column]
         results.append(
             row_rule(
                 column,
                 "invalid_hhmm",
                 "not an HHMM clock time",
-                present[column] & (hhmm % 100 >= 60),
+                bad,
                 lambda i, v=hhmm: f"{int(v[i])} is not an HHMM time: minutes must be 00..59",
             )
         )

@@ -7,7 +7,7 @@ columns read without pydantic when every row certainly passes the schema (:func:
 from __future__ import annotations
 
 import hmac
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -124,8 +124,6 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-_STR = frozenset({str})
-_STR_OR_NULL = frozenset({str, type(None)})
 _NUMBER = frozenset({int, float})
 
 
@@ -151,13 +149,18 @@ def batch_columns(body: bytes) -> dict[str, list[Any]] | None:
     except KeyError:  # `width` keys, but not the flight's
         return None
     for name, column in columns.items():
-        types = set(map(type, column))
         if name in FLIGHT_PATTERNS:
-            allowed = _STR_OR_NULL if name in NULLABLE_COLUMNS else _STR
-            codes: Collection[Any] = set(column) - {None} if type(None) in types else column
-            if not (types <= allowed and all_match(FLIGHT_PATTERNS[name], codes)):
+            try:
+                codes = set(column)
+            except TypeError:  # an object or an array: pydantic says which
+                return None
+            if name in NULLABLE_COLUMNS:
+                codes.discard(None)
+            # all_match is False for anything but a str (None, a number): no type pass needed
+            if not all_match(FLIGHT_PATTERNS[name], codes):
                 return None
             continue
+        types = set(map(type, column))
         low, high = FLIGHT_BOUNDS[name]
         if name in INTEGER_COLUMNS:
             if types != {int}:  # a bool, a float, a string, null: pydantic says which
