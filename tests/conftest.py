@@ -38,6 +38,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         _longest_first(items)
 
 
+# optionalhook: with pytest-xdist off (-p no:xdist) the hook is unknown, and pytest refuses a
+# conftest that implements an unknown hook.
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """Under pytest-xdist's ``--dist loadscope`` (make test), a module's tests run on one worker,
     so a module-scoped fixture (a pipeline run, a clone, a registry, a server) is built once, not

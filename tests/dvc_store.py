@@ -5,7 +5,9 @@ pull-request job's clone, the drift monitor's clone): each rebuilt what another 
 a full pipeline run per module. :func:`shared_run` makes them take turns (a file lock, so
 pytest-xdist workers too): the first runs the pipeline and adds its DVC cache (objects and run
 cache) to the session's store, the next one starts with those objects in its own cache, so its
-`make data` and `make repro` check out instead of rebuilding.
+`make data` and `make repro` check out instead of rebuilding. A clone that runs the pipeline with
+other params (the loop's) is only seeded from the store (:func:`seed`): its data and the stages
+its params leave alone (validate, featurize, audit) check out, and nothing it trains is added.
 
 That is safe because DVC addresses objects by their content's hash and run-cache entries by the
 hash of a stage's command, dependencies and params: a clone checks out only the objects its own
@@ -56,6 +58,15 @@ def merge(source: Path, target: Path) -> None:
     (``runs/``) of the DVC cache ``source`` to ``target``."""
     if source.is_dir():
         shutil.copytree(source, target, copy_function=_link, dirs_exist_ok=True)
+
+
+def seed(store: Path, clone: Path) -> None:
+    """Seed ``clone``'s DVC cache with what the store holds now, and add nothing back: for a
+    clone that runs main's pipeline with other params (the loop's fast config), whose models
+    must not become run-cache hits for a clone that has to train them (test_pr_e2e's branch).
+    It does not wait for a run in progress: a stage the store lacks is simply rebuilt."""
+    with _locked(store / "store.lock"):
+        merge(store / "cache", clone / ".dvc" / "cache")
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 
+from dvc_store import seed
 from flightdelay.core.signing import key_fingerprint
 from ports import free_port
 from signing_keys import KeyPair
@@ -233,7 +234,10 @@ class Loop:
 
 @pytest.fixture(scope="module")
 def loop(
-    tmp_path_factory: pytest.TempPathFactory, repo_root: Path, keys: dict[str, KeyPair]
+    tmp_path_factory: pytest.TempPathFactory,
+    repo_root: Path,
+    keys: dict[str, KeyPair],
+    dvc_store: Path,
 ) -> Iterator[Loop]:
     started = time.perf_counter()
     ws = tmp_path_factory.mktemp("loop")
@@ -258,6 +262,12 @@ def loop(
         check=True,
         env=env,
     )
+    # origin's main is this tree's HEAD, whatever its branch (a helper's worktree, a CI checkout).
+    for naming in (
+        ["update-ref", "refs/heads/main", "HEAD"],
+        ["symbolic-ref", "HEAD", "refs/heads/main"],
+    ):
+        subprocess.run(["git", f"--git-dir={ws / 'origin.git'}", *naming], check=True, env=env)
     subprocess.run(
         ["git", "clone", "--quiet", str(ws / "origin.git"), str(ws / "work")], check=True, env=env
     )
@@ -281,6 +291,9 @@ def loop(
                 ("canary", "min_p99_latency_s"): "5",
             },
         )
+        # Data and the stages the fast config leaves alone (validate, featurize, audit) check out
+        # of what another clone built of main this session, if one did (tests/dvc_store.py).
+        seed(dvc_store, work.path)
         work.make("data")
         work.make("repro")
         work.dvc("push", "--quiet")

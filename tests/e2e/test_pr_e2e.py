@@ -120,6 +120,7 @@ def clone(
     reuses what another clone of the session built of main (tests/dvc_store.py); its remote holds
     the data either way (rebuilt and pushed, or pushed here), not main's pipeline outputs."""
     c = Clone(repo_root, tmp_path_factory.mktemp("pr-e2e"))
+    c.run("git", "checkout", "--quiet", "-B", "main")  # this tree's HEAD, whatever its branch
     c.env["FLIGHTDELAY_SIGNING_KEY"] = str(keys["promotion"].private)
     with shared_run(dvc_store, c.path, "main"):
         c.make("data")
