@@ -496,52 +496,52 @@ def test_make_image_logs_in_builds_with_the_model_and_pushes(
     ]
 
 
-def test_make_github_release_creates_a_prerelease_for_staging(
-    repo_root: Path, tmp_path: Path, release_dir: Path
+ASSETS = ("evaluate.json", "flight-delay.md", "flight-delay@v0.2.0.md")
+
+
+@pytest.mark.parametrize(
+    ("stage", "gh", "expected"),
+    [
+        pytest.param(
+            "staging",
+            'case "$1 $2" in "release view") exit 1;; esac',
+            [
+                "gh release create flight-delay@v0.2.0 --verify-tag --title flight-delay@v0.2.0 "
+                "--notes-file {notes} --prerelease {assets}"
+            ],
+            id="staging-creates-a-prerelease",
+        ),
+        pytest.param(
+            "prod",
+            "exit 0",
+            [
+                "gh release upload flight-delay@v0.2.0 {assets} --clobber",
+                "gh release edit flight-delay@v0.2.0 --notes-file {notes} "
+                "--prerelease=false --latest",
+            ],
+            id="prod-updates-and-marks-latest",
+        ),
+    ],
+)
+def test_make_github_release_of_a_stage(
+    repo_root: Path, tmp_path: Path, release_dir: Path, stage: str, gh: str, expected: list[str]
 ) -> None:
+    """staging: a new prerelease (the release does not exist yet); prod: the existing release's
+    assets and notes updated, marked latest."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake(bin_dir, "gh", 'case "$1 $2" in "release view") exit 1;; esac')
+    fake(bin_dir, "gh", gh)
     calls = run_make(
         repo_root,
         bin_dir,
         f"RELEASE_DIR={release_dir}",
         "github-release",
         VERSION_TAG="flight-delay@v0.2.0",
-        STAGE="staging",
+        STAGE=stage,
     )
-    assets = " ".join(
-        f"{release_dir}/assets/{name}"
-        for name in ("evaluate.json", "flight-delay.md", "flight-delay@v0.2.0.md")
-    )
+    assets = " ".join(f"{release_dir}/assets/{name}" for name in ASSETS)
+    notes = f"{release_dir}/notes.md"
     assert calls == [
         "gh release view flight-delay@v0.2.0",
-        "gh release create flight-delay@v0.2.0 --verify-tag --title flight-delay@v0.2.0 "
-        f"--notes-file {release_dir}/notes.md --prerelease {assets}",
-    ]
-
-
-def test_make_github_release_for_prod_updates_and_marks_latest(
-    repo_root: Path, tmp_path: Path, release_dir: Path
-) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake(bin_dir, "gh", "exit 0")
-    calls = run_make(
-        repo_root,
-        bin_dir,
-        f"RELEASE_DIR={release_dir}",
-        "github-release",
-        VERSION_TAG="flight-delay@v0.2.0",
-        STAGE="prod",
-    )
-    assets = " ".join(
-        f"{release_dir}/assets/{name}"
-        for name in ("evaluate.json", "flight-delay.md", "flight-delay@v0.2.0.md")
-    )
-    assert calls == [
-        "gh release view flight-delay@v0.2.0",
-        f"gh release upload flight-delay@v0.2.0 {assets} --clobber",
-        f"gh release edit flight-delay@v0.2.0 --notes-file {release_dir}/notes.md "
-        "--prerelease=false --latest",
+        *(line.format(notes=notes, assets=assets) for line in expected),
     ]
