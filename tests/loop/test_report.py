@@ -538,12 +538,17 @@ def test_report_takes_the_mlflow_run_from_the_models_provenance_sidecar(tmp_path
     # train writes the run id beside the model directory (model_io.provenance_path), not into
     # model.json; a sidecar left by another model is not this model's run.
     from flightdelay.core.model_io import Provenance, write_provenance
+    from flightdelay.core.outputs import ModelMetadata
     from flightdelay.loop.report import _mlflow_run
+    from output_fixtures import MODEL_METADATA
+
+    def model(sha256: str) -> ModelMetadata:
+        return ModelMetadata.parse({**MODEL_METADATA, "sha256": sha256}, "model.json")
 
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    assert _mlflow_run(model_dir, {"sha256": "a" * 64}) is None
+    assert _mlflow_run(model_dir, model("a" * 64)) is None
     write_provenance(model_dir, Provenance(sha256="a" * 64, mlflow_run_id="run123"))
-    assert _mlflow_run(model_dir, {"sha256": "a" * 64}) == "run123"
-    assert _mlflow_run(model_dir, {"sha256": "b" * 64}) is None
+    assert _mlflow_run(model_dir, model("a" * 64)) == "run123"
+    assert _mlflow_run(model_dir, model("b" * 64)) is None
     assert _mlflow_run(model_dir, None) is None

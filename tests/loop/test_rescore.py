@@ -83,13 +83,43 @@ def test_challenger_of_computes_the_metric_and_slices_the_gate_judges(
     challenger = rescore.challenger_of(month, scores, bundle.threshold, rule, PASSED_VALIDATION)
 
     assert challenger.metrics is not None
-    assert challenger.metrics["eval_month"] == "2013-04"
+    assert challenger.metrics.eval_month == "2013-04"
     expected = classification_metrics(month.y, scores, bundle.threshold)["roc_auc"]
-    assert challenger.metrics["roc_auc"] == pytest.approx(expected)
+    assert challenger.metrics.roc_auc == pytest.approx(expected)
     assert challenger.slices is not None
-    carriers = {e["carrier"]: e for e in challenger.slices["carrier"]}
+    carriers = {e.carrier: e for e in challenger.slices.carrier}
     assert set(carriers) == {"AA", "UA", "DL"}
-    assert all("roc_auc" in e for e in carriers.values())  # each slice has >= 50 flights
+    assert all(e.roc_auc is not None for e in carriers.values())  # each slice has >= 50 flights
+
+
+def test_challenger_of_gives_the_majority_baseline_as_evaluate_does(
+    month: rescore.Month, model: Any, params: Params
+) -> None:
+    bundle, features = model
+    scores = rescore.scores_of(bundle, month)
+    earlier = features[features["month"] < "2013-04"]
+    majority = int(earlier["late"].mean() >= 0.5)
+
+    challenger = rescore.challenger_of(
+        month, scores, bundle.threshold, params.gate, PASSED_VALIDATION
+    )
+
+    assert month.majority == majority
+    assert challenger.metrics is not None
+    assert challenger.metrics.baseline_accuracy == pytest.approx(np.mean(month.y == majority))
+
+
+def test_challenger_of_slices_every_column_evaluate_writes(
+    month: rescore.Month, model: Any, params: Params
+) -> None:
+    bundle, _ = model
+    scores = rescore.scores_of(bundle, month)
+    rule = params.gate.model_copy(update={"slice_columns": ("carrier",)})
+
+    challenger = rescore.challenger_of(month, scores, bundle.threshold, rule, PASSED_VALIDATION)
+
+    assert challenger.slices is not None
+    assert {e.origin for e in challenger.slices.origin} == set(month.flights["origin"])
 
 
 def test_compare_scores_of_a_model_with_itself_is_a_zero_delta(

@@ -193,6 +193,26 @@ class SliceMetrics(Output):
     log_loss: float | None = None
     brier: float | None = None
 
+    #: The slice column whose value names the slice (``carrier``, ``origin``).
+    column: ClassVar[str] = ""
+
+    @property
+    def value(self) -> str:
+        """The slice's value of its column ("UA", "EWR")."""
+        return str(getattr(self, self.column))
+
+    @property
+    def measured(self) -> bool:
+        """Whether the slice was large enough to measure (more than ``n``)."""
+        return self.late_share is not None
+
+    def metric(self, name: str) -> float | None:
+        """A metric by name (None where the slice lacks it: too small, or one class only)."""
+        if name not in type(self).model_fields or name == self.column:
+            raise KeyError(name)
+        value = getattr(self, name)
+        return None if value is None else float(value)
+
     @model_validator(mode="after")
     def _measured_has_every_threshold_metric(self) -> SliceMetrics:
         measured = [getattr(self, k) is not None for k in ("late_share", *_THRESHOLD_METRICS)]
@@ -202,10 +222,12 @@ class SliceMetrics(Output):
 
 
 class CarrierSlice(SliceMetrics):
+    column: ClassVar[str] = "carrier"
     carrier: str
 
 
 class OriginSlice(SliceMetrics):
+    column: ClassVar[str] = "origin"
     origin: str
 
 
@@ -217,6 +239,19 @@ class Slices(Output):
 
     carrier: tuple[CarrierSlice, ...]
     origin: tuple[OriginSlice, ...]
+
+    #: The slice columns, in the order the file holds them.
+    COLUMNS: ClassVar[tuple[str, ...]] = ("carrier", "origin")
+
+    def column(self, name: str) -> tuple[SliceMetrics, ...]:
+        """The slices of one column (``carrier``, ``origin``)."""
+        if name not in self.COLUMNS:
+            raise KeyError(name)
+        slices: tuple[SliceMetrics, ...] = getattr(self, name)
+        return slices
+
+    def by_column(self) -> dict[str, tuple[SliceMetrics, ...]]:
+        return {name: self.column(name) for name in self.COLUMNS}
 
 
 # ---------------------------------------------------------------- importance.json

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from flightdelay.core.outputs import EvaluateMetrics, Output, Slices, ValidationSummary
 from flightdelay.core.params import BootstrapParams, GateParams, ParamsError
 from flightdelay.core.stats import LABELS
 from flightdelay.loop.compare import Comparison
@@ -64,12 +65,24 @@ class Challenger:
     """What the gate knows of the challenger: evaluate.json, slices.json, validation summary.
 
     ``metrics`` / ``slices`` are None when the pipeline stopped before ``evaluate``;
-    ``validation`` is None when there is no validation summary at all.
+    ``validation`` is None when there is no validation summary at all. A mapping given instead
+    of the type (a file's content) is read through its type, so a missing key fails here.
     """
 
-    metrics: Mapping[str, Any] | None
-    slices: Mapping[str, Sequence[Mapping[str, Any]]] | None
-    validation: Mapping[str, Any] | None
+    metrics: EvaluateMetrics | None
+    slices: Slices | None
+    validation: ValidationSummary | None
+
+    def __post_init__(self) -> None:
+        fields: tuple[tuple[str, type[Output]], ...] = (
+            ("metrics", EvaluateMetrics),
+            ("slices", Slices),
+            ("validation", ValidationSummary),
+        )
+        for name, output in fields:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, output):
+                object.__setattr__(self, name, output.parse(value, f"the challenger's {name}"))
 
 
 @dataclass(frozen=True)
@@ -207,29 +220,27 @@ def _metric_name(metric: str) -> str:
     return LABELS.get(metric, metric)
 
 
-def validation_failures(summary: Mapping[str, Any]) -> list[str]:
+def validation_failures(summary: ValidationSummary) -> list[str]:
     """One line per failed expectation of a validation summary (outputs/validation)."""
     lines = []
-    for f in summary.get("failures") or []:
-        where = ", ".join(
-            f"{b} ({n:,} rows)" if n else str(b) for b, n in (f.get("batches") or {}).items()
-        )
-        column = f" column={f['column']}" if f.get("column") else ""
+    for f in summary.failures:
+        where = ", ".join(f"{b} ({n:,} rows)" if n else str(b) for b, n in f.batches.items())
+        column = f" column={f.column}" if f.column else ""
         lines.append(
-            f"[{f.get('group')}] {f.get('table')} {f.get('expectation')}{column}"
-            f"{' in ' + where if where else ''}: {f.get('detail', '')}".rstrip(": ")
+            f"[{f.group}] {f.table} {f.expectation}{column}"
+            f"{' in ' + where if where else ''}: {f.detail}".rstrip(": ")
         )
     return lines
 
 
-def _validation_check(validation: Mapping[str, Any] | None) -> Check:
+def _validation_check(validation: ValidationSummary | None) -> Check:
     if validation is None:
         return Check(
             "validation",
             False,
             "no data validation summary: run `flightdelay validate` (the pipeline's first stage)",
         )
-    if validation.get("success") is True:
+    if validation.success:
         return Check("validation", True, "data validation passed")
     failures = validation_failures(validation)
     count = f"{len(failures)} failed expectation{'s' if len(failures) != 1 else ''}"
@@ -238,19 +249,16 @@ def _validation_check(validation: Mapping[str, Any] | None) -> Check:
     return Check("validation", False, f"data validation failed, {count}{first}{more}")
 
 
-def _slice_floors(slices: Mapping[str, Sequence[Mapping[str, Any]]], p: GateParams) -> Check:
+def _slice_floors(slices: Slices | None, p: GateParams) -> Check:
     judged, low = 0, []
     for column in p.slice_columns:
-        for entry in slices.get(column, []):
-            value = entry.get(p.metric)
-            if float(entry.get("n", 0)) < p.slice_min_rows or value is None:
+        for entry in slices.column(column) if slices is not None else ():
+            value = entry.metric(p.metric)
+            if float(entry.n) < p.slice_min_rows or value is None:
                 continue
             judged += 1
-            if float(value) < p.slice_min_metric:
-                low.append(
-                    f"{column}={entry.get(column)} {float(value):.4f} "
-                    f"(n={int(float(entry['n'])):,})"
-                )
+            if value < p.slice_min_metric:
+                low.append(f"{column}={entry.value} {value:.4f} (n={int(float(entry.n)):,})")
     name = _metric_name(p.metric)
     if low:
         return Check(
@@ -321,9 +329,9 @@ def _slice_regressions(champion: Comparison, p: GateParams) -> Check:
 def decide(challenger: Challenger, champion: Comparison | None, params: GateParams) -> Verdict:
     """The promotion decision and every check behind it (see the module docstring)."""
     checks = [_validation_check(challenger.validation)]
-    metrics = challenger.metrics or {}
+    metrics = challenger.metrics
     name = _metric_name(params.metric)
-    value = metrics.get(params.metric)
+    value = metrics.metric(params.metric) if metrics is not None else None
     if value is None:
         stopped = "at the failed validation" if not checks[0].passed else "before `evaluate`"
         checks.append(
@@ -334,7 +342,7 @@ def decide(challenger: Challenger, champion: Comparison | None, params: GatePara
             )
         )
     else:
-        month = f" on {metrics['eval_month']}" if metrics.get("eval_month") else ""
+        month = f" on {metrics.eval_month}" if metrics is not None and metrics.eval_month else ""
         ok = float(value) >= params.min_metric
         checks.append(
             Check(
@@ -344,7 +352,7 @@ def decide(challenger: Challenger, champion: Comparison | None, params: GatePara
                 f"{'≥' if ok else '<'} floor {params.min_metric:g}",
             )
         )
-        checks.append(_slice_floors(challenger.slices or {}, params))
+        checks.append(_slice_floors(challenger.slices, params))
     if champion is None:
         checks.append(
             Check(
@@ -412,15 +420,12 @@ def base_ref(explicit: str | None) -> str:
 def read_challenger(paths: Any) -> Challenger:
     """The challenger as the pipeline outputs describe it, each read through its type (a bad
     file is a DataFileError naming it and the key); missing outputs become None."""
-    from flightdelay.core.outputs import EvaluateMetrics, Output, Slices, ValidationSummary
-
-    def optional(output: type[Output], path: Path) -> dict[str, Any] | None:
-        return output.read(path).to_json() if path.exists() else None
-
     return Challenger(
-        metrics=optional(EvaluateMetrics, paths.evaluation),
-        slices=optional(Slices, paths.slices),
-        validation=optional(ValidationSummary, paths.validation_summary),
+        metrics=EvaluateMetrics.read(paths.evaluation) if paths.evaluation.exists() else None,
+        slices=Slices.read(paths.slices) if paths.slices.exists() else None,
+        validation=ValidationSummary.read(paths.validation_summary)
+        if paths.validation_summary.exists()
+        else None,
     )
 
 

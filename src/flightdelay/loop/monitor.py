@@ -295,8 +295,12 @@ def prod_model(params: Params) -> ProdModel:
         baseline = revisions.materialise(commit, Path("."))
     except revisions.RevisionError as exc:
         raise MonitorError(f"the production model: {exc}") from None
+    from flightdelay.core.outputs import Backtest
+
     text = revisions.show(commit, params.paths.backtest.as_posix())
-    backtest = json.loads(text).get("months", []) if text else []
+    where = f"{params.paths.backtest} at {commit[:12]}"
+    # Read through its type (a bad file names itself); the months as the file holds them.
+    backtest = [m.to_json() for m in Backtest.parse(json.loads(text), where).months] if text else []
     return ProdModel(load_model_bundle(baseline.model_dir), backtest, label)
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from flightdelay import MODEL_NAME
 from flightdelay.core.drift_summary import DRIFT_JSON, TABLE_JSON, DriftSummary
+from flightdelay.core.outputs import EvaluateMetrics, ModelMetadata, Slices, ValidationSummary
 from flightdelay.core.params import BootstrapParams, GateParams
 from flightdelay.loop.compare import Comparison
 from flightdelay.loop.gate import Rule, Verdict
@@ -87,15 +88,15 @@ class ReportInputs:
     bootstrap: BootstrapParams  # the intervals the gate judges (the rule's)
     base: Baseline
     prod: Baseline | None  # None: no version was ever assigned prod
-    validation: Mapping[str, Any] | None = None
-    metrics: Mapping[str, Any] | None = None  # evaluate.json
+    validation: ValidationSummary | None = None
+    metrics: EvaluateMetrics | None = None
     skipped_models: str | None = None  # why the model sections are left out
     params_diff: Sequence[tuple[str, Any, Any]] = ()
     data_diff: Sequence[DataChange] = ()
     data_files: tuple[int, int] | None = None  # files in data.dvc at base, here
     drift: DriftSummary | None = None
     drift_table: Mapping[str, Any] | None = None
-    slices: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
+    slices: Slices | None = None
     scores: Curves | None = None  # this change's, main's and prod's scores on the same flights
     cards: tuple[str | None, str | None] = (None, None)  # the model card at the base, here
     commit: str = "unknown"
@@ -174,19 +175,19 @@ def _read_optional(path: Path, what: str) -> Any:
     return read_json(path, what) if path.is_file() else None
 
 
-def staleness(
-    model_meta: Mapping[str, Any] | None, params: Any, data_md5: str | None
-) -> str | None:
+def staleness(model_meta: ModelMetadata | None, params: Any, data_md5: str | None) -> str | None:
     """Why the model outputs do not belong to this data and these params, or None."""
     if model_meta is None:
         return "no trained model (the pipeline stopped before `train`): model sections left out."
-    if data_md5 and model_meta.get("data_md5") not in (None, data_md5):
+    if data_md5 and model_meta.data_md5 != data_md5:
         return (
             "the model outputs were trained on other data than data.dvc records (the "
             "pipeline stopped early): model sections left out."
         )
     for section in ("featurize", "train"):
-        if section in model_meta and model_meta[section] != getattr(params, section).model_dump():
+        # As model.json records them: a key it lacks (a params key added since) is a change.
+        recorded = getattr(model_meta, section).model_dump(exclude_unset=True)
+        if recorded != getattr(params, section).model_dump():
             return (
                 f"the model outputs were trained with other `{section}` params than "
                 "params.yaml (the pipeline stopped early): model sections left out."
@@ -239,13 +240,12 @@ def base_ref(explicit: str | None) -> str:
     return explicit or os.environ.get("GITHUB_BASE_REF") or "main"
 
 
-def _mlflow_run(model_dir: Path, meta: Any) -> str | None:
+def _mlflow_run(model_dir: Path, meta: ModelMetadata | None) -> str | None:
     """The MLflow run that trained this model: the provenance sidecar's, if it is this model's
     (train writes the run id there, beside the directory, not into model.json)."""
     from flightdelay.core.model_io import read_provenance
 
-    sha256 = (meta or {}).get("sha256")
-    provenance = read_provenance(model_dir, sha256) if isinstance(sha256, str) else None
+    provenance = read_provenance(model_dir, meta.sha256) if meta is not None else None
     return provenance.mlflow_run_id if provenance else None
 
 
@@ -255,7 +255,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     import yaml
 
     from flightdelay.core import revisions
-    from flightdelay.core.model_io import METADATA_FILE
+    from flightdelay.core.model_io import METADATA_FILE, read_metadata
     from flightdelay.loop import compare as cmp
     from flightdelay.loop.gate import decide, judged_by, read_challenger, rule_at
 
@@ -263,12 +263,9 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     gate_challenger = read_challenger(paths)
     here_dvc = yaml.safe_load(Path("data.dvc").read_text()) if Path("data.dvc").is_file() else {}
     data_md5 = ((here_dvc.get("outs") or [{}])[0]).get("md5")
-    meta = _read_optional(paths.model / METADATA_FILE, "model metadata")
+    meta = read_metadata(paths.model) if (paths.model / METADATA_FILE).is_file() else None
     skipped = staleness(meta, params, data_md5)
-    if (
-        gate_challenger.validation is not None
-        and gate_challenger.validation.get("success") is not True
-    ):
+    if gate_challenger.validation is not None and not gate_challenger.validation.success:
         skipped = (
             "data validation failed, so no model was built from this data: model sections left out."
         )
@@ -373,18 +370,18 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
         commit=head,
         data_md5=data_md5,
         mlflow_run_id=_mlflow_run(paths.model, meta) if skipped is None else None,
-        model_sha256=(meta or {}).get("sha256") if skipped is None else None,
+        model_sha256=meta.sha256 if meta is not None and skipped is None else None,
         rule=rule,
         audit=_read_audit(paths.audit, gate_challenger.validation),
     )
 
 
-def _read_audit(path: Path, validation: Mapping[str, Any] | None) -> Any:
+def _read_audit(path: Path, validation: ValidationSummary | None) -> Any:
     """The audit of the data that passed validation (a failed audit shows why the run stopped)."""
     from flightdelay.core.io import DataFileError
     from flightdelay.pipeline.audit import read_audit
 
-    if not path.is_file() or (validation or {}).get("success") is not True:
+    if not path.is_file() or validation is None or not validation.success:
         return None
     try:
         return read_audit(path)

@@ -24,10 +24,11 @@ The page, for a reviewer deciding in the first screen:
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Literal
 
 from flightdelay.core.drift_summary import DatasetSummary, LabelDrift
+from flightdelay.core.outputs import ValidationSummary
 from flightdelay.core.stats import LABELS, METRICS, rate_difference
 from flightdelay.loop.compare import Comparison
 from flightdelay.loop.report_view import (
@@ -177,7 +178,8 @@ def _metrics(
         return None
     rows = []
     for key, higher in METRICS.items():
-        if key not in r.metrics:
+        value = r.metrics.metric(key)
+        if value is None:
             continue
         deltas = [
             DeltaView.of(c.metrics[key]) if c is not None and key in c.metrics else None
@@ -188,7 +190,7 @@ def _metrics(
                 label=LABELS[key],
                 higher_is_better=higher,
                 judged=key == r.gate.metric,
-                value=float(r.metrics[key]),
+                value=value,
                 deltas=deltas,
             )
         )
@@ -199,10 +201,9 @@ def _metrics(
         if b is not None and b.missing and b.comparison is None
     ]
     notes += [f"{c.baseline}: {n}" for c in compared for n in c.notes]
-    n = r.metrics.get("n")
     return MetricsView(
-        month=str(r.metrics.get("eval_month", "the evaluation month")),
-        flights=int(float(n)) if n is not None else None,
+        month=r.metrics.eval_month,
+        flights=int(r.metrics.n),
         columns=[col for col, c in columns if c is not None],
         rows=[
             row.model_copy(
@@ -237,17 +238,17 @@ def _slices(r: ReportInputs, against: Comparison | None) -> SlicesView | None:
     g = r.gate
     values = []
     for column in g.slice_columns:
-        for e in (r.slices or {}).get(column, []):
-            n, value = int(float(e.get("n", 0))), e.get(g.metric)
+        for e in r.slices.column(column) if r.slices is not None else ():
+            n, value = int(float(e.n)), e.metric(g.metric)
             if n < g.slice_min_rows or value is None:
                 continue
             values.append(
                 SliceValue(
                     column=column,
-                    value=str(e.get(column)),
+                    value=e.value,
                     n=n,
-                    metric=float(value),
-                    below_floor=float(value) < g.slice_min_metric,
+                    metric=value,
+                    below_floor=value < g.slice_min_metric,
                 )
             )
     compared = _slice_rows(against) if against is not None else []
@@ -264,32 +265,31 @@ def _slices(r: ReportInputs, against: Comparison | None) -> SlicesView | None:
     )
 
 
-def _validation(v: Mapping[str, Any] | None) -> ValidationView | None:
+def _validation(v: ValidationSummary | None) -> ValidationView | None:
     if v is None:
         return None
-    groups = v.get("groups") or {}
     return ValidationView(
-        success=v.get("success") is True,
-        checks=sum(g.get("checks", 0) for t in groups.values() for g in t.values()),
-        batches=sum(len(b) for b in (v.get("batches") or {}).values()),
+        success=v.success,
+        checks=sum(g.checks for t in v.groups.values() for g in t.values()),
+        batches=sum(len(b) for b in v.batches.values()),
         groups=[
-            GroupRow(table=t, group=name, checks=g.get("checks", 0), failed=g.get("failed", 0))
-            for t, by_group in groups.items()
+            GroupRow(table=t, group=name, checks=g.checks, failed=g.failed)
+            for t, by_group in v.groups.items()
             for name, g in by_group.items()
         ],
         failures=[
             FailureRow(
-                expectation=str(f.get("expectation")),
-                table=str(f.get("table", "")),
-                group=str(f.get("group", "")),
-                column=str(f.get("column") or ""),
-                batches=[(str(b), n) for b, n in (f.get("batches") or {}).items()],
-                detail=str(f.get("detail", "")),
-                examples=[str(x) for x in f.get("examples") or []],
+                expectation=f.expectation,
+                table=f.table,
+                group=f.group,
+                column=f.column or "",
+                batches=list(f.batches.items()),
+                detail=f.detail,
+                examples=[str(x) for x in f.examples],
             )
-            for f in v.get("failures") or []
+            for f in v.failures
         ],
-        skipped=[(t, list(b)) for t, b in (v.get("skipped_from_row_checks") or {}).items() if b],
+        skipped=[(t, list(b)) for t, b in v.skipped_from_row_checks.items() if b],
     )
 
 
@@ -438,7 +438,7 @@ def build_view(
         metric_label=LABELS.get(g.metric, g.metric),
         against=v.champion if champion is not None else None,
         judged=DeltaView.of(judged_delta) if judged_delta is not None else None,
-        value=float(r.metrics[g.metric]) if r.metrics and g.metric in r.metrics else None,
+        value=r.metrics.metric(g.metric) if r.metrics is not None else None,
         rule_source=r.rule.source if r.rule is not None else None,
         min_metric=g.min_metric,
         max_drop=g.max_drop,

@@ -20,7 +20,7 @@ arrays. I/O edge: :func:`read_month`, :func:`validation_summary` and :func:`evid
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import pandas as pd
 
 from flightdelay.core.context import Context, FeatureError, build_context
 from flightdelay.core.features import build_features, target
-from flightdelay.core.outputs import ValidationSummary
+from flightdelay.core.outputs import EvaluateMetrics, Slices, ValidationSummary
 from flightdelay.core.params import BootstrapParams, FeaturizeParams, GateParams
 from flightdelay.loop.compare import CompareError, Comparison, compare
 from flightdelay.loop.gate import Challenger
@@ -48,6 +48,7 @@ class Month:
     flights: pd.DataFrame  # its raw flights that have a target
     y: np.ndarray  # 0/1
     context: Context
+    majority: int  # the earlier months' majority class (0 on time, 1 late), as evaluate takes it
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,13 @@ def month_of(
     rows = flights.loc[(months == newest).to_numpy()]
     y = target(rows, target_params)
     keep = y.notna().to_numpy()
+    earlier = target(flights.loc[(months != newest).to_numpy()], target_params).dropna()
     return Month(
         name=newest,
         flights=rows.loc[keep],
         y=y.loc[keep].astype(int).to_numpy(),
         context=build_context(flights, weather, planes, airports),
+        majority=int(float(earlier.astype(float).mean()) >= 0.5),
     )
 
 
@@ -114,22 +117,30 @@ def challenger_of(
     scores: np.ndarray,
     threshold: float,
     rule: GateParams,
-    validation: Mapping[str, Any] | None,
+    validation: ValidationSummary | None,
 ) -> Challenger:
-    """What the gate judges of the candidate, computed from its scores (metrics and slices in
-    the shape evaluate.json and slices.json have)."""
+    """What the gate judges of the candidate, computed from its scores: evaluate.json and
+    slices.json as the evaluate stage computes them (every slice column; the rule judges its
+    own), read through their types."""
     from flightdelay.pipeline.evaluate import classification_metrics, slice_metrics
 
-    metrics = {
-        "eval_month": month.name,
-        "threshold": threshold,
-        **classification_metrics(month.y, scores, threshold),
-    }
-    frame = _frame(month, scores, rule.slice_columns)
-    slices: dict[str, list[dict[str, Any]]] = {
-        column: slice_metrics(frame, column, threshold, rule.slice_min_rows)
-        for column in rule.slice_columns
-    }
+    metrics = EvaluateMetrics.parse(
+        {
+            "eval_month": month.name,
+            "threshold": threshold,
+            **classification_metrics(month.y, scores, threshold),
+            "baseline_accuracy": float(np.mean(month.y == month.majority)),
+        },
+        f"the re-scored metrics of {month.name}",
+    )
+    frame = _frame(month, scores, Slices.COLUMNS)
+    slices = Slices.parse(
+        {
+            column: slice_metrics(frame, column, threshold, rule.slice_min_rows)
+            for column in Slices.COLUMNS
+        },
+        f"the re-scored slices of {month.name}",
+    )
     return Challenger(metrics=metrics, slices=slices, validation=validation)
 
 
@@ -244,9 +255,8 @@ def evidence(
         other = None if champion is None else load_model_bundle(champion.model_dir)
     except DataFileError as exc:
         raise RescoreError(str(exc)) from None
-    summary = validation_summary(params)
-    validation = summary.to_json()
-    if not summary.success:
+    validation = validation_summary(params)
+    if not validation.success:
         return Challenger(None, None, validation), None
     month = read_month(params, bundle.featurize_params)
     scores = scores_of(bundle, month)
