@@ -23,7 +23,7 @@ from flightdelay.loop import promote, rescore
 from flightdelay.loop.compare import Comparison, Delta
 from flightdelay.loop.gate import Challenger
 from flightdelay.loop.promote import Decision, PromoteError, bump_from_labels, decide
-from output_fixtures import PASSED_VALIDATION
+from output_fixtures import EVALUATION, PASSED_VALIDATION
 from registry_repo import RegistryRepo, build_base
 from signing_keys import KeyPair
 
@@ -120,12 +120,12 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         candidate: rescore.Candidate, champion: rescore.Candidate | None, params: Any
     ) -> tuple[Challenger, Comparison | None]:
         chosen["calls"].append((candidate, champion, params))
-        metrics = {"eval_month": "2013-09", "roc_auc": chosen["roc_auc"], "n": 1000.0}
+        metrics = {**EVALUATION, "eval_month": "2013-09", "roc_auc": chosen["roc_auc"], "n": 1000.0}
         comparison = None
         if champion is not None:
             d = Delta("roc_auc", chosen["roc_auc"], chosen["roc_auc"], -0.001, 0.001)
             comparison = Comparison(champion.label, champion.commit, 1000, 10, 0.95, {"roc_auc": d})
-        return Challenger(metrics, {}, PASSED), comparison
+        return Challenger(metrics, None, PASSED), comparison
 
     monkeypatch.setattr(rescore, "evidence", evidence)
     return chosen
