@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from delivery import SHIFTED, build_model, deploy_params, free_port, release_of, stop_everything
+from delivery import deploy_params, free_port, good_and_shifted, release_of, services_under
 from flightdelay.core import signing
 from flightdelay.core.params import CanaryParams, load_params
 from flightdelay.loop import canary_rules, deploy, nginx, shadow, traffic
@@ -114,18 +114,13 @@ def test_main_without_a_prod_service_says_there_is_nothing_to_mirror(
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("shadow-models")
-    return {
-        "good": build_model(root / "good", repo_root),
-        "shifted": build_model(root / "shifted", repo_root, **SHIFTED),
-    }
+    return good_and_shifted(tmp_path_factory.mktemp("shadow-models"), repo_root)
 
 
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Iterator[Path]:
-    state = tmp_path / "state"
-    yield state
-    stop_everything(state)
+    with services_under(tmp_path / "state") as state:
+        yield state
     nginx.stop(state, shadow.FRONT_STAGE)
 
 
