@@ -173,6 +173,28 @@ DEP_DELAY_FAILURE: dict[str, Any] = {
     "table": "flights",
 }
 
+#: release.json of a signed prod release, as `flightdelay release` writes it (every key).
+RELEASE: dict[str, Any] = {
+    "artifact": "flight-delay",
+    "version": "v0.2.0",
+    "stage": "prod",
+    "tag": "flight-delay#prod#4",
+    "version_tag": "flight-delay@v0.2.0",
+    "commit": "c" * 40,
+    "model_path": "outputs/model",
+    "model_md5": "0123456789abcdef0123456789abcdef.dir",
+    "data_md5": "fedcba9876543210fedcba9876543210.dir",
+    "mlflow_run_id": None,
+    "signature": {
+        "method": "key",
+        "signer": "key sha256:" + "e" * 64,
+        "issuer": None,
+        "digest": "sha256:" + "d" * 64,
+        "files": 3,
+    },
+    "unsigned_override": None,
+}
+
 
 def failed_validation(*failures: dict[str, Any]) -> dict[str, Any]:
     """The summary of data that failed ``failures`` (DEP_DELAY_FAILURE when none is given)."""

@@ -420,9 +420,7 @@ def release_dir(tmp_path: Path, stage: str) -> Path:
     """A release.json alone: nothing is started, so nothing is verified."""
     release = tmp_path / "release"
     release.mkdir()
-    (release / "release.json").write_text(
-        json.dumps(dataclasses.asdict(release_of("v1.0.0", stage)))
-    )
+    (release / "release.json").write_text(json.dumps(release_of("v1.0.0", stage).to_json()))
     return release
 
 

@@ -3,7 +3,6 @@ compared with prod on those requests."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -103,7 +102,7 @@ def test_main_without_a_prod_service_says_there_is_nothing_to_mirror(
 ) -> None:
     release = tmp_path / "release"
     release.mkdir()
-    (release / "release.json").write_text(json.dumps(dataclasses.asdict(release_of("v2"))))
+    (release / "release.json").write_text(json.dumps(release_of("v2").to_json()))
     code = shadow.main(["--release", str(release), "--state-dir", str(tmp_path / "s")])
     assert code == 1
     assert "no prod service runs here" in capsys.readouterr().err
@@ -168,9 +167,7 @@ def test_main_of_the_same_model_is_clean_and_written(
         release / "signature/model.sig",
         signing.Signer(keys["promotion"].private),
     )
-    (release / "release.json").write_text(
-        json.dumps(dataclasses.asdict(release_of("v0.2.0", "staging")))
-    )
+    (release / "release.json").write_text(json.dumps(release_of("v0.2.0", "staging").to_json()))
     monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
