@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from output_fixtures import MODEL_METADATA
+from output_fixtures import MODEL_METADATA, drift_json
 
 MODEL = {
     **MODEL_METADATA,  # every key model.json holds
@@ -107,47 +107,19 @@ IMPORTANCE = [
     {"feature": "carrier", "importance": 0.0222, "std": 0.0028},
 ]
 DRIFT = {
-    "any_drift": False,
-    "current_month": "2013-03",
-    "reference_months": ["2013-01", "2013-02"],
-    "dataset": {
-        "drifted": False,
-        "share_drifted": 0.2,
-        "n_drifted": 7,
-        "n_features": 35,
-        "drift_share_threshold": 0.5,
-        "drifted_features": ["temp", "dewp"],
-        "n_reference_rows": 51955,
-        "n_current_rows": 28834,
-        "not_tested": [],
-        "excluded": [],
-        "problems": [],
-    },
-    "label": {
-        "available": True,
-        "drifted": False,
-        "method": "jensenshannon",
-        "score": 0.05,
-        "threshold": 0.1,
-        "psi": 0.04,
-        "message": "",
-        "reference_late_rate": 0.2222,
-        "current_late_rate": 0.1234,
-    },
+    **drift_json(
+        current_month="2013-03",
+        dataset={"drifted_features": ["temp", "dewp"], "n_current_rows": 28834},
+        label={"psi": 0.04, "reference_late_rate": 0.2222, "current_late_rate": 0.1234},
+        performance={
+            "by_month": {"2013-02": 0.7777, "2013-03": 0.8123},
+            "current": 0.8123,
+            "backtest_mean": 0.7777,
+            "backtest_worst": 0.7777,
+            "drop_below_worst": -0.0346,
+        },
+    ),
     "prediction": {"available": False, "drifted": False},
-    "performance": {
-        "available": True,
-        "drifted": False,
-        "metric": "roc_auc",
-        "higher_is_better": True,
-        "max_drop": 0.02,
-        "by_month": {"2013-02": 0.7777, "2013-03": 0.8123},
-        "message": "",
-        "current": 0.8123,
-        "backtest_mean": 0.7777,
-        "backtest_worst": 0.7777,
-        "drop_below_worst": -0.0346,
-    },
 }
 
 

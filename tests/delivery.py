@@ -31,6 +31,14 @@ def build_model(root: Path, repo_root: Path, **overrides: Any) -> Path:
     return build_model_dir(root, repo_root, **overrides)
 
 
+def good_and_shifted(root: Path, repo_root: Path) -> dict[str, Path]:
+    """The two models the delivery tests route between: ``good`` and ``shifted`` (SHIFTED)."""
+    return {
+        "good": build_model(root / "good", repo_root),
+        "shifted": build_model(root / "shifted", repo_root, **SHIFTED),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,6 +71,13 @@ def stop_everything(state_dir: Path) -> None:
         service = deploy.read_state(state_dir, path.stem)
         if service is not None:
             deploy.stop(service)
+
+
+@contextmanager
+def services_under(state_dir: Path) -> Iterator[Path]:
+    """``state_dir``, and on the way out every service and nginx started under it, stopped."""
+    yield state_dir
+    stop_everything(state_dir)
 
 
 class _Answering(http.server.BaseHTTPRequestHandler):

@@ -173,6 +173,28 @@ DEP_DELAY_FAILURE: dict[str, Any] = {
     "table": "flights",
 }
 
+#: release.json of a signed prod release, as `flightdelay release` writes it (every key).
+RELEASE: dict[str, Any] = {
+    "artifact": "flight-delay",
+    "version": "v0.2.0",
+    "stage": "prod",
+    "tag": "flight-delay#prod#4",
+    "version_tag": "flight-delay@v0.2.0",
+    "commit": "c" * 40,
+    "model_path": "outputs/model",
+    "model_md5": "0123456789abcdef0123456789abcdef.dir",
+    "data_md5": "fedcba9876543210fedcba9876543210.dir",
+    "mlflow_run_id": None,
+    "signature": {
+        "method": "key",
+        "signer": "key sha256:" + "e" * 64,
+        "issuer": None,
+        "digest": "sha256:" + "d" * 64,
+        "files": 3,
+    },
+    "unsigned_override": None,
+}
+
 
 def failed_validation(*failures: dict[str, Any]) -> dict[str, Any]:
     """The summary of data that failed ``failures`` (DEP_DELAY_FAILURE when none is given)."""
@@ -191,3 +213,64 @@ def slice_row(column: str, value: str, n: float, **metrics: float) -> dict[str, 
     """A measured slice of ``column`` with every metric evaluate writes, ``metrics`` overriding."""
     measured = {k: v for k, v in SLICES["carrier"][0].items() if k != "carrier"}
     return {**measured, column: value, "n": n, **metrics}
+
+
+def drift_json(**changes: Any) -> dict[str, Any]:
+    """drift.json of a batch as drift.DriftReport.summary writes it (every section, each measured);
+    a dict in ``changes`` updates its section key by key, any other value replaces the key's."""
+    base: dict[str, Any] = {
+        "any_drift": False,
+        "current_month": "2013-10",
+        "reference_months": ["2013-01", "2013-02"],
+        "dataset": {
+            "drifted": False,
+            "share_drifted": 0.2,
+            "n_drifted": 7,
+            "n_features": 35,
+            "drift_share_threshold": 0.5,
+            "drifted_features": ["temp"],
+            "n_reference_rows": 51955,
+            "n_current_rows": 28889,
+            "not_tested": [],
+            "excluded": [],
+            "problems": [],
+        },
+        "label": {
+            "available": True,
+            "drifted": False,
+            "method": "jensenshannon",
+            "score": 0.05,
+            "threshold": 0.1,
+            "psi": 0.01,
+            "message": "",
+            "reference_late_rate": 0.2,
+            "current_late_rate": 0.19,
+        },
+        "prediction": {
+            "available": True,
+            "drifted": False,
+            "method": "wasserstein",
+            "score": 0.04,
+            "threshold": 0.1,
+            "psi": 0.02,
+            "message": "",
+            "reference_mean_score": 0.2,
+            "current_mean_score": 0.21,
+        },
+        "performance": {
+            "available": True,
+            "drifted": False,
+            "metric": "roc_auc",
+            "higher_is_better": True,
+            "max_drop": 0.02,
+            "by_month": {"2013-09": 0.80, "2013-10": 0.81},
+            "message": "",
+            "current": 0.81,
+            "backtest_mean": 0.80,
+            "backtest_worst": 0.80,
+            "drop_below_worst": -0.01,
+        },
+    }
+    for key, value in changes.items():
+        base[key] = base[key] | value if isinstance(value, dict) else value
+    return base

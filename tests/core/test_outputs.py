@@ -17,6 +17,7 @@ from flightdelay.core.outputs import (
     Importance,
     ModelMetadata,
     Output,
+    Release,
     Slices,
     ValidationSummary,
 )
@@ -26,6 +27,7 @@ from output_fixtures import (
     IMPORTANCE,
     MODEL_METADATA,
     PASSED_VALIDATION,
+    RELEASE,
     SLICES,
     failed_validation,
 )
@@ -127,7 +129,7 @@ def test_output_missing_key_is_one_line_naming_file_and_key(
     assert "\n" not in message
     assert message.startswith(f"{path}: not a valid {output.what} (")
     assert f"{required}: Field required" in message
-    assert message.endswith(f"; re-run `dvc repro {output.stage}`")
+    assert message.endswith(f"; re-run `dvc repro {output.dvc_stage}`")
 
 
 @pytest.mark.parametrize(("output", "example", "required", "mistyped"), EXAMPLES, ids=IDS)
@@ -216,3 +218,43 @@ def test_model_metadata_columns_keep_the_schemas_order() -> None:
         "origin",
         "dep_hour",
     ]
+
+
+# ---------------------------------------------------------------- release.json
+
+
+def test_release_round_trip_is_byte_identical(tmp_path: Path) -> None:
+    written, typed = tmp_path / "as-release-wrote-it.json", tmp_path / "typed.json"
+    write_json(written, RELEASE)
+    Release.read(written).write(typed)
+    assert typed.read_bytes() == written.read_bytes()
+
+
+def test_release_writes_every_key_even_unset_ones() -> None:
+    unsigned = Release(**{k: v for k, v in RELEASE.items() if k != "signature" and v is not None})
+    assert json.dumps(unsigned.to_json()) == json.dumps({**RELEASE, "signature": None})
+
+
+def test_release_missing_key_is_one_line_naming_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "release.json"
+    write_json(path, {k: v for k, v in RELEASE.items() if k != "model_md5"})
+    with pytest.raises(DataFileError) as caught:
+        Release.read(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == f"{path}: not a valid release description (model_md5: Field required)"
+
+
+def test_release_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "release.json"
+    write_json(path, {**RELEASE, "enviroment": "prod"})
+    with pytest.raises(
+        DataFileError, match=r"release\.json: not a valid release description \(enviroment"
+    ):
+        Release.read(path)
+
+
+def test_release_is_frozen() -> None:
+    release = Release(**RELEASE)
+    with pytest.raises(ValueError, match="frozen"):
+        release.version = "v9.9.9"  # type: ignore[misc]

@@ -10,7 +10,6 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -219,7 +218,7 @@ def test_train_and_mirror_a_stage_alias_on_a_postgresql_backed_server(
         )
         out = tmp_path / "release"
         shutil.copytree("outputs/model", out / "model")
-        (out / "release.json").write_text(json.dumps(asdict(release)))
+        (out / "release.json").write_text(json.dumps(release.to_json()))
         assert mlflow_alias.main(["--release", str(out)]) == 0
         import mlflow
 

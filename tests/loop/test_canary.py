@@ -18,13 +18,13 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from delivery import (
-    SHIFTED,
     answering_upstream,
-    build_model,
     deploy_params,
     failing_upstream,
     free_port,
+    good_and_shifted,
     release_of,
+    services_under,
     stop_everything,
 )
 from flightdelay.core import signing
@@ -297,18 +297,13 @@ def test_nginx_reloads_under_load_without_dropping_a_request(tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("canary-models")
-    return {
-        "good": build_model(root / "good", repo_root),
-        "shifted": build_model(root / "shifted", repo_root, **SHIFTED),
-    }
+    return good_and_shifted(tmp_path_factory.mktemp("canary-models"), repo_root)
 
 
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Iterator[Path]:
-    state = tmp_path / "state"
-    yield state
-    stop_everything(state)
+    with services_under(tmp_path / "state") as state:
+        yield state
 
 
 def routes(url: str, model_dir: Path, n: int = 30) -> dict[str, set[str]]:
@@ -425,9 +420,7 @@ def release_dir(tmp_path: Path, stage: str) -> Path:
     """A release.json alone: nothing is started, so nothing is verified."""
     release = tmp_path / "release"
     release.mkdir()
-    (release / "release.json").write_text(
-        json.dumps(dataclasses.asdict(release_of("v1.0.0", stage)))
-    )
+    (release / "release.json").write_text(json.dumps(release_of("v1.0.0", stage).to_json()))
     return release
 
 

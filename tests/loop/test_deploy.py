@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -84,7 +83,7 @@ def test_render_makes_the_pods_verify_the_expected_identity() -> None:
 
 
 def test_render_of_an_unsigned_override_lets_the_pods_start_unverified() -> None:
-    release = dataclasses.replace(release_of("v0.1.0"), unsigned_override="predates signing")
+    release = release_of("v0.1.0").model_copy(update={"unsigned_override": "predates signing"})
     env = serve_env(render(templates(), release, "img", deploy.signer_env(release, None)))
     assert env["FLIGHTDELAY_REQUIRE_SIGNATURE"] == "false"
     assert "FLIGHTDELAY_MODEL_IDENTITY" not in env
@@ -308,7 +307,7 @@ def signed_release(
     signing.sign(
         out / "model", out / "signature/model.sig", signing.Signer(keys["promotion"].private)
     )
-    (out / "release.json").write_text(json.dumps(dataclasses.asdict(release_of("v0.1.0"))))
+    (out / "release.json").write_text(json.dumps(release_of("v0.1.0").to_json()))
     monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
     return out
 

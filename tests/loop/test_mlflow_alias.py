@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,14 @@ FIRST = Release(
 )
 
 
+def replace(release: Release, **changes: str) -> Release:
+    return release.model_copy(update=changes)
+
+
 def write_release(out: Path, release: Release) -> Path:
     (out / "model").mkdir(parents=True, exist_ok=True)
     (out / "model" / "model.json").write_text(json.dumps({"version": release.version}))
-    (out / "release.json").write_text(json.dumps(asdict(release)))
+    (out / "release.json").write_text(json.dumps(release.to_json()))
     return out
 
 

@@ -22,6 +22,7 @@ from flightdelay.core.drift_summary import DriftSummary
 from flightdelay.core.params import DriftParams, MonitorParams, Params, ParamsError, parse_params
 from flightdelay.loop import monitor, monitor_markdown
 from flightdelay.loop.monitor import MonitorError
+from output_fixtures import drift_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,63 +40,7 @@ DRIFT = DriftParams(  # the thresholds monitor reuses
 def summary(**changes: dict[str, Any]) -> DriftSummary:
     """A drift.json of a batch, as drift.DriftReport.summary writes it; ``changes`` update its
     sections key by key."""
-    base: dict[str, Any] = {
-        "any_drift": False,
-        "current_month": "2013-10",
-        "reference_months": ["2013-01", "2013-02"],
-        "dataset": {
-            "drifted": False,
-            "share_drifted": 0.2,
-            "n_drifted": 7,
-            "n_features": 35,
-            "drift_share_threshold": 0.5,
-            "n_reference_rows": 51955,
-            "n_current_rows": 28889,
-            "drifted_features": ["temp"],
-            "not_tested": [],
-            "excluded": [],
-            "problems": [],
-        },
-        "label": {
-            "available": True,
-            "drifted": False,
-            "method": "jensenshannon",
-            "score": 0.05,
-            "threshold": 0.1,
-            "psi": 0.01,
-            "message": "",
-            "reference_late_rate": 0.2,
-            "current_late_rate": 0.19,
-        },
-        "prediction": {
-            "available": True,
-            "drifted": False,
-            "method": "wasserstein",
-            "score": 0.04,
-            "threshold": 0.1,
-            "psi": 0.02,
-            "message": "",
-            "reference_mean_score": 0.2,
-            "current_mean_score": 0.21,
-        },
-        "performance": {
-            "available": True,
-            "drifted": False,
-            "metric": "roc_auc",
-            "higher_is_better": True,
-            "max_drop": 0.02,
-            "by_month": {"2013-09": 0.80, "2013-10": 0.81},
-            "message": "",
-            "current": 0.81,
-            "backtest_mean": 0.80,
-            "backtest_worst": 0.80,
-            "drop_below_worst": -0.01,
-        },
-    }
-    return DriftSummary.parse(
-        {k: v | changes.get(k, {}) if isinstance(v, dict) else v for k, v in base.items()},
-        "drift.json",
-    )
+    return DriftSummary.parse(drift_json(**changes), "drift.json")
 
 
 # --- which month --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ compared with prod on those requests."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from delivery import SHIFTED, build_model, deploy_params, free_port, release_of, stop_everything
+from delivery import deploy_params, free_port, good_and_shifted, release_of, services_under
 from flightdelay.core import signing
 from flightdelay.core.params import CanaryParams, load_params
 from flightdelay.loop import canary_rules, deploy, nginx, shadow, traffic
@@ -103,7 +102,7 @@ def test_main_without_a_prod_service_says_there_is_nothing_to_mirror(
 ) -> None:
     release = tmp_path / "release"
     release.mkdir()
-    (release / "release.json").write_text(json.dumps(dataclasses.asdict(release_of("v2"))))
+    (release / "release.json").write_text(json.dumps(release_of("v2").to_json()))
     code = shadow.main(["--release", str(release), "--state-dir", str(tmp_path / "s")])
     assert code == 1
     assert "no prod service runs here" in capsys.readouterr().err
@@ -114,18 +113,13 @@ def test_main_without_a_prod_service_says_there_is_nothing_to_mirror(
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("shadow-models")
-    return {
-        "good": build_model(root / "good", repo_root),
-        "shifted": build_model(root / "shifted", repo_root, **SHIFTED),
-    }
+    return good_and_shifted(tmp_path_factory.mktemp("shadow-models"), repo_root)
 
 
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Iterator[Path]:
-    state = tmp_path / "state"
-    yield state
-    stop_everything(state)
+    with services_under(tmp_path / "state") as state:
+        yield state
     nginx.stop(state, shadow.FRONT_STAGE)
 
 
@@ -173,9 +167,7 @@ def test_main_of_the_same_model_is_clean_and_written(
         release / "signature/model.sig",
         signing.Signer(keys["promotion"].private),
     )
-    (release / "release.json").write_text(
-        json.dumps(dataclasses.asdict(release_of("v0.2.0", "staging")))
-    )
+    (release / "release.json").write_text(json.dumps(release_of("v0.2.0", "staging").to_json()))
     monkeypatch.setenv("FLIGHTDELAY_MODEL_PUBKEY", str(keys["promotion"].public))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(

@@ -109,7 +109,7 @@ class DriftSummary(Output):
     """drift.json: the batch against the training months, feature, label, score and metric."""
 
     what: ClassVar[str] = "drift summary"
-    stage: ClassVar[str] = "drift"
+    dvc_stage: ClassVar[str] = "drift"
 
     current_month: str
     reference_months: tuple[str, ...]

@@ -5,7 +5,8 @@ instead of turning into a default downstream.
 :class:`Output` is the shared base (frozen; unknown keys refused; ``to_json`` gives back exactly
 the keys that were set, so a file read and written again is the same bytes). The models here:
 model.json (:class:`ModelMetadata`, read and written by :mod:`flightdelay.core.model_io`), the
-validation summary, evaluate.json, backtest.json, slices.json and importance.json. drift.json's
+validation summary, evaluate.json, backtest.json, slices.json, importance.json and the release's
+release.json (:class:`Release`, written by :mod:`flightdelay.loop.release`). drift.json's
 (:mod:`flightdelay.core.drift_summary`) builds on the same base.
 
 A number field keeps the type the stage writes (``n`` is a float in evaluate.json, an int in a
@@ -25,11 +26,12 @@ from flightdelay.core.params import FeaturizeParams, TrainParams
 
 
 class Output(BaseModel):
-    """A JSON output of a stage; ``what`` names it in errors, ``stage`` is what rewrites it."""
+    """A JSON output; ``what`` names it in errors, ``dvc_stage`` is the DVC stage that rewrites it
+    (none for release.json: ``flightdelay release`` writes it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     what: ClassVar[str] = "output"
-    stage: ClassVar[str] = ""
+    dvc_stage: ClassVar[str] = ""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON payload: the keys that were set, as the stage wrote them."""
@@ -44,7 +46,7 @@ class Output(BaseModel):
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()
             )
-            hint = f"; re-run `dvc repro {cls.stage}`" if cls.stage else ""
+            hint = f"; re-run `dvc repro {cls.dvc_stage}`" if cls.dvc_stage else ""
             raise DataFileError(f"{source}: not a valid {cls.what} ({problems}){hint}") from None
 
     @classmethod
@@ -62,7 +64,7 @@ class EvaluateMetrics(Output):
     """
 
     what: ClassVar[str] = "evaluation metrics file"
-    stage: ClassVar[str] = "evaluate"
+    dvc_stage: ClassVar[str] = "evaluate"
 
     eval_month: str
     threshold: float
@@ -100,7 +102,7 @@ class ModelMetadata(Output):
     and writes it; the loop and the card read other revisions' through this type too."""
 
     what: ClassVar[str] = "model metadata"
-    stage: ClassVar[str] = "train"
+    dvc_stage: ClassVar[str] = "train"
 
     sha256: str  # of model.skops
     threshold: float
@@ -157,7 +159,7 @@ class Backtest(Output):
     numbers keyed by month, because `dvc metrics show/diff` flattens mappings but skips lists."""
 
     what: ClassVar[str] = "backtest metrics file"
-    stage: ClassVar[str] = "evaluate"
+    dvc_stage: ClassVar[str] = "evaluate"
 
     months: tuple[BacktestMonth, ...]
     by_month: dict[str, BacktestScores]
@@ -235,7 +237,7 @@ class Slices(Output):
     """slices.json: the evaluation month per carrier and per origin, largest slices first."""
 
     what: ClassVar[str] = "slice metrics file"
-    stage: ClassVar[str] = "evaluate"
+    dvc_stage: ClassVar[str] = "evaluate"
 
     carrier: tuple[CarrierSlice, ...]
     origin: tuple[OriginSlice, ...]
@@ -267,7 +269,7 @@ class Importance(Output):
     """importance.json: permutation importance on the evaluation month, largest first."""
 
     what: ClassVar[str] = "permutation importance file"
-    stage: ClassVar[str] = "evaluate"
+    dvc_stage: ClassVar[str] = "evaluate"
 
     features: tuple[FeatureImportance, ...]
 
@@ -296,7 +298,7 @@ class ValidationSummary(Output):
     """The validation summary: passed or not, what was checked, every failure."""
 
     what: ClassVar[str] = "validation summary"
-    stage: ClassVar[str] = "validate"
+    dvc_stage: ClassVar[str] = "validate"
 
     success: bool
     batches: dict[str, tuple[str, ...]]  # table -> batch names
@@ -310,3 +312,30 @@ class ValidationSummary(Output):
         if self.success == bool(self.failures):
             raise ValueError("success must be true exactly when there is no failure")
         return self
+
+
+# ---------------------------------------------------------------- release.json
+
+
+class Release(Output):
+    """release.json: one stage assignment being released (what deploy, canary, shadow and the
+    MLflow alias read). Written by :mod:`flightdelay.loop.release` with every key, None included."""
+
+    what: ClassVar[str] = "release description"
+
+    artifact: str
+    version: str  # vX.Y.Z
+    stage: str  # staging | prod (also the GitHub environment)
+    tag: str  # the assignment tag, e.g. flight-delay#prod#4
+    version_tag: str  # the registration tag, e.g. flight-delay@v0.2.0
+    commit: str
+    model_path: str
+    model_md5: str
+    data_md5: str | None = None
+    mlflow_run_id: str | None = None
+    signature: dict[str, Any] | None = None  # signing.SignatureInfo, None when unsigned
+    unsigned_override: str | None = None  # the operator's reason for releasing it unsigned
+
+    def to_json(self) -> dict[str, Any]:
+        """Every key, unset ones as null: release.json has always held them all."""
+        return self.model_dump()

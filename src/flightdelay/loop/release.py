@@ -33,15 +33,14 @@ import argparse
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from flightdelay import MODEL_NAME
 from flightdelay.core import artifacts, gitops, model_io, signing, tracking
 from flightdelay.core.drift_summary import DRIFT_JSON
-from flightdelay.core.io import DataFileError, read_json, write_json
-from flightdelay.core.outputs import EvaluateMetrics
+from flightdelay.core.io import DataFileError
+from flightdelay.core.outputs import EvaluateMetrics, Release
 from flightdelay.core.params import ParamsError, Paths, load_params
 from flightdelay.pipeline import card
 
@@ -54,28 +53,6 @@ HEADLINE_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier", "
 
 class ReleaseError(ValueError):
     """The ref cannot be released; the message says why."""
-
-
-@dataclass(frozen=True)
-class Release:
-    """One stage assignment being released."""
-
-    artifact: str
-    version: str  # vX.Y.Z
-    stage: str  # staging | prod (also the GitHub environment)
-    tag: str  # the assignment tag, e.g. flight-delay#prod#4
-    version_tag: str  # the registration tag, e.g. flight-delay@v0.2.0
-    commit: str
-    model_path: str
-    model_md5: str
-    data_md5: str | None = None
-    mlflow_run_id: str | None = None
-    signature: dict[str, Any] | None = None  # signing.SignatureInfo, None when unsigned
-    unsigned_override: str | None = None  # the operator's reason for releasing it unsigned
-
-    def outputs(self) -> dict[str, str]:
-        """Values for $GITHUB_OUTPUT."""
-        return step_outputs(asdict(self))
 
 
 def step_outputs(found: Mapping[str, Any]) -> dict[str, str]:
@@ -238,10 +215,10 @@ def verify_model(
             f"> **Unsigned model released by override**: `{release.model_md5}` "
             f"({release.version_tag}): {allow_unsigned}\n"
         )
-        return replace(release, unsigned_override=str(allow_unsigned).strip())
+        return release.model_copy(update={"unsigned_override": str(allow_unsigned).strip()})
     except signing.SignatureError as exc:
         raise ReleaseError(refusal(release, str(exc), expected)) from None
-    return replace(release, signature=info.model_dump())
+    return release.model_copy(update={"signature": info.model_dump()})
 
 
 def asset_paths(paths: Paths, model_path: str) -> list[str]:
@@ -331,7 +308,7 @@ def build(
         attached = sorted({*attached, version_card})
     evaluate_json = out / "assets" / params.paths.evaluation.name
     metrics = EvaluateMetrics.read(evaluate_json) if evaluate_json.is_file() else None
-    write_json(out / RELEASE_FILE, asdict(release))
+    release.write(out / RELEASE_FILE)
     (out / "notes.md").write_text(
         notes(release, metrics, attached, missing, card_problem), encoding="utf-8"
     )
@@ -359,10 +336,11 @@ def _verified_model(
     release = verify_model(release, model_dir, signature, expected, allow_unsigned)
     artifacts.check_hash(recorded, model_dir)
     metadata = model_io.read_metadata(model_dir)
-    return replace(
-        release,
-        data_md5=metadata.data_md5,
-        mlflow_run_id=tracking.find_run(metadata.sha256),  # tagged by train
+    return release.model_copy(
+        update={
+            "data_md5": metadata.data_md5,
+            "mlflow_run_id": tracking.find_run(metadata.sha256),  # tagged by train
+        }
     )
 
 
@@ -379,11 +357,7 @@ def verify_release_dir(
 
 def load_release(out: Path = DEFAULT_OUT) -> Release:
     """The Release that ``flightdelay release`` wrote into ``out``."""
-    raw = read_json(out / RELEASE_FILE, "release description")
-    try:
-        return Release(**raw)
-    except TypeError as exc:
-        raise DataFileError(f"{out / RELEASE_FILE}: not a release description: {exc}") from None
+    return Release.read(out / RELEASE_FILE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -426,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         gitops.step_summary(f"### Release of `{args.ref}` refused\n\n{exc}\n")
         return 1
-    gitops.github_output(release.outputs())
+    gitops.github_output(step_outputs(release.to_json()))
     gitops.step_summary((args.out / "notes.md").read_text(encoding="utf-8"))
     print(
         f"release: {release.tag} = {release.artifact} {release.version} at "
