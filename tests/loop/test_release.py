@@ -288,7 +288,10 @@ def test_main_refuses_a_registration_tag(repo: RegistryRepo, capsys) -> None:
 
 def test_load_release_of_a_foreign_file_names_it(tmp_path: Path) -> None:
     (tmp_path / "release.json").write_text(json.dumps({"version": "v1"}))
-    with pytest.raises(release.DataFileError, match=r"release\.json: not a release description"):
+    with pytest.raises(
+        release.DataFileError,
+        match=r"release\.json: not a valid release description \(artifact: Field required",
+    ):
         release.load_release(tmp_path)
 
 
