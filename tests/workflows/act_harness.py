@@ -150,17 +150,37 @@ def processes_under(root: Path) -> list[int]:
 
 
 def stop_processes_under(root: Path) -> list[int]:
-    """SIGKILL every process of :func:`processes_under` and wait until they are gone (their
-    sockets close only then); returns their pids."""
+    """SIGKILL every process of :func:`processes_under` and wait until they are gone and the
+    sockets they listened on are closed; returns their pids."""
+    pids = processes_under(root)
+    listening = _listening_inodes()
+    held = {inode for pid in pids for inode in _socket_inodes(pid) if inode in listening}
     stopped = []
-    for pid in processes_under(root):
+    for pid in pids:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
             stopped.append(pid)
     deadline = time.monotonic() + 10  # SIGKILL is asynchronous: wait until they are gone
     while time.monotonic() < deadline and any(_alive(pid) for pid in stopped):
         time.sleep(0.1)
+    # A listening socket can outlive its last process by a moment (seen: ~1-3 s after the
+    # service's last thread was reaped, owned by no process in `ss -ltnp`); the port is free
+    # only once the kernel has dropped it.
+    while time.monotonic() < deadline and held & _listening_inodes().keys():
+        time.sleep(0.1)
     return stopped
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The socket inodes ``pid`` holds open (as /proc/net/tcp names them)."""
+    found = set()
+    with suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    found.add(target[8:-1])
+    return found
 
 
 def _listening_inodes() -> dict[str, int]:
