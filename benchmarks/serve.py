@@ -396,8 +396,12 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
     from flightdelay.serving.app import FAST_BATCH_BYTES
     from flightdelay.serving.model_service import ModelService, to_columns, to_frame
     from flightdelay.serving.request_checks import batch_columns, duplicate_key
+    from flightdelay.serving.settings import ServeSettings
 
-    service = ModelService(bundle)
+    settings = ServeSettings.from_env()  # the service's own thread settings
+    service = ModelService(
+        bundle, n_threads=settings.model_threads, batch_threads=settings.large_call_threads()
+    )
     body = json.dumps(raw_records(flights)).encode()
     many = TypeAdapter(Annotated[list[Flight], Field(min_length=1)])
 
@@ -438,7 +442,7 @@ def profile_batch(bundle: Any, flights: pd.DataFrame, repeats: int) -> None:
         "feature_arrays (context tables)": lambda _: feature_arrays(
             frame, service.context, service.params, checked=True
         ),
-        "scoring (service's predictor)": lambda _: score(arrays),
+        f"scoring ({settings.large_call_threads()} thread(s))": lambda _: score(arrays),
         "response (dicts, orjson)": lambda _: response(scores, warnings),
     }
     print(f"\nwhere a {len(flights):,}-flight request's time goes (p50 of {repeats} calls, ms)")

@@ -129,6 +129,64 @@ def test_scoring_compiles_once_per_model_key(
     np.testing.assert_array_equal(first.predict_proba(rows), second.predict_proba(rows))
 
 
+@needs_compiler
+def test_scoring_large_calls_use_the_batch_threads_with_the_same_scores(
+    pipeline: Pipeline, rows: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call of BATCH_THREAD_ROWS rows or more goes to the batch predictor (its own thread
+    count), a smaller one to the single-thread predictor; both run the same library, so the
+    scores are identical, not merely within tolerance."""
+    used: list[tuple[int, int]] = []
+    real = scoring.compiled_predictor
+
+    class Recording:
+        def __init__(self, predictor: Any, threads: int) -> None:
+            self.predictor, self.threads = predictor, threads
+
+        def predict(self, matrix: Any) -> Any:
+            used.append((self.threads, matrix.shape[0]))
+            return self.predictor.predict(matrix)
+
+    def recorded(model: Any, key: str, n_threads: int) -> Recording:
+        return Recording(real(model, key, n_threads), n_threads)
+
+    monkeypatch.setattr(scoring, "compiled_predictor", recorded)
+    many = pd.concat([rows] * -(-scoring.BATCH_THREAD_ROWS // len(rows)), ignore_index=True)
+    many = many.head(scoring.BATCH_THREAD_ROWS)
+    two = TreeliteScorer.compile(pipeline, key="test-threads", compiler=True, batch_threads=2)
+    one = TreeliteScorer.compile(pipeline, key="test-threads", compiler=True)
+    large, small = two.predict_proba(many), two.predict_proba(many.head(len(many) - 1))
+    assert used == [(2, len(many)), (1, len(many) - 1)]
+    np.testing.assert_array_equal(large, one.predict_proba(many))
+    np.testing.assert_array_equal(small, one.predict_proba(many.head(len(many) - 1)))
+    assert_close(large, expected(pipeline, many))
+
+
+@needs_compiler
+def test_scoring_batch_threads_hold_under_a_one_thread_openmp_limit(
+    pipeline: Pipeline, rows: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tl2cgen refuses a predictor of more threads than its OpenMP runtime's limit; the service
+    lowers every OpenMP runtime to FLIGHTDELAY_MODEL_THREADS (threadpoolctl), as may
+    OMP_NUM_THREADS=1: the batch predictor still gets its threads, and the scorer never falls
+    back to the pipeline for it."""
+    import threadpoolctl
+    import tl2cgen
+
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        with pytest.raises(tl2cgen.TL2cgenError, match="nthread cannot exceed 1"):
+            scoring.compiled_predictor(
+                TreeliteScorer.compile(pipeline, key="test-limit", compiler=True).model,
+                "test-limit",
+                2,
+            )
+        scorer = TreeliteScorer.compile(pipeline, key="test-limit", compiler=True, batch_threads=2)
+    assert scorer.runtime == "treelite-compiled"
+    assert "large calls use 1 thread" not in caplog.text
+    many = pd.concat([rows] * -(-scoring.BATCH_THREAD_ROWS // len(rows)), ignore_index=True)
+    assert_close(scorer.predict_proba(many), expected(pipeline, many))
+
+
 def test_scoring_without_a_compiler_interprets(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -192,7 +192,7 @@ def test_predict_answers_label_at_threshold_model_and_version(
 def test_predict_scores_with_the_compiled_treelite_scorer(app: Any) -> None:
     if scoring.c_compiler() is None:
         pytest.skip("gcc not installed: tl2cgen cannot compile")
-    assert app.state.service.predictor == "treelite-compiled"
+    assert app.state.service.predictor == "treelite-compiled", app.state.service.predictor_note
 
 
 def test_service_scores_on_treelite_not_on_private_internals(app: Any) -> None:
@@ -906,6 +906,21 @@ def test_settings_bad_environment_value_names_the_variable() -> None:
         ServeError, match="FLIGHTDELAY_MAX_BATCH_ROWS: Input should be a valid integer"
     ):
         ServeSettings.from_env({"FLIGHTDELAY_MAX_BATCH_ROWS": "lots"})
+
+
+def test_settings_large_call_threads_default_two_capped_by_the_cpus() -> None:
+    default = ServeSettings.from_env({})
+    assert (default.batch_threads, default.large_call_threads(usable_cpus=8)) == (2, 2)
+    assert default.large_call_threads(usable_cpus=1) == 1
+    assert ServeSettings.from_env({"FLIGHTDELAY_BATCH_THREADS": "1"}).large_call_threads(8) == 1
+    many = ServeSettings.from_env(
+        {"FLIGHTDELAY_MODEL_THREADS": "4", "FLIGHTDELAY_BATCH_THREADS": "2"}
+    )
+    assert many.large_call_threads(usable_cpus=8) == 4
+    with pytest.raises(
+        ServeError, match="FLIGHTDELAY_BATCH_THREADS: Input should be greater than or equal to 1"
+    ):
+        ServeSettings.from_env({"FLIGHTDELAY_BATCH_THREADS": "0"})
 
 
 def test_settings_token_is_never_printed() -> None:

@@ -191,7 +191,9 @@ def create_app(
     bundle = load_model_bundle(model_dir, require_manifest=True)
     # After loading: scikit-learn's OpenMP runtime is loaded with the model's modules.
     threadpoolctl.threadpool_limits(limits=settings.model_threads, user_api="openmp")
-    service = ModelService(bundle, n_threads=settings.model_threads)
+    service = ModelService(
+        bundle, n_threads=settings.model_threads, batch_threads=settings.large_call_threads()
+    )
     warm = service.predict(to_columns([EXAMPLE_FLIGHT]))  # builds the context's lazy indexes
     if not (len(warm) == 1 and 0.0 <= warm[0] <= 1.0):
         raise ModelBundleError(f"{model_dir}: the model returned {warm!r} for the example flight")

@@ -63,7 +63,7 @@ class ModelService:
     "treelite-gtil" or "pipeline").
     """
 
-    def __init__(self, bundle: ModelBundle, n_threads: int = 1) -> None:
+    def __init__(self, bundle: ModelBundle, n_threads: int = 1, batch_threads: int = 1) -> None:
         self.bundle = bundle
         self.pipeline = bundle.pipeline
         self.context = bundle.context
@@ -90,7 +90,10 @@ class ModelService:
         self.predictor_note = ""
         try:
             scorer = TreeliteScorer.compile(
-                self.pipeline, key=bundle.metadata["sha256"], n_threads=n_threads
+                self.pipeline,
+                key=bundle.metadata["sha256"],
+                n_threads=n_threads,
+                batch_threads=batch_threads,
             )
             mismatch, largest = self._compare(scorer)
         except UnsupportedPipelineError as exc:

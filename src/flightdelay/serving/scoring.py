@@ -26,9 +26,13 @@ Measured and left as they are (the real model, 1,000 rows, calls interleaved, on
 2-core machine): tl2cgen's ``annotate_in`` (branch annotations from 100,000 training rows,
 ``tl2cgen.annotate_branch``) and ``quantize=1``, alone or together, scored 1,000 rows within 1%
 of the plain library (p50 3.74-3.79 ms) and 1 or 8 rows within 8%, so it is compiled plainly.
-One thread per call (``FLIGHTDELAY_MODEL_THREADS=1``): tl2cgen's own pool with 2 threads took
-p50 6.5 ms for 1,000 rows and 7.5 ms for 64 (1 thread: 3.4 and 0.47 ms), its workers waking late
-on shared cores; two Python threads scoring half each were no faster either (2.8 vs 2.6 ms).
+One thread per call below :data:`BATCH_THREAD_ROWS` rows (``FLIGHTDELAY_MODEL_THREADS=1``),
+``FLIGHTDELAY_BATCH_THREADS`` (default 2) from there: on a quiet 2-core machine tl2cgen's pool
+with 2 threads scored 1,000 rows in p50 0.95 ms against 1.90 with one (a Predictor of each
+on the same library, 300 calls each); on a loaded machine (load ~5) it took p50 6.5 ms for
+1,000 rows and 7.5 ms for 64 (1 thread: 3.4 and 0.47 ms), its workers waking late on shared
+cores, so small calls (single-flight requests, merged or not) always use one thread, and a
+machine whose cores are shared (``--workers`` as many as cores) sets FLIGHTDELAY_BATCH_THREADS=1.
 
 Scores equal the pipeline's within :data:`SCORE_TOLERANCE` (treelite adds the baseline and the
 trees in another order: differences of ~1e-15 were measured). The service checks this on sample
@@ -37,12 +41,14 @@ rows at start-up and scores with the pipeline itself if the scorer is refused or
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import repeat
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -50,6 +56,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from flightdelay.serving import compiled
+
+log = logging.getLogger("flightdelay.serving.serve")  # the service's one logger
 
 #: Largest |scorer - pipeline.predict_proba| accepted at start-up (probabilities in [0, 1]).
 SCORE_TOLERANCE = 1e-12
@@ -150,6 +158,9 @@ class _Encoding:
 #: Up to this many rows, one column_stack of the numeric features beats one write per feature.
 _SMALL = 64
 
+#: A model call of at least this many rows uses the batch predictor (``batch_threads`` threads).
+BATCH_THREAD_ROWS = 256
+
 
 class TreeliteScorer:
     """``predict_proba(features)[:, 1]`` of a fitted Pipeline, scored by treelite."""
@@ -162,11 +173,17 @@ class TreeliteScorer:
 
     @classmethod
     def compile(
-        cls, pipeline: Pipeline, key: str, n_threads: int = 1, compiler: bool | None = None
+        cls,
+        pipeline: Pipeline,
+        key: str,
+        n_threads: int = 1,
+        compiler: bool | None = None,
+        batch_threads: int = 1,
     ) -> TreeliteScorer:
         """Read the fitted pipeline (UnsupportedPipelineError says what does not fit); compile
         its trees with tl2cgen when a C compiler is there (``compiler=None``: look for one), once
-        per ``key`` (the model's sha256) and process."""
+        per ``key`` (the model's sha256) and process. Calls of BATCH_THREAD_ROWS rows or more
+        use ``batch_threads`` threads (the same library, so the same scores)."""
         import treelite
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -185,10 +202,14 @@ class TreeliteScorer:
             compiler = c_compiler() is not None or compiled.cached(key) is not None
         if compiler:
             predictor = compiled_predictor(model, key, n_threads)
+            batch = predictor
+            if batch_threads != n_threads:
+                batch = batch_predictor(model, key, batch_threads, predictor)
             import tl2cgen
 
             def predict(x: np.ndarray) -> np.ndarray:
-                return np.asarray(predictor.predict(tl2cgen.DMatrix(x, dtype="float64")))
+                chosen = batch if len(x) >= BATCH_THREAD_ROWS else predictor
+                return np.asarray(chosen.predict(tl2cgen.DMatrix(x, dtype="float64")))
 
             return cls(encoding, model, predict, "treelite-compiled")
 
@@ -213,6 +234,26 @@ class TreeliteScorer:
 def c_compiler() -> str | None:
     """The C compiler tl2cgen will call (it runs ``gcc``), or None."""
     return shutil.which("gcc")
+
+
+def batch_predictor(model: Any, key: str, n_threads: int, single: Any) -> Any:
+    """The predictor of large calls, ``n_threads`` threads; ``single`` (with a warning) if
+    tl2cgen refuses that many. tl2cgen checks ``nthread`` against its own OpenMP runtime's
+    limit, which ``OMP_NUM_THREADS`` or a threadpoolctl limit may have lowered for every OpenMP
+    runtime in the process: the limit of tl2cgen's runtime alone (the service has no other use
+    for it) is raised to ``n_threads`` first, so the setting means the same whatever ran before."""
+    import tl2cgen
+    from threadpoolctl import ThreadpoolController
+
+    for lib in ThreadpoolController().lib_controllers:
+        tl2cgen_own = "tl2cgen" in Path(lib.filepath).parent.name
+        if lib.user_api == "openmp" and tl2cgen_own and lib.num_threads < n_threads:
+            lib.set_num_threads(n_threads)
+    try:
+        return compiled_predictor(model, key, n_threads)
+    except tl2cgen.TL2cgenError as exc:
+        log.warning("large calls use 1 thread: tl2cgen refused %d threads: %s", n_threads, exc)
+        return single
 
 
 def compiled_predictor(model: Any, key: str, n_threads: int) -> Any:

@@ -18,6 +18,9 @@ Settings come from the environment (command-line options win):
                                 rows per model call (default 256; 1 disables merging)
     FLIGHTDELAY_MODEL_THREADS   OpenMP threads per model call (default 1: thread start-up costs
                                 more than it saves on small requests; scale with --workers)
+    FLIGHTDELAY_BATCH_THREADS   threads of a model call of 256 rows or more (default 2, at most
+                                the CPUs the service may use): 1,000 rows in half the time on
+                                an idle core; set 1 when --workers fill every core
     FLIGHTDELAY_HEADER_TIMEOUT_S  a request's headers must arrive within this (default 10 s)
     FLIGHTDELAY_BODY_TIMEOUT_S  its body within this of the headers (default 30 s); 408 and close
     FLIGHTDELAY_MAX_CONNECTIONS open connections per worker (default 1000, kept below the
@@ -78,9 +81,18 @@ class ServeSettings(BaseModel):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3)
     merge_rows: int = Field(default=256, ge=1, le=100_000)
     model_threads: int = Field(default=1, ge=1, le=256)
+    batch_threads: int = Field(default=2, ge=1, le=256)
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+
+    def large_call_threads(self, usable_cpus: int | None = None) -> int:
+        """Threads of a large model call: FLIGHTDELAY_BATCH_THREADS, at most the CPUs this
+        process may run on (``usable_cpus``, default: its CPU affinity), never fewer than
+        FLIGHTDELAY_MODEL_THREADS."""
+        if usable_cpus is None:
+            usable_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        return max(self.model_threads, min(self.batch_threads, max(1, usable_cpus)))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServeSettings:
