@@ -163,28 +163,37 @@ def test_scoring_large_calls_use_the_batch_threads_with_the_same_scores(
 
 
 @needs_compiler
-def test_scoring_batch_threads_hold_under_a_one_thread_openmp_limit(
-    pipeline: Pipeline, rows: pd.DataFrame, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(("n_threads", "batch_threads"), [(1, 2), (2, 2)])
+def test_scoring_threads_hold_under_a_one_thread_openmp_limit(
+    pipeline: Pipeline,
+    rows: pd.DataFrame,
+    caplog: pytest.LogCaptureFixture,
+    n_threads: int,
+    batch_threads: int,
 ) -> None:
     """tl2cgen refuses a predictor of more threads than its OpenMP runtime's limit; the service
     lowers every OpenMP runtime to FLIGHTDELAY_MODEL_THREADS (threadpoolctl), as may
-    OMP_NUM_THREADS=1: the batch predictor still gets its threads, and the scorer never falls
-    back to the pipeline for it."""
+    OMP_NUM_THREADS=1: the predictors (small calls' and large calls') still get their threads,
+    and the scorer never falls back to the pipeline for it."""
     import threadpoolctl
     import tl2cgen
 
+    from flightdelay.serving import compiled as compiled_cache
+
+    key = f"test-limit-{n_threads}"
+    model = TreeliteScorer.compile(pipeline, key=key, compiler=True).model
+    library = compiled_cache.library(model, key, scoring.COMPILE_UNITS)
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
         with pytest.raises(tl2cgen.TL2cgenError, match="nthread cannot exceed 1"):
-            scoring.compiled_predictor(
-                TreeliteScorer.compile(pipeline, key="test-limit", compiler=True).model,
-                "test-limit",
-                2,
-            )
-        scorer = TreeliteScorer.compile(pipeline, key="test-limit", compiler=True, batch_threads=2)
+            tl2cgen.Predictor(str(library), nthread=2, verbose=False)
+        scorer = TreeliteScorer.compile(
+            pipeline, key=key, n_threads=n_threads, compiler=True, batch_threads=batch_threads
+        )
     assert scorer.runtime == "treelite-compiled"
     assert "large calls use 1 thread" not in caplog.text
     many = pd.concat([rows] * -(-scoring.BATCH_THREAD_ROWS // len(rows)), ignore_index=True)
     assert_close(scorer.predict_proba(many), expected(pipeline, many))
+    assert_close(scorer.predict_proba(rows), expected(pipeline, rows))
 
 
 def test_scoring_without_a_compiler_interprets(

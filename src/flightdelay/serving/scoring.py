@@ -238,17 +238,9 @@ def c_compiler() -> str | None:
 
 def batch_predictor(model: Any, key: str, n_threads: int, single: Any) -> Any:
     """The predictor of large calls, ``n_threads`` threads; ``single`` (with a warning) if
-    tl2cgen refuses that many. tl2cgen checks ``nthread`` against its own OpenMP runtime's
-    limit, which ``OMP_NUM_THREADS`` or a threadpoolctl limit may have lowered for every OpenMP
-    runtime in the process: the limit of tl2cgen's runtime alone (the service has no other use
-    for it) is raised to ``n_threads`` first, so the setting means the same whatever ran before."""
+    tl2cgen still refuses that many."""
     import tl2cgen
-    from threadpoolctl import ThreadpoolController
 
-    for lib in ThreadpoolController().lib_controllers:
-        tl2cgen_own = "tl2cgen" in Path(lib.filepath).parent.name
-        if lib.user_api == "openmp" and tl2cgen_own and lib.num_threads < n_threads:
-            lib.set_num_threads(n_threads)
     try:
         return compiled_predictor(model, key, n_threads)
     except tl2cgen.TL2cgenError as exc:
@@ -259,12 +251,29 @@ def batch_predictor(model: Any, key: str, n_threads: int, single: Any) -> Any:
 def compiled_predictor(model: Any, key: str, n_threads: int) -> Any:
     """tl2cgen's compiled predictor of a treelite model; its library comes from
     :func:`flightdelay.serving.compiled.library` (compiled once per ``key``, verified at every
-    load). A predictor may be called by one thread at a time: each scorer has its own."""
+    load). A predictor may be called by one thread at a time: each scorer has its own.
+
+    tl2cgen refuses ``nthread`` above its own OpenMP runtime's limit, which ``OMP_NUM_THREADS``
+    or a threadpoolctl limit (the service's, for scikit-learn) may have lowered for every OpenMP
+    runtime in the process: the limit of tl2cgen's runtime alone (nothing else uses it) is
+    raised to ``n_threads`` first, so a thread setting means the same whatever ran before."""
     import tl2cgen
 
+    _allow_tl2cgen_threads(n_threads)
     with _compile_lock:
         library = compiled.library(model, key, COMPILE_UNITS)
         return tl2cgen.Predictor(str(library), nthread=n_threads, verbose=False)
+
+
+def _allow_tl2cgen_threads(n_threads: int) -> None:
+    if n_threads <= 1:
+        return
+    from threadpoolctl import ThreadpoolController
+
+    for lib in ThreadpoolController().lib_controllers:
+        tl2cgen_own = "tl2cgen" in Path(lib.filepath).parent.name
+        if lib.user_api == "openmp" and tl2cgen_own and lib.num_threads < n_threads:
+            lib.set_num_threads(n_threads)
 
 
 def _is_nan(value: Any) -> bool:

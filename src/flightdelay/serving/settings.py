@@ -91,7 +91,8 @@ class ServeSettings(BaseModel):
         process may run on (``usable_cpus``, default: its CPU affinity), never fewer than
         FLIGHTDELAY_MODEL_THREADS."""
         if usable_cpus is None:
-            usable_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU
+            usable_cpus = len(affinity(0)) if affinity else (os.cpu_count() or 1)
         return max(self.model_threads, min(self.batch_threads, max(1, usable_cpus)))
 
     @classmethod
