@@ -1,8 +1,9 @@
 """One DVC cache for the test session, shared by the clones that run main's pipeline.
 
-Several end-to-end fixtures clone this repository and run `make data repro` on main (the
-pull-request job's clone, the drift monitor's clone): each rebuilt what another had already built,
-a full pipeline run per module. :func:`shared_run` makes them take turns (a file lock, so
+Several end-to-end fixtures clone this repository and run `make data repro` on main (the drift
+monitor's clone on the committed params; the pull-request job's clone on the loop's fast config,
+its own job): each rebuilt what another had already built (the data at least), a full pipeline
+run per module. :func:`shared_run` makes them take turns (a file lock, so
 pytest-xdist workers too): the first runs the pipeline and adds its DVC cache (objects and run
 cache) to the session's store, the next one starts with those objects in its own cache, so its
 `make data` and `make repro` check out instead of rebuilding. A clone that runs the pipeline with

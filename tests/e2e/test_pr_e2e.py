@@ -1,9 +1,10 @@
 """End to end, without GitHub: the pull-request job's commands on a clone of this repository.
 
 A clone of the committed state with a temporary DVC remote, HOME and MLflow store runs the whole
-pipeline on ``main`` and commits its dvc.lock (what merging a pipeline run does). Then each pull
-request runs ``make pr-job``, exactly the steps of .github/workflows/pr-report.yml (data, repro,
-report, report-summary; the report also after a failed repro):
+pipeline on ``main`` (with test_loop_e2e's fast training config) and commits its dvc.lock (what
+merging a pipeline run does). Then each pull request runs ``make pr-job``, exactly the steps of
+.github/workflows/pr-report.yml (data, repro, report, report-summary; the report also after a
+failed repro):
 
 - a branch that changes a training parameter gets a report with the parameter's diff and metric
   deltas with their intervals against main;
@@ -31,6 +32,10 @@ from signing_keys import KeyPair
 pytestmark = pytest.mark.slow
 
 VENV = Path(sys.executable).parent.parent
+FAST = {  # test_loop_e2e's config on main: the same model family, cheaper to fit and evaluate
+    "train": {"max_iter": 25},
+    "evaluate": {"backtest_months": 1, "importance_sample": 500, "importance_repeats": 1},
+}
 
 
 class Clone:
@@ -122,7 +127,12 @@ def clone(
     c = Clone(repo_root, tmp_path_factory.mktemp("pr-e2e"))
     c.run("git", "checkout", "--quiet", "-B", "main")  # this tree's HEAD, whatever its branch
     c.env["FLIGHTDELAY_SIGNING_KEY"] = str(keys["promotion"].private)
-    with shared_run(dvc_store, c.path, "main"):
+    # main trains with the fast config (every branch below then retrains cheaply); the real
+    # config's run is test_fresh_clone's and test_monitor's. Its own shared_run job: main's
+    # pipeline with other params, never a run-cache hit for a clone of the committed config.
+    edit_params(c, FAST)
+    c.run("git", "commit", "--quiet", "-am", "fast training config")
+    with shared_run(dvc_store, c.path, "main-fast"):
         c.make("data")
         c.make("repro")
     c.run(sys.executable, "-m", "dvc", "push", "--quiet", "data.dvc")
