@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from flightdelay.core import gitops
 from output_fixtures import EVALUATION, MODEL_METADATA
 
 MAKE_MODEL = """\
@@ -118,7 +119,19 @@ class RegistryRepo:
         return self.run(sys.executable, "-m", "dvc", *args).stdout
 
     def gto(self, *args: str) -> str:
-        return self.run(str(Path(sys.executable).with_name("gto")), *args).stdout
+        """``gto args`` as typed in the repository: GTO's own command line, run in this process
+        with ``--repo`` (a ``gto`` process costs half a second of imports per call). An assignment
+        waits for a whole second past the artifact's newest one first, as gitops.assign does:
+        GTO orders a stage's assignments by their tags' whole-second times alone."""
+        from click.testing import CliRunner
+        from gto.cli import app
+
+        command, *rest = args
+        if command == "assign":  # as flightdelay's own assignments do: newest by time, not luck
+            gitops.wait_past_assignments(rest[0], self.root)
+        done = CliRunner().invoke(app, [command, "--repo", str(self.root), *rest])
+        assert done.exit_code == 0, f"gto {' '.join(args)} failed:\n{done.output}{done.exception}"
+        return done.stdout
 
     def commit_model(self, name: str, roc_auc: float = 0.8, **metadata: Any) -> str:
         """Reproduce a model called ``name`` (a whole model.json, ``metadata`` overriding keys)

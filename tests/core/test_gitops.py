@@ -63,6 +63,21 @@ def test_assign_returns_the_stage_tag_and_show_reports_it(
     )
 
 
+def test_assignments_in_quick_succession_each_win_the_stage(
+    repo: RegistryRepo, commits: dict[str, str]
+) -> None:
+    """Tag times have whole seconds and GTO orders a stage's assignments by time alone: back to
+    back assignments (a promotion then a rollback, well within a second in process) must still
+    leave the last one in the stage, as `gto show` sees it."""
+    gitops.register(NAME, commits["a"], None, "first", cwd=repo.root)
+    gitops.register(NAME, commits["b"], "minor", "second", cwd=repo.root)
+    for version in ("v0.1.0", "v0.2.0", "v0.1.0", "v0.2.0"):
+        gitops.assign(NAME, version, "prod", force=True, cwd=repo.root)  # as rollback does
+        assert repo.show()["stage"]["prod"] == version
+    times = [e["timestamp"] for e in gitops.history(NAME, repo.root) if e["event"] == "assignment"]
+    assert len(set(times)) == 4
+
+
 def test_assign_to_a_stage_not_in_dot_gto_is_refused(
     repo: RegistryRepo, commits: dict[str, str]
 ) -> None:

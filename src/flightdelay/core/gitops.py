@@ -6,8 +6,10 @@ one-line message. A test (tests/core/test_gitops.py) greps ``src/`` for git run 
 Git is the model registry. ``gto register`` creates an annotated tag ``flight-delay@vX.Y.Z`` on
 the commit whose ``dvc.lock`` records the model; ``gto assign`` creates ``flight-delay#<stage>#N``
 (N counts every assignment of the artifact, across stages). The newest assignment of a stage wins,
-so a stage holds one version at a time. Every function here shells out to the same commands a
-person would type, so the registry a test sees is the one ``gto show`` prints.
+so a stage holds one version at a time. GTO runs in process through ``gto.api``, the functions its
+commands call, and answers in the shapes ``gto <command> --json`` prints (so the registry a test
+sees is the one ``gto show`` prints): a ``gto`` process would cost an interpreter start and GTO's
+imports (about half a second) on each of the half-dozen look-ups of one promotion.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,52 +81,82 @@ def git_input(stdin: str, *args: str, cwd: Path | str | None = None) -> str:
     return done.stdout
 
 
-def gto_json(*args: str, cwd: Path | str | None = None) -> Any:
-    """``gto <args> --json`` parsed; an empty answer (unknown ref) is None."""
-    out = run("gto", *args, "--json", cwd=cwd).strip()
-    if not out:
-        return None
+def _gto(command: str, call: Callable[[], Any]) -> Any:
+    """``call()`` (a ``gto.api`` call) as plain JSON data, the shape ``gto <command> --json``
+    prints; a GTO refusal or failure is a GitOpsError naming the command, as its exit would be."""
+    from gto.exceptions import GTOException
+    from gto.utils import make_ready_to_serialize
+
     try:
-        return json.loads(out)
-    except json.JSONDecodeError:
-        raise GitOpsError(f"`gto {' '.join(args)} --json` printed no JSON: {out[:200]!r}") from None
+        found = call()
+    except GTOException as exc:
+        raise GitOpsError(f"`gto {command}` failed: {exc}") from None
+    except Exception as exc:  # what the gto command reports as "Unexpected error" and exit 1
+        raise GitOpsError(f"`gto {command}` failed: {type(exc).__name__}: {exc}") from None
+    return json.loads(json.dumps(make_ready_to_serialize(found)))
+
+
+def _repo(cwd: Path | str | None) -> str:
+    return str(cwd) if cwd is not None else "."
 
 
 def check_ref(ref: str, cwd: Path | str | None = None) -> dict[str, Any] | None:
     """What a GTO tag registers or assigns (``gto check-ref``), or None if it is not one."""
-    found = gto_json("check-ref", ref, cwd=cwd)
-    return found if isinstance(found, dict) and found else None
+    import gto.api
+
+    events = _gto(
+        f"check-ref {ref}",
+        lambda: [
+            event.dict_state(exclude={"priority", "addition"})
+            for event in gto.api.check_ref(_repo(cwd), ref)
+        ],
+    )
+    if len(events) > 1:
+        raise GitOpsError(f"`gto check-ref {ref}` failed: the ref creates {len(events)} events")
+    return events[0] if events and events[0] else None
 
 
 def history(name: str, cwd: Path | str | None = None) -> list[dict[str, Any]]:
     """Every registration and assignment of an artifact (``gto history``), newest first."""
-    found = gto_json("history", name, cwd=cwd)
+    import gto.api
+
+    found = _gto(f"history {name}", lambda: gto.api.history(_repo(cwd), name, table=False))
     return list(found) if isinstance(found, list) else []
+
+
+def _show(cwd: Path | str | None) -> dict[str, Any]:
+    import gto.api
+
+    found = _gto("show", lambda: gto.api.show(_repo(cwd), table=False))
+    return found if isinstance(found, dict) else {}
 
 
 def stages(name: str, cwd: Path | str | None = None) -> dict[str, str | None]:
     """{stage: version currently assigned, or None} for every allowed stage (``gto show``)."""
-    found = gto_json("show", cwd=cwd) or {}
-    return dict((found.get(name) or {}).get("stage") or {})
+    return dict((_show(cwd).get(name) or {}).get("stage") or {})
 
 
 def latest_version(name: str, cwd: Path | str | None = None) -> str | None:
     """The greatest registered version of an artifact, or None before the first registration."""
-    found = gto_json("show", cwd=cwd) or {}
-    version = (found.get(name) or {}).get("version")
+    version = (_show(cwd).get(name) or {}).get("version")
     return str(version) if version else None
 
 
 def register(
     name: str, commit: str, bump: str | None, message: str, cwd: Path | str | None = None
 ) -> str:
-    """Register ``commit`` as a new version and return it.
+    """Register ``commit`` as a new version and return it (``gto register``).
 
     ``bump`` (major, minor, patch) applies to the latest version; None registers FIRST_VERSION,
     which is only allowed before the first registration (GTO refuses to bump nothing).
     """
-    versioning = ["--version", FIRST_VERSION] if bump is None else [f"--bump-{bump}"]
-    run("gto", "register", name, commit, *versioning, "--message", message, cwd=cwd)
+    import gto.api
+
+    bumps = {f"bump_{bump}": True} if bump is not None else {"version": FIRST_VERSION}
+    _gto(
+        f"register {name} {commit}",
+        lambda: gto.api.register(_repo(cwd), name, commit, message=message, simple=None, **bumps),
+    )
     version = latest_version(name, cwd)
     if version is None:
         raise GitOpsError(f"`gto register {name} {commit}` left no registered version")
@@ -132,9 +166,14 @@ def register(
 def assign(
     name: str, version: str, stage: str, force: bool = False, cwd: Path | str | None = None
 ) -> str:
-    """Assign ``stage`` to ``version``; return the tag created (``name#stage#N``)."""
-    args = ["assign", name, "--version", version, "--stage", stage]
-    run("gto", *args, *(["--force"] if force else []), cwd=cwd)
+    """Assign ``stage`` to ``version`` (``gto assign``); return the new tag ``name#stage#N``."""
+    import gto.api
+
+    wait_past_assignments(name, cwd)
+    _gto(
+        f"assign {name} --version {version} --stage {stage}",
+        lambda: gto.api.assign(_repo(cwd), name, stage, version=version, simple=None, force=force),
+    )
     current = [
         e for e in history(name, cwd) if e.get("event") == "assignment" and e.get("stage") == stage
     ]
@@ -142,6 +181,30 @@ def assign(
     if newest is None or newest.get("version") != version:
         raise GitOpsError(f"`gto assign` did not leave {name} {version} in {stage}")
     return str(newest["ref"])
+
+
+def wait_past_assignments(name: str, cwd: Path | str | None = None) -> None:
+    """Return once the clock's whole second is later than every assignment of ``name``.
+
+    A tag's time has whole seconds and GTO decides what a stage holds by the assignments' times
+    alone (a tie keeps GTO's own listing order), so an assignment made within the same second as
+    an earlier one could lose to it: seen when a promotion and a rollback ran in one second.
+    Waiting (at most a second, and only then) makes every assignment this module makes the
+    newest by time, not by luck.
+    """
+    times = [
+        datetime.fromisoformat(str(e["timestamp"]))
+        for e in history(name, cwd)
+        if e.get("event") == "assignment" and e.get("timestamp")
+    ]
+    due = max(times, default=None)
+    if due is None:
+        return
+    due = (due if due.tzinfo else due.replace(tzinfo=UTC)) + timedelta(seconds=1)
+    # A tag dated further ahead comes from a skewed clock that waiting cannot fix; assign's own
+    # check then reports the stage it failed to move.
+    while 0 < (left := (due - datetime.now(UTC)).total_seconds()) <= 1:
+        time.sleep(left)
 
 
 def assignment_order(event: dict[str, Any]) -> tuple[str, int]:
