@@ -5,8 +5,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # The newest supported interpreter on PATH (pyproject.toml: requires-python >=3.11,<3.14);
-# `make PYTHON=/path/to/python3.x` picks another.
-PYTHON ?= $(or $(shell for p in python3.13 python3.12 python3.11; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done),python3)
+# `make PYTHON=/path/to/python3.x` picks another. Probed once per make run, by the first recipe
+# that needs it (each probe that fails costs a pyenv shim ~0.1 s).
+find_python = $(or $(shell for p in python3.13 python3.12 python3.11; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done),python3)
+PYTHON ?= $(eval PYTHON := $(find_python))$(PYTHON)
 VENV ?= .venv
 STAMP := $(VENV)/.installed-dev
 export PATH := $(abspath $(VENV))/bin:$(PATH)

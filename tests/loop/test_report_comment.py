@@ -34,6 +34,12 @@ from flightdelay.loop import report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAND_INS = REPO_ROOT / "tests" / "stand_ins"
+# The trusted job runs the script with the runner's python3, never the project's dependencies:
+# here the interpreter the venv was made from, isolated and without site-packages (-I -S), so a
+# stray third-party import fails the tests. It is also named outright, as `make PYTHON=...` allows:
+# the Makefile's probe for the newest python3.x costs ~0.3 s per make run where pyenv shims answer.
+BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
+SCRIPT_PYTHON = f"{BASE_PYTHON} -I -S" if BASE_PYTHON.is_file() else sys.executable
 ALLOWED_TAG = re.compile(r"</?(?:details|summary|code|sub|sup|b|strong|em|i|br ?/?)>")
 
 
@@ -90,6 +96,7 @@ class Job:
             "CML_STAND_IN_LOG": str(self.log),
             "REPORT_DIR": str(self.artifact),
             "PR_NUMBER": pr,
+            "PYTHON": SCRIPT_PYTHON,
         }
         return subprocess.run(
             ["make", "--no-print-directory", "-C", str(REPO_ROOT), target],
