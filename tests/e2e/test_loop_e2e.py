@@ -21,14 +21,13 @@ Sigstore keyless would on GitHub) and every release, deployment and service star
 against the public key (``FLIGHTDELAY_MODEL_PUBKEY``). Afterwards ``gto show`` (in the clone and
 on origin's tags) and the MLflow aliases say the same.
 The training config is shrunk in the clone (fewer trees, one backtest month, a small permutation
-importance sample) so the loop fits in the 5 minutes the acceptance criterion allows.
+importance sample: tests/params_edit.FAST, shared with test_pr_e2e) so the loop runs in minutes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import pytest
 
 from dvc_store import seed
 from flightdelay.core.signing import key_fingerprint
+from params_edit import FAST, edit_params
 from ports import free_port
 from signing_keys import KeyPair
 
@@ -50,32 +50,8 @@ pytestmark = pytest.mark.slow
 
 MODEL = "flight-delay"
 VENV = Path(sys.executable).parent.parent  # the venv running the tests (not resolved: a symlink)
-FAST = {  # the harness's config on main: same model family, cheaper to fit and evaluate
-    ("train", "max_iter"): "25",
-    ("evaluate", "backtest_months"): "1",
-    ("evaluate", "importance_sample"): "500",
-    ("evaluate", "importance_repeats"): "1",
-}
-BETTER = {("train", "max_iter"): "50"}  # the pull request: more trees
-WORSE = {("train", "max_iter"): "2", ("train", "learning_rate"): "0.05"}  # nearly no model
-
-
-def set_params(path: Path, values: dict[tuple[str, str], str]) -> None:
-    """Set ``section.key`` values in params.yaml in place, keeping every comment and line."""
-    lines = path.read_text().splitlines(keepends=True)
-    for (section, key), value in values.items():
-        start = next(i for i, ln in enumerate(lines) if ln.startswith(f"{section}:"))
-        end = next(
-            (i for i in range(start + 1, len(lines)) if re.match(r"^\S", lines[i])), len(lines)
-        )
-        for i in range(start + 1, end):
-            match = re.match(rf"^(  {key}:\s*)(.*?)(\s+#.*)?$", lines[i].rstrip("\n"))
-            if match:
-                lines[i] = f"{match[1]}{value}{match[3] or ''}\n"
-                break
-        else:
-            raise AssertionError(f"params.yaml has no {section}.{key}")
-    path.write_text("".join(lines))
+BETTER = {"train": {"max_iter": 50}}  # the pull request: more trees
+WORSE = {"train": {"max_iter": 2, "learning_rate": 0.05}}  # nearly no model
 
 
 def get_json(url: str, body: Any = None) -> Any:
@@ -278,17 +254,19 @@ def loop(
     state = Loop(work, ports, signer=f"key {key_fingerprint(keys['promotion'].public)}")
     try:
         # 1. main, with the fast config and this run's ports, pushed; promoted; deployed to prod.
-        set_params(
+        edit_params(
             work.path / "params.yaml",
             {
                 **FAST,
-                ("deploy", "ports"): f"{{staging: {ports['staging']}, prod: {ports['prod']}}}",
-                ("canary", "port"): str(free_port()),  # each prod release after the first
-                ("canary", "window_s"): "6",  # is a canary (make release): bounded load
-                ("canary", "requests"): "400",
-                # The latency rule has its own tests (test_canary); here a cold process on a
-                # loaded 2-core runner must not abort the loop (seen: p99 775 ms at load 12).
-                ("canary", "min_p99_latency_s"): "5",
+                "deploy": {"ports": f"{{staging: {ports['staging']}, prod: {ports['prod']}}}"},
+                "canary": {
+                    "port": free_port(),  # each prod release after the first
+                    "window_s": 6,  # is a canary (make release): bounded load
+                    "requests": 400,
+                    # The latency rule has its own tests (test_canary); here a cold process on a
+                    # loaded 2-core runner must not abort the loop (seen: p99 775 ms at load 12).
+                    "min_p99_latency_s": 5,
+                },
             },
         )
         # Data and the stages the fast config leaves alone (validate, featurize, audit) check out
@@ -304,7 +282,7 @@ def loop(
 
         # 2. a pull request that changes a training parameter, merged, promoted, released.
         work.git("switch", "--quiet", "--create", "pr/more-trees")
-        set_params(work.path / "params.yaml", BETTER)
+        edit_params(work.path / "params.yaml", BETTER)
         state.pr_report = work.pr_job()
         work.merge("pr/more-trees", "More trees")
         _, state.second_tags = work.promote_job(labels="enhancement")
@@ -323,7 +301,7 @@ def loop(
 
         # 3. a worse model, merged anyway: the gate refuses it.
         work.git("switch", "--quiet", "--create", "pr/fewer-trees")
-        set_params(work.path / "params.yaml", WORSE)
+        edit_params(work.path / "params.yaml", WORSE)
         state.worse_report = work.pr_job()
         work.merge("pr/fewer-trees", "Fewer trees")
         state.refused, state.refused_tags = work.promote_job(ok=False)

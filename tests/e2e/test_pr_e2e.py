@@ -27,15 +27,12 @@ import pytest
 import yaml
 
 from dvc_store import shared_run
+from params_edit import FAST, edit_params
 from signing_keys import KeyPair
 
 pytestmark = pytest.mark.slow
 
 VENV = Path(sys.executable).parent.parent
-FAST = {  # test_loop_e2e's config on main: the same model family, cheaper to fit and evaluate
-    "train": {"max_iter": 25},
-    "evaluate": {"backtest_months": 1, "importance_sample": 500, "importance_repeats": 1},
-}
 
 
 class Clone:
@@ -130,7 +127,7 @@ def clone(
     # main trains with the fast config (every branch below then retrains cheaply); the real
     # config's run is test_fresh_clone's and test_monitor's. Its own shared_run job: main's
     # pipeline with other params, never a run-cache hit for a clone of the committed config.
-    edit_params(c, FAST)
+    edit_params(c.path / "params.yaml", FAST)
     c.run("git", "commit", "--quiet", "-am", "fast training config")
     with shared_run(dvc_store, c.path, "main-fast"):
         c.make("data")
@@ -257,21 +254,6 @@ WORSE_AND_LOOSER = {
 }
 
 
-def edit_params(clone: Clone, changes: dict[str, dict[str, object]]) -> None:
-    """Set ``section.key`` values in params.yaml in place, keeping every other line."""
-    params = clone.path / "params.yaml"
-    text = params.read_text()
-    for section, values in changes.items():
-        head, _, body = text.partition(f"\n{section}:\n")
-        assert body, f"params.yaml has no section {section}"
-        for key, value in values.items():
-            line = re.compile(rf"^(  {key}: *)[^ #\n]+", re.MULTILINE)
-            body, count = line.subn(rf"\g<1>{value}", body, count=1)
-            assert count == 1, f"params.yaml has no {section}.{key}"
-        text = f"{head}\n{section}:\n{body}"
-    params.write_text(text)
-
-
 def tags(clone: Clone) -> set[str]:
     return set(clone.run("git", "tag", "--list").stdout.split())
 
@@ -305,7 +287,7 @@ def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
     """Finding 1: a PR reported, then main promoted and assigned prod, then the PR job again."""
     assert not any("#prod#" in t for t in tags(clone)), "this test needs a clone without prod"
     clone.checkout("-B", "pr-stale", "main")
-    edit_params(clone, {"train": {"max_iter": 75}})
+    edit_params(clone.path / "params.yaml", {"train": {"max_iter": 75}})
     clone.run("git", "commit", "--quiet", "-am", "fewer boosting rounds")
     assert clone.pr_job().returncode == 0
     assert "no champion (no version was ever assigned prod)" in clone.report()
@@ -327,7 +309,7 @@ def test_pr_that_loosens_the_gate_is_judged_by_main_s_rule_in_report_and_promote
     """Finding 2: one commit sets train.max_iter 1 and loosens gate: (thresholds it would pass)."""
     ensure_prod(clone)
     clone.checkout("-B", "pr-loosen", "main")
-    edit_params(clone, WORSE_AND_LOOSER)
+    edit_params(clone.path / "params.yaml", WORSE_AND_LOOSER)
     clone.run("git", "commit", "--quiet", "-am", "one boosting round, and a gate it passes")
 
     repro = clone.pr_job()
@@ -363,7 +345,7 @@ def test_forged_outputs_are_refused_by_promote(clone: Clone, tmp_path: Path) -> 
     forged.append("outputs/predictions.parquet")
     for path in forged:
         (tmp_path / Path(path).name).write_bytes((clone.path / path).read_bytes())
-    edit_params(clone, {"train": {"max_iter": 1}})
+    edit_params(clone.path / "params.yaml", {"train": {"max_iter": 1}})
     clone.make("repro")
     for path in forged:
         (clone.path / path).write_bytes((tmp_path / Path(path).name).read_bytes())
