@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from dvc_store import shared_run
+
 pytestmark = pytest.mark.slow
 
 VENV = Path(sys.executable).parent.parent
@@ -25,7 +27,7 @@ VENV = Path(sys.executable).parent.parent
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="util-linux `script` (a pty) missing")
 def test_fresh_clone_make_run_is_quiet_unattended_and_reproduces_dvc_lock(
-    repo_root: Path, tmp_path: Path
+    repo_root: Path, tmp_path: Path, dvc_store: Path
 ) -> None:
     home, clone = tmp_path / "home", tmp_path / "clone"
     home.mkdir()
@@ -38,16 +40,19 @@ def test_fresh_clone_make_run_is_quiet_unattended_and_reproduces_dvc_lock(
     env.pop("MLFLOW_TRACKING_URI", None)  # the Makefile's default: sqlite:///mlflow.db
     subprocess.run(["git", "clone", "--quiet", str(repo_root), str(clone)], check=True, env=env)
     make = f"make --no-print-directory VENV={VENV} -o {VENV / '.installed-dev'} run"
-    done = subprocess.run(
-        ["script", "-qec", make, "/dev/null"],
-        cwd=clone,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    # Nothing comes from the session's store (a newcomer has no cache); what the run builds is
+    # added to it, so test_monitor's clone checks main's run out (tests/dvc_store.py).
+    with shared_run(dvc_store, clone, "main", from_store=False):
+        done = subprocess.run(
+            ["script", "-qec", make, "/dev/null"],
+            cwd=clone,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert "[y/n]" not in output

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from dvc_store import seed
+from dvc_store import shared_run
 from flightdelay.core.signing import key_fingerprint
 from params_edit import FAST, edit_params
 from ports import free_port
@@ -269,11 +269,11 @@ def loop(
                 },
             },
         )
-        # Data and the stages the fast config leaves alone (validate, featurize, audit) check out
-        # of what another clone built of main this session, if one did (tests/dvc_store.py).
-        seed(dvc_store, work.path)
-        work.make("data")
-        work.make("repro")
+        # main's run on the fast config is test_pr_e2e's main too (the ports and the canary are
+        # no stage's params): whichever clone comes second checks it out (tests/dvc_store.py).
+        with shared_run(dvc_store, work.path, "main-fast"):
+            work.make("data")
+            work.make("repro")
         work.dvc("push", "--quiet")
         work.commit_all("Fast training config for this run")
         work.git("push", "--quiet", "origin", "main")

@@ -125,8 +125,9 @@ def clone(
     c.run("git", "checkout", "--quiet", "-B", "main")  # this tree's HEAD, whatever its branch
     c.env["FLIGHTDELAY_SIGNING_KEY"] = str(keys["promotion"].private)
     # main trains with the fast config (every branch below then retrains cheaply); the real
-    # config's run is test_fresh_clone's and test_monitor's. Its own shared_run job: main's
-    # pipeline with other params, never a run-cache hit for a clone of the committed config.
+    # config's run is test_fresh_clone's and test_monitor's. Its own shared_run job, shared with
+    # test_loop_e2e's main (the same stage params): never a run-cache hit for a clone of the
+    # committed config.
     edit_params(c.path / "params.yaml", FAST)
     c.run("git", "commit", "--quiet", "-am", "fast training config")
     with shared_run(dvc_store, c.path, "main-fast"):
