@@ -428,6 +428,26 @@ def test_main_writes_a_version_card(workdir: Path) -> None:
     assert "| Registered commit | `c0ffee` |" in markdown
 
 
+def test_version_card_with_the_release_s_run_id_never_searches_the_tracking_store(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release knows its run (it looked it up once): the card shows that one, and the
+    store is not searched a second time."""
+    from flightdelay.core import tracking
+    from flightdelay.core.params import load_params
+
+    def no_search(sha256: str) -> str:
+        raise AssertionError(f"the tracking store was searched for {sha256}")
+
+    monkeypatch.setattr(tracking, "find_run", no_search)
+    markdown = card.version_card(
+        load_params(), "v0.3.0", None, "c0ffee", None, "run-of-the-release", find_run=False
+    )
+    assert "`run-of-the-release`" in markdown
+    monkeypatch.setattr(tracking, "find_run", lambda sha256: "run-found-by-sha256")
+    assert "`run-found-by-sha256`" in card.version_card(load_params(), "v0.3.0", None, "c0ffee")
+
+
 def test_main_check_passes_when_fresh_fails_when_dvc_lock_changes(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

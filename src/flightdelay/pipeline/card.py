@@ -86,7 +86,7 @@ def version_card(
     ``mlflow_run_id`` as given (the release records its own)."""
     files = open_revision(rev)
     inputs = load_inputs(params, files, files.lock() if rev else None)
-    trained, found_run = provenance(inputs, rev or "HEAD")
+    trained, found_run = provenance(inputs, rev or "HEAD", find_run=find_run)
     run_id = found_run if find_run else mlflow_run_id
     return render_card(inputs, CardSpec.of(params, version, commit, signature, trained, run_id))
 

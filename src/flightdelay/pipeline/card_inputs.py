@@ -271,9 +271,12 @@ def card_path(params: Any, version: str | None = None) -> Path:
     return Path(params.paths.cards) / f"{name}.md"
 
 
-def provenance(inputs: CardInputs, rev: str) -> tuple[str | None, str | None]:
+def provenance(
+    inputs: CardInputs, rev: str, *, find_run: bool = True
+) -> tuple[str | None, str | None]:
     """(commit whose dvc.lock first records the model, MLflow training run id) for a version's
-    card; either is None when git or the tracking store does not know it."""
+    card; either is None when git or the tracking store does not know it (the run id too when
+    ``find_run`` is false: the caller has its own, and the store is not searched)."""
     from flightdelay.core import tracking
     from flightdelay.core.gitops import GitOpsError, first_commit_recording
 
@@ -282,4 +285,4 @@ def provenance(inputs: CardInputs, rev: str) -> tuple[str | None, str | None]:
         commit = first_commit_recording(md5, rev) if md5 != "unknown" else None
     except GitOpsError:
         commit = None
-    return commit, tracking.find_run(str(inputs.model["sha256"]))
+    return commit, tracking.find_run(str(inputs.model["sha256"])) if find_run else None
