@@ -179,3 +179,31 @@ def test_architecture_no_module_is_over_the_size_rule() -> None:
     sizes = {m: len(path_of(m).read_text().splitlines()) for m in modules()}
     over = sorted((m, n) for m, n in sizes.items() if n > MAX_LINES)
     assert not over, f"over {MAX_LINES} lines (split them by job): {over}"
+
+
+#: Commands of the release path that never fit or load a model (a model directory is checked by
+#: its hashes and signature): importing them must not load scikit-learn or SciPy (~1.5 s per
+#: process, paid by every `make release`, `make deploy`, `make mlflow-alias` before this rule).
+NO_MODEL_LIBRARIES = (
+    "core.model_io",
+    "core.tracking",
+    "loop.deploy",
+    "loop.mlflow_alias",
+    "loop.release",
+    "loop.rollback",
+)
+
+
+def test_architecture_the_release_path_imports_no_model_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        + "".join(f"import flightdelay.{m}\n" for m in NO_MODEL_LIBRARIES)
+        + "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]", f"{NO_MODEL_LIBRARIES} load {done.stdout.strip()}"

@@ -32,15 +32,17 @@ import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
-from sklearn.pipeline import Pipeline
 
 from flightdelay.core.context import Context
 from flightdelay.core.io import DataFileError, read_json, sha256_file, write_json
 from flightdelay.core.outputs import ModelMetadata
 from flightdelay.core.params import FeaturizeParams
+
+if TYPE_CHECKING:  # sklearn (and scipy under it, ~1.5 s) only where a model is loaded
+    from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "model.json"
@@ -304,6 +306,7 @@ def _first_line(exc: BaseException) -> str:
 def load_pipeline(model_dir: Path, metadata: ModelMetadata) -> Pipeline:
     """model.skops after checking its sha256 against model.json; only TRUSTED_TYPES load."""
     import skops.io as sio
+    from sklearn.pipeline import Pipeline
 
     path = model_dir / MODEL_FILE
     if not path.is_file():

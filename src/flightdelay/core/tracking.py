@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import pandas as pd
-from sklearn.pipeline import Pipeline
+if TYPE_CHECKING:  # pandas and sklearn (~2 s with scipy) only for a training run's types
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 EXPERIMENT = "flightdelay"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
