@@ -9,8 +9,9 @@ the workflow tests would need; they are left out here), gives each clone its own
 (``make venv data``, untimed: the pip cache and this checkout's DVC cache make it cheap), then
 times, one after the other on the same machine:
 
-1. ``before``: the revision before the session-scoped fixtures and pytest-xdist (default
-   549457b), its suite run the way its ``make test`` ran it (``pytest``, serially);
+1. ``before``: by default the revision before the session-scoped fixtures and pytest-xdist
+   (549457b), its suite run the way its ``make test`` ran it (serially there; a later
+   ``--before`` with pytest-xdist gets ``-n auto`` and its Makefile's ``--dist`` mode);
 2. ``after``: HEAD's suite as its ``make test`` runs it (``pytest -n auto`` with the ``--dist``
    mode its Makefile names);
 3. ``after``'s ``make test-fast`` in a clone with no ``data/``.
@@ -63,10 +64,12 @@ def clone(rev: str, where: Path, env: dict[str, str], data: bool) -> Path:
     return where
 
 
-def dist_mode(clone_dir: Path) -> str:
-    """The ``--dist`` mode the clone's ``make test`` uses (loadgroup, later loadscope)."""
+def suite_command(clone_dir: Path) -> list[str]:
+    """The clone's suite the way its ``make test`` runs it: serially before pytest-xdist, else
+    ``-n auto`` with the ``--dist`` mode its Makefile names (loadgroup, later loadscope)."""
     found = re.search(r"--dist (\w+)", (clone_dir / "Makefile").read_text())
-    return found.group(1) if found else "load"
+    xdist = ["-n", "auto", "--dist", found.group(1)] if found else []
+    return [".venv/bin/python", "-m", "pytest", "-q", *xdist, DURATIONS, WORKFLOWS]
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str, int]:
@@ -111,29 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"clones ready in {work}; time them with the same --keep")
             return 0
         runs = [
-            (
-                "before",
-                before,
-                old,
-                [".venv/bin/python", "-m", "pytest", "-q", DURATIONS, WORKFLOWS],
-            ),
-            (
-                "after",
-                after,
-                new,
-                [
-                    ".venv/bin/python",
-                    "-m",
-                    "pytest",
-                    "-q",
-                    "-n",
-                    "auto",
-                    "--dist",
-                    dist_mode(new),
-                    DURATIONS,
-                    WORKFLOWS,
-                ],
-            ),
+            ("before", before, old, suite_command(old)),
+            ("after", after, new, suite_command(new)),
             ("after: make test-fast", after, bare, ["make", "test-fast"]),
         ]
         slowest = {**env, "PYTEST_ADDOPTS": DURATIONS}  # make test-fast's pytest lists them too
