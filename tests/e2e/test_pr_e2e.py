@@ -288,7 +288,10 @@ def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
     """Finding 1: a PR reported, then main promoted and assigned prod, then the PR job again."""
     assert not any("#prod#" in t for t in tags(clone)), "this test needs a clone without prod"
     clone.checkout("-B", "pr-stale", "main")
-    edit_params(clone.path / "params.yaml", {"train": {"max_iter": 75}})
+    # The branch's training is not what this test is about: the params test's change (FAST's
+    # max_iter halved, floored at 20), so DVC's run cache has its run when that test ran first.
+    before = int(yaml.safe_load((clone.path / "params.yaml").read_text())["train"]["max_iter"])
+    edit_params(clone.path / "params.yaml", {"train": {"max_iter": max(before // 2, 20)}})
     clone.run("git", "commit", "--quiet", "-am", "fewer boosting rounds")
     assert clone.pr_job().returncode == 0
     assert "no champion (no version was ever assigned prod)" in clone.report()
