@@ -245,6 +245,24 @@ def commit_card_inputs(repo: RegistryRepo) -> str:
     return repo.git("rev-parse", "HEAD").strip()
 
 
+def test_main_reads_the_released_commit_through_one_dvc_view(
+    repo: RegistryRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's record, its bytes and the assets come from one DVC Repo at the commit (each
+    opening builds the commit's index again), not one per question."""
+    opened: list[str] = []
+    enter = release.artifacts.At.__enter__
+
+    def counting(self: release.artifacts.At) -> release.artifacts.At:
+        opened.append(self.commit)
+        return enter(self)
+
+    monkeypatch.setattr(release.artifacts.At, "__enter__", counting)
+    assert release.main(["--ref", "flight-delay#staging#2"]) == 0
+    assert opened == [repo.git("rev-parse", "flight-delay@v0.2.0^{commit}").strip()]
+    assert sorted(p.name for p in (repo.root / "outputs/release/assets").iterdir())
+
+
 def test_main_attaches_the_card_of_the_released_version(
     repo: RegistryRepo, keys: dict[str, KeyPair]
 ) -> None:

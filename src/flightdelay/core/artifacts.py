@@ -62,60 +62,119 @@ def check_reproduced(path: str, produced: Path, lock: DvcLock, commit: str) -> N
         )
 
 
-def recorded(name: str, commit: str, repo: Path = Path(".")) -> Recorded:
-    """Path and hash of artifact ``name`` as ``commit``'s dvc.yaml and dvc.lock record them."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+class At:
+    """DVC's view of one commit, opened once (``with At(commit) as at:``): the artifacts it
+    records, their bytes, its files. Each DVC Repo at a revision builds its index (~0.4 s); a
+    release asks one commit three things, so it opens it once."""
 
-    try:
-        with Repo(str(repo), rev=commit) as dvc_repo:
+    def __init__(self, commit: str, repo: Path = Path(".")) -> None:
+        self.commit, self.repo = commit, repo
+        self._dvc: Any = None
+
+    def __enter__(self) -> At:
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+
+        try:
+            self._dvc = Repo(str(self.repo), rev=self.commit)
+        except DvcException as exc:
+            raise ArtifactError(
+                f"{self.commit[:12]}: DVC cannot read the pipeline: {exc}"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._dvc is not None:
+            self._dvc.close()
+            self._dvc = None
+
+    @property
+    def dvc(self) -> Any:
+        assert self._dvc is not None, "use At(commit) as a context manager"
+        return self._dvc
+
+    def recorded(self, name: str) -> Recorded:
+        """Path and hash of artifact ``name`` as the commit's dvc.yaml and dvc.lock record them."""
+        from dvc.exceptions import DvcException
+
+        commit = self.commit
+        try:
             try:
-                path = dvc_repo.artifacts.get_path(name)
+                path = self.dvc.artifacts.get_path(name)
             except DvcException:
                 raise ArtifactError(
                     f"{commit[:12]}: dvc.yaml declares no artifact {name!r} (artifacts: section)"
                 ) from None
             hashes = [
                 out.hash_info.value
-                for stage in dvc_repo.index.stages
+                for stage in self.dvc.index.stages
                 for out in stage.outs
                 if out.def_path == path
             ]
-    except DvcException as exc:
-        raise ArtifactError(f"{commit[:12]}: DVC cannot read the pipeline: {exc}") from None
-    if not hashes or not hashes[0]:
-        raise ArtifactError(
-            f"{commit[:12]}: dvc.lock records no hash for {path} (artifact {name!r}): "
-            "the model was never reproduced and committed at that commit"
-        )
-    return Recorded(name, commit, path, str(hashes[0]))
+        except DvcException as exc:
+            raise ArtifactError(f"{commit[:12]}: DVC cannot read the pipeline: {exc}") from None
+        if not hashes or not hashes[0]:
+            raise ArtifactError(
+                f"{commit[:12]}: dvc.lock records no hash for {path} (artifact {name!r}): "
+                "the model was never reproduced and committed at that commit"
+            )
+        return Recorded(name, commit, path, str(hashes[0]))
+
+    def download(self, artifact: Recorded, dest: Path) -> Path:
+        """Download the artifact into ``dest`` (replaced), unchecked: call :func:`check_hash`
+        next."""
+        from dvc.exceptions import DvcException
+        from dvc_data.index.index import DataIndexError  # a directory missing from cache and remote
+
+        assert artifact.commit == self.commit, f"{artifact} is not of {self.commit}"
+        if dest.exists():
+            shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dvc.dvcfs.get(artifact.path, str(dest), recursive=True)
+        except (DvcException, DataIndexError, OSError) as exc:
+            raise ArtifactError(
+                f"{artifact.path} at {artifact.commit[:12]} is neither in the DVC cache nor in "
+                f"the remote (was `dvc push` run after `dvc repro`?): {exc}"
+            ) from None
+        return dest
+
+    def copy_files(self, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
+        """Copy each path (git- or DVC-tracked) as of the commit into ``dest``, flattened by
+        name. Returns (attached file names, paths not found at the commit): a release's assets."""
+        dest.mkdir(parents=True, exist_ok=True)
+        attached, missing = [], []
+        fs = self.dvc.dvcfs
+        for path in paths:
+            if not fs.exists(path):
+                missing.append(path)
+                continue
+            files = [f for f in fs.find(path)] if fs.isdir(path) else [path]
+            for file in files:
+                name = Path(file).name
+                fs.get(file, str(dest / name))
+                attached.append(name)
+        return sorted(set(attached)), missing
+
+
+def recorded(name: str, commit: str, repo: Path = Path(".")) -> Recorded:
+    """Path and hash of artifact ``name`` as ``commit``'s dvc.yaml and dvc.lock record them."""
+    with At(commit, repo) as at:
+        return at.recorded(name)
 
 
 def materialise(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
     """Download the artifact's recorded bytes into ``dest`` (replaced) and verify their hash."""
-    download(artifact, dest, repo)
+    with At(artifact.commit, repo) as at:
+        at.download(artifact, dest)
     check_hash(artifact, dest)
     return dest
 
 
-def download(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
-    """Download the artifact into ``dest`` (replaced), unchecked: call :func:`check_hash` next."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-    from dvc_data.index.index import DataIndexError  # a directory missing from cache and remote
-
-    if dest.exists():
-        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with Repo(str(repo), rev=artifact.commit) as dvc_repo:
-            dvc_repo.dvcfs.get(artifact.path, str(dest), recursive=True)
-    except (DvcException, DataIndexError, OSError) as exc:
-        raise ArtifactError(
-            f"{artifact.path} at {artifact.commit[:12]} is neither in the DVC cache nor in the "
-            f"remote (was `dvc push` run after `dvc repro`?): {exc}"
-        ) from None
-    return dest
+def copy_files_at(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
+    """:meth:`At.copy_files` of ``commit`` in this repository."""
+    with At(commit) as at:
+        return at.copy_files(paths, dest)
 
 
 def check_hash(artifact: Recorded, dest: Path) -> None:
@@ -198,29 +257,6 @@ def pipeline_changes(targets: list[str], repo: Path = Path(".")) -> dict[str, li
 
 
 # ---------------------------------------------------------------- files and hashes at a revision
-
-
-def copy_files_at(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
-    """Copy each path (git- or DVC-tracked) as of ``commit`` into ``dest``, flattened by name.
-
-    Returns (attached file names, paths not found at the commit). The release's assets.
-    """
-    from dvc.repo import Repo
-
-    dest.mkdir(parents=True, exist_ok=True)
-    attached, missing = [], []
-    with Repo(".", rev=commit) as repo:
-        fs = repo.dvcfs
-        for path in paths:
-            if not fs.exists(path):
-                missing.append(path)
-                continue
-            files = [f for f in fs.find(path)] if fs.isdir(path) else [path]
-            for file in files:
-                name = Path(file).name
-                fs.get(file, str(dest / name))
-                attached.append(name)
-    return sorted(set(attached)), missing
 
 
 class RevisionFiles:

@@ -149,14 +149,17 @@ class RefusedError(PromoteError):
 def fetch_verified(commit: str, dest: Path, what: str) -> tuple[Path, str]:
     """The model directory ``commit``'s dvc.lock records, downloaded into ``dest`` and re-hashed;
     (directory, md5). A loud error naming the output when the bytes are not the recorded ones."""
-    recorded = artifacts.recorded(MODEL_NAME, commit)
-    try:
-        return artifacts.materialise(recorded, dest), recorded.md5
-    except artifacts.ArtifactError as exc:
-        raise PromoteError(
-            f"cannot approve the {what} ({recorded.path} at {commit[:12]}, as its dvc.lock "
-            f"records it): {exc}"
-        ) from None
+    with artifacts.At(commit) as at:  # one DVC index of the commit for both
+        recorded = at.recorded(MODEL_NAME)
+        try:
+            at.download(recorded, dest)
+            artifacts.check_hash(recorded, dest)
+        except artifacts.ArtifactError as exc:
+            raise PromoteError(
+                f"cannot approve the {what} ({recorded.path} at {commit[:12]}, as its dvc.lock "
+                f"records it): {exc}"
+            ) from None
+    return dest, recorded.md5
 
 
 def approve(commit: str, params: Any, params_file: Path) -> Approved:

@@ -41,7 +41,7 @@ from flightdelay.core import artifacts, gitops, model_io, signing, tracking
 from flightdelay.core.drift_summary import DRIFT_JSON
 from flightdelay.core.io import DataFileError
 from flightdelay.core.outputs import EvaluateMetrics, Release
-from flightdelay.core.params import ParamsError, Paths, load_params
+from flightdelay.core.params import Params, ParamsError, Paths, load_params
 from flightdelay.pipeline import card
 
 DEFAULT_OUT = Path("outputs/release")
@@ -276,11 +276,24 @@ def build(
     """
     params = load_params()
     found = resolve(gitops.check_ref(ref), ref, gitops.stages(MODEL_NAME))
-    recorded = artifacts.recorded(MODEL_NAME, found["commit"])
+    with artifacts.At(found["commit"]) as at:  # one DVC index of the commit for all it gives
+        return _build(params, found, at, out, expected, allow_unsigned)
+
+
+def _build(
+    params: Params,
+    found: Mapping[str, Any],
+    at: artifacts.At,
+    out: Path,
+    expected: signing.Expected | None,
+    allow_unsigned: str | None,
+) -> Release:
+    """:func:`build` once the commit's DVC view ``at`` is open."""
+    recorded = at.recorded(MODEL_NAME)
     if out.exists():
         shutil.rmtree(out)
     try:
-        release = _verified_model(found, recorded, out, expected, allow_unsigned)
+        release = _verified_model(found, recorded, at, out, expected, allow_unsigned)
     except (ReleaseError, artifacts.ArtifactError, DataFileError):
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -295,7 +308,7 @@ def build(
         ),
     )
     paths = asset_paths(params.paths, recorded.path)
-    attached, missing = artifacts.copy_files_at(release.commit, paths, out / "assets")
+    attached, missing = at.copy_files(paths, out / "assets")
     signature = out / SIGNATURE_DIR / SIGNATURE_FILE
     if signature.is_file():  # anyone can check it: `model_signing verify` (README)
         shutil.copyfile(signature, out / "assets" / f"{release.version_tag}.sig")
@@ -318,12 +331,13 @@ def build(
 def _verified_model(
     found: Mapping[str, Any],
     recorded: artifacts.Recorded,
+    at: artifacts.At,
     out: Path,
     expected: signing.Expected | None,
     allow_unsigned: str | None,
 ) -> Release:
     """Download the model and its signature into ``out``; verify the signature, then the hash."""
-    model_dir = artifacts.download(recorded, out / "model")
+    model_dir = at.download(recorded, out / "model")
     signature = out / SIGNATURE_DIR / SIGNATURE_FILE
     signature.parent.mkdir(parents=True, exist_ok=True)
     artifacts.fetch_signature(MODEL_NAME, recorded.md5, signature)
