@@ -248,8 +248,10 @@ def commit_card_inputs(repo: RegistryRepo) -> str:
 def test_main_reads_the_released_commit_through_one_dvc_view(
     repo: RegistryRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The model's record, its bytes and the assets come from one DVC Repo at the commit (each
-    opening builds the commit's index again), not one per question."""
+    """The model's record, its bytes, the assets and the version card's inputs come from one DVC
+    Repo at the commit (each opening builds the commit's index again), not one per question."""
+    import dvc.api
+
     opened: list[str] = []
     enter = release.artifacts.At.__enter__
 
@@ -257,9 +259,18 @@ def test_main_reads_the_released_commit_through_one_dvc_view(
         opened.append(self.commit)
         return enter(self)
 
+    filesystems: list[object] = []
+    real_filesystem = dvc.api.DVCFileSystem
+
+    def filesystem(*args: object, **kwargs: object) -> object:
+        filesystems.append(kwargs.get("rev"))
+        return real_filesystem(*args, **kwargs)
+
     monkeypatch.setattr(release.artifacts.At, "__enter__", counting)
+    monkeypatch.setattr(dvc.api, "DVCFileSystem", filesystem)
     assert release.main(["--ref", "flight-delay#staging#2"]) == 0
     assert opened == [repo.git("rev-parse", "flight-delay@v0.2.0^{commit}").strip()]
+    assert filesystems == []  # the version card reads through the same view
     assert sorted(p.name for p in (repo.root / "outputs/release/assets").iterdir())
 
 

@@ -65,7 +65,7 @@ def check_reproduced(path: str, produced: Path, lock: DvcLock, commit: str) -> N
 class At:
     """DVC's view of one commit, opened once (``with At(commit) as at:``): the artifacts it
     records, their bytes, its files. Each DVC Repo at a revision builds its index (~0.4 s); a
-    release asks one commit three things, so it opens it once."""
+    release asks one commit four things (with its version card's inputs), so it opens it once."""
 
     def __init__(self, commit: str, repo: Path = Path(".")) -> None:
         self.commit, self.repo = commit, repo
@@ -138,6 +138,10 @@ class At:
                 f"the remote (was `dvc push` run after `dvc repro`?): {exc}"
             ) from None
         return dest
+
+    def files(self) -> RevisionFiles:
+        """The commit's repository files, read through this view's DVC filesystem."""
+        return RevisionFiles(self.commit, fs=self.dvc.dvcfs)
 
     def copy_files(self, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:
         """Copy each path (git- or DVC-tracked) as of the commit into ``dest``, flattened by
@@ -263,10 +267,11 @@ class RevisionFiles:
     """Repository files of the work tree (``rev`` None), or of a git revision through DVC's
     filesystem: tracked outputs from the DVC cache or remote, the rest from git."""
 
-    def __init__(self, rev: str | None) -> None:
+    def __init__(self, rev: str | None, fs: Any = None) -> None:
+        """``fs``: a DVC filesystem of ``rev`` already open (:meth:`At.files`), else one is."""
         self.rev = rev
-        self._fs: Any = None
-        if rev is not None:
+        self._fs: Any = fs
+        if rev is not None and fs is None:
             from dvc.api import DVCFileSystem
 
             try:

@@ -238,11 +238,14 @@ def asset_paths(paths: Paths, model_path: str) -> list[str]:
 # ---------------------------------------------------------------- I/O edge
 
 
-def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str | None, str | None]:
+def write_version_card(
+    params: Any, release: Release, dest: Path, files: artifacts.RevisionFiles | None = None
+) -> tuple[str | None, str | None]:
     """Render the card of ``release.version`` from its commit's outputs (via DVC) into ``dest``.
 
     Returns (file name, None), or (None, why) when that commit's outputs cannot make a card (e.g.
     a version older than the card stage): the release still deploys, its notes say why.
+    ``files``: the commit's files when the caller has them open (:meth:`artifacts.At.files`).
     """
     try:
         markdown = card.version_card(
@@ -253,6 +256,7 @@ def write_version_card(params: Any, release: Release, dest: Path) -> tuple[str |
             signature_line(release),
             release.mlflow_run_id,
             find_run=False,
+            files=files,
         )
     except (card.CardError, DataFileError) as exc:
         return None, str(exc)
@@ -314,7 +318,7 @@ def _build(
         shutil.copyfile(signature, out / "assets" / f"{release.version_tag}.sig")
         attached = sorted({*attached, f"{release.version_tag}.sig"})
     # After the fetch: the version card made now wins over a same-named one committed earlier.
-    version_card, card_problem = write_version_card(params, release, out / "assets")
+    version_card, card_problem = write_version_card(params, release, out / "assets", at.files())
     if version_card is None:
         print(f"warning: no model card of {release.version_tag}: {card_problem}", file=sys.stderr)
     else:

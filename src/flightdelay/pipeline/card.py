@@ -44,6 +44,8 @@ from flightdelay.pipeline.card_view import build_view
 if TYPE_CHECKING:
     import jinja2
 
+    from flightdelay.core.artifacts import RevisionFiles
+
 #: The sections of Mitchell et al. (2019), in order.
 SECTIONS: tuple[str, ...] = (
     "Model details",
@@ -79,12 +81,14 @@ def version_card(
     mlflow_run_id: str | None = None,
     *,
     find_run: bool = True,
+    files: RevisionFiles | None = None,
 ) -> str:
     """The card of registered ``version`` from the outputs of ``rev`` (None: the work tree) with
     its provenance: the one place a version's card is made (``card --version`` and the release).
     ``find_run``: the MLflow run is the one tracking tags with the model's sha256, else
-    ``mlflow_run_id`` as given (the release records its own)."""
-    files = open_revision(rev)
+    ``mlflow_run_id`` as given (the release records its own). ``files``: ``rev``'s files when
+    the caller has them open already (the release's :class:`~flightdelay.core.artifacts.At`)."""
+    files = files or open_revision(rev)
     inputs = load_inputs(params, files, files.lock() if rev else None)
     trained, found_run = provenance(inputs, rev or "HEAD", find_run=find_run)
     run_id = found_run if find_run else mlflow_run_id
