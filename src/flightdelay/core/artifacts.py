@@ -139,6 +139,12 @@ class At:
             ) from None
         return dest
 
+    def materialise(self, artifact: Recorded, dest: Path) -> Path:
+        """Download the artifact's recorded bytes into ``dest`` (replaced), verify their hash."""
+        self.download(artifact, dest)
+        check_hash(artifact, dest)
+        return dest
+
     def files(self) -> RevisionFiles:
         """The commit's repository files, read through this view's DVC filesystem."""
         return RevisionFiles(self.commit, fs=self.dvc.dvcfs)
@@ -170,9 +176,7 @@ def recorded(name: str, commit: str, repo: Path = Path(".")) -> Recorded:
 def materialise(artifact: Recorded, dest: Path, repo: Path = Path(".")) -> Path:
     """Download the artifact's recorded bytes into ``dest`` (replaced) and verify their hash."""
     with At(artifact.commit, repo) as at:
-        at.download(artifact, dest)
-    check_hash(artifact, dest)
-    return dest
+        return at.materialise(artifact, dest)
 
 
 def copy_files_at(commit: str, paths: Sequence[str], dest: Path) -> tuple[list[str], list[str]]:

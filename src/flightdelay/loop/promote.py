@@ -152,8 +152,7 @@ def fetch_verified(commit: str, dest: Path, what: str) -> tuple[Path, str]:
     with artifacts.At(commit) as at:  # one DVC index of the commit for both
         recorded = at.recorded(MODEL_NAME)
         try:
-            at.download(recorded, dest)
-            artifacts.check_hash(recorded, dest)
+            at.materialise(recorded, dest)
         except artifacts.ArtifactError as exc:
             raise PromoteError(
                 f"cannot approve the {what} ({recorded.path} at {commit[:12]}, as its dvc.lock "
