@@ -141,12 +141,18 @@ def clone(
     return c
 
 
+def fewer_rounds(params: Path) -> tuple[int, int]:
+    """(main's train.max_iter, a branch's): fewer boosting rounds, a real change and a faster
+    branch; the params test's change, which the stale-verdict test repeats."""
+    before = int(yaml.safe_load(params.read_text())["train"]["max_iter"])
+    return before, max(before // 2, 20)
+
+
 def test_pr_job_params_change_reports_the_diff_and_deltas_with_intervals(clone: Clone) -> None:
     clone.checkout("-B", "pr-params", "main")
     params = clone.path / "params.yaml"
     text = params.read_text()
-    before = int(yaml.safe_load(text)["train"]["max_iter"])
-    after = max(before // 2, 20)  # fewer boosting rounds: a real change, and a faster branch
+    before, after = fewer_rounds(params)
     line = re.compile(rf"^(  max_iter: ){before}\b", re.MULTILINE)
     assert len(line.findall(text)) == 1
     params.write_text(line.sub(rf"\g<1>{after}", text))
@@ -288,10 +294,12 @@ def test_pr_job_after_main_went_to_prod_compares_with_prod_not_a_stale_verdict(
     """Finding 1: a PR reported, then main promoted and assigned prod, then the PR job again."""
     assert not any("#prod#" in t for t in tags(clone)), "this test needs a clone without prod"
     clone.checkout("-B", "pr-stale", "main")
-    # The branch's training is not what this test is about: the params test's change (FAST's
-    # max_iter halved, floored at 20), so DVC's run cache has its run when that test ran first.
-    before = int(yaml.safe_load((clone.path / "params.yaml").read_text())["train"]["max_iter"])
-    edit_params(clone.path / "params.yaml", {"train": {"max_iter": max(before // 2, 20)}})
+    # The branch's training is not what this test is about: the params test's change, so DVC's
+    # run cache has its run when that test ran first.
+    edit_params(
+        clone.path / "params.yaml",
+        {"train": {"max_iter": fewer_rounds(clone.path / "params.yaml")[1]}},
+    )
     clone.run("git", "commit", "--quiet", "-am", "fewer boosting rounds")
     assert clone.pr_job().returncode == 0
     assert "no champion (no version was ever assigned prod)" in clone.report()
