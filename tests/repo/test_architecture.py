@@ -28,6 +28,9 @@ EDGES: dict[str, frozenset[str]] = {
     "mlflow": frozenset({"core.tracking", "loop.mlflow_alias"}),
     "great_expectations": frozenset({"pipeline.validate_gx"}),
     "dvc": frozenset({"core.artifacts", "core.revisions", "loop.repro"}),
+    # Not an outside system, but one reader: yamltext picks libyaml's C parser (12x PyYAML's
+    # Python one on params.yaml), so a stray yaml.safe_load is a slow path back.
+    "yaml": frozenset({"core.yamltext"}),
 }
 #: What the serving image never loads, even through a core module it imports.
 NOT_IN_SERVING = ("dvc", "mlflow", "gto", "great_expectations", "evidently", "matplotlib")

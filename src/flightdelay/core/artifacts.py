@@ -306,11 +306,11 @@ class RevisionFiles:
             raise DataFileError(f"{path}: {what} is not valid JSON: {exc}") from None
 
     def yaml(self, path: Path, what: str) -> Any:
-        import yaml
+        from flightdelay.core import yamltext
 
         try:
-            return yaml.safe_load(self.bytes(path, what))
-        except yaml.YAMLError as exc:
+            return yamltext.load(self.bytes(path, what))
+        except yamltext.Error as exc:
             raise DataFileError(f"{path}: {what} is not valid YAML: {exc}") from None
 
     def lock(self) -> DvcLock:
@@ -371,12 +371,12 @@ class DvcLock:
 
 def read_lock(path: Path = LOCK) -> DvcLock:
     """The work tree's dvc.lock; ArtifactError says how to make it when it is missing or bad."""
-    import yaml
+    from flightdelay.core import yamltext
 
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yamltext.load(path.read_text())
     except FileNotFoundError:
         raise ArtifactError(f"{path} not found: run `dvc repro` and commit it") from None
-    except yaml.YAMLError as exc:
+    except yamltext.Error as exc:
         raise ArtifactError(f"{path} is not valid YAML: {exc}") from None
     return DvcLock.parse(raw, path)

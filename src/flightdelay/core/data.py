@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from flightdelay.core import yamltext
 from flightdelay.core.io import md5_file
 from flightdelay.core.params import load_params
 
@@ -173,10 +172,10 @@ def dir_md5(files: dict[str, dict[str, Any]]) -> str:
 
 def read_dvc_file(path: Path = DVC_FILE) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yamltext.load(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path} not found: run this from the repository root") from None
-    except yaml.YAMLError as exc:
+    except yamltext.Error as exc:
         raise DataError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(loaded, dict) or not loaded.get("outs"):
         raise DataError(f"{path} is not a DVC file with an output")
@@ -214,7 +213,7 @@ def write_manifest(data_dir: Path, dvc_path: Path = DVC_FILE) -> dict[str, dict[
     }
     dvc_file = read_dvc_file(dvc_path)
     dvc_file["meta"] = {"source": f"{UPSTREAM} (PyPI)", "files": files}
-    dvc_path.write_text(yaml.safe_dump(dvc_file, sort_keys=False))
+    dvc_path.write_text(yamltext.dump(dvc_file))
     return files
 
 

@@ -11,7 +11,6 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,6 +21,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from flightdelay.core import yamltext
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -349,21 +350,21 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     except FileNotFoundError:
         raise ParamsError(f"{path}: parameters file not found") from None
     try:
-        if duplicates := _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader)):
+        if duplicates := _duplicate_keys(yamltext.compose(text)):
             raise ParamsError(
                 f"{path}: invalid parameters:\n  "
                 + "\n  ".join(f"{key}: given twice (line {line})" for key, line in duplicates)
             )
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        raw = yamltext.load(text)
+    except yamltext.Error as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     return parse_params(raw, str(path))
 
 
-def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str, int]]:
+def _duplicate_keys(node: yamltext.Node | None, prefix: str = "") -> list[tuple[str, int]]:
     """Dotted keys that a YAML mapping repeats (PyYAML silently keeps the last), with lines."""
     found: list[tuple[str, int]] = []
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yamltext.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = f"{prefix}{key_node.value}"
@@ -371,7 +372,7 @@ def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str,
                 found.append((key, key_node.start_mark.line + 1))
             seen.add(key)
             found += _duplicate_keys(value_node, f"{key}.")
-    elif isinstance(node, yaml.SequenceNode):
+    elif isinstance(node, yamltext.SequenceNode):
         for index, item in enumerate(node.value):
             found += _duplicate_keys(item, f"{prefix}{index}.")
     return found

@@ -81,10 +81,10 @@ class Baseline:
 
 
 def _yaml_at(commit: str, path: str, cwd: Path) -> Any:
-    import yaml
+    from flightdelay.core import yamltext
 
     text = show(commit, path, cwd)
-    return None if text is None else yaml.safe_load(text)
+    return None if text is None else yamltext.load(text)
 
 
 def _lock_at(commit: str, cwd: Path) -> artifacts.DvcLock:

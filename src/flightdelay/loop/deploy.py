@@ -39,10 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from flightdelay import MODEL_NAME
-from flightdelay.core import model_io, signing
+from flightdelay.core import model_io, signing, yamltext
 from flightdelay.core.io import DataFileError
 from flightdelay.core.params import DeployParams, ParamsError, load_params
 from flightdelay.loop.release import (
@@ -443,11 +441,9 @@ def deploy_kubernetes(
     files = sorted(manifests.glob("*.yaml"))
     if not files:
         raise DeployError(f"{manifests}: no manifests (*.yaml)")
-    documents = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    documents = [d for f in files for d in yamltext.load_all(f.read_text()) if d]
     rendered = out / f"kubernetes-{release.stage}.yaml"
-    rendered.write_text(
-        yaml.safe_dump_all(render(documents, release, image, extra_env), sort_keys=False)
-    )
+    rendered.write_text(yamltext.dump_all(render(documents, release, image, extra_env)))
     with kubeconfig() as env:
         kubectl(env, "apply", "-f", str(rendered))
         kubectl(

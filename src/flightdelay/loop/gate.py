@@ -381,14 +381,12 @@ def rule_at(commit: str | None, label: str, candidate: Any, params_file: Path | 
     """The rule params.yaml records at ``commit`` (the protected side, named ``label``), through
     the git edge; the candidate's own rule only when there is no base commit at all (the first
     commit of a repository)."""
-    import yaml
-
-    from flightdelay.core import gitops
+    from flightdelay.core import gitops, yamltext
 
     params_file = Path(params_file)
     try:
-        candidate_raw = yaml.safe_load(params_file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        candidate_raw = yamltext.load(params_file.read_text())
+    except (OSError, yamltext.Error) as exc:
         raise ParamsError(f"{params_file}: cannot be read: {exc}") from None
     if commit is None:
         return Rule(
@@ -404,8 +402,8 @@ def rule_at(commit: str | None, label: str, candidate: Any, params_file: Path | 
             "nothing can be promoted"
         )
     try:
-        base_raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        base_raw = yamltext.load(text)
+    except yamltext.Error as exc:
         raise ParamsError(f"{where} at {label} ({commit[:12]}) is not valid YAML: {exc}") from None
     return parse_rule(base_raw, candidate_raw, label, candidate)
 

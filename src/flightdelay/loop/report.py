@@ -196,14 +196,13 @@ def staleness(model_meta: ModelMetadata | None, params: Any, data_md5: str | Non
 
 
 def _git_yaml(commit: str | None, path: str) -> Any:
-    import yaml
-
+    from flightdelay.core import yamltext
     from flightdelay.core.revisions import show
 
     if commit is None:
         return None
     text = show(commit, path)
-    return None if text is None else yaml.safe_load(text)
+    return None if text is None else yamltext.load(text)
 
 
 def card_texts(params: Any, base_commit: str | None) -> tuple[str | None, str | None]:
@@ -252,16 +251,14 @@ def _mlflow_run(model_dir: Path, meta: ModelMetadata | None) -> str | None:
 def gather(params: Any, params_file: Path, base: str, champion: str | None) -> ReportInputs:
     """Read every output that exists and build the report's inputs (never raises for a missing
     output: the section is left out or says why)."""
-    import yaml
-
-    from flightdelay.core import revisions
+    from flightdelay.core import revisions, yamltext
     from flightdelay.core.model_io import METADATA_FILE, read_metadata
     from flightdelay.loop import compare as cmp
     from flightdelay.loop.gate import decide, judged_by, read_challenger, rule_at
 
     paths = params.paths
     gate_challenger = read_challenger(paths)
-    here_dvc = yaml.safe_load(Path("data.dvc").read_text()) if Path("data.dvc").is_file() else {}
+    here_dvc = yamltext.load(Path("data.dvc").read_text()) if Path("data.dvc").is_file() else {}
     data_md5 = ((here_dvc.get("outs") or [{}])[0]).get("md5")
     meta = read_metadata(paths.model) if (paths.model / METADATA_FILE).is_file() else None
     skipped = staleness(meta, params, data_md5)
@@ -336,7 +333,7 @@ def gather(params: Any, params_file: Path, base: str, champion: str | None) -> R
     verdict = judged_by(verdict, rule)
 
     base_dvc = _git_yaml(base_commit, "data.dvc")
-    here_params = yaml.safe_load(params_file.read_text())
+    here_params = yamltext.load(params_file.read_text())
     return ReportInputs(
         verdict=verdict,
         gate=rule.gate,

@@ -184,10 +184,10 @@ def git_commit() -> str:
 
 def data_hash(dvc_file: Path = Path("data.dvc")) -> str:
     """outs[0].md5 of data.dvc: the exact data version the model was trained on."""
-    import yaml
+    from flightdelay.core import yamltext
 
     try:
-        return str(yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"])
+        return str(yamltext.load(dvc_file.read_text())["outs"][0]["md5"])
     except FileNotFoundError:
         raise DataFileError(f"{dvc_file}: not found (run from the repository root)") from None
     except (KeyError, IndexError, TypeError):
