@@ -118,6 +118,21 @@ class RegistryRepo:
     def dvc(self, *args: str) -> str:
         return self.run(sys.executable, "-m", "dvc", *args).stdout
 
+    def remote(self) -> Path:
+        """The DVC remote ``store``'s directory (``dvc config --local remote.store.url``), read
+        through DVC's config API in this process."""
+        from dvc.config import Config
+
+        return Path(Config(dvc_dir=str(self.root / ".dvc"))["remote"]["store"]["url"])
+
+    def use_remote(self, remote: Path) -> None:
+        """``dvc remote modify --local store url <remote>`` through DVC's config API in this
+        process: the same .dvc/config.local, without an interpreter start (0.3 s) per call."""
+        from dvc.config import Config
+
+        with Config(dvc_dir=str(self.root / ".dvc")).edit("local") as conf:
+            conf["remote"]["store"]["url"] = str(remote)
+
     def gto(self, *args: str) -> str:
         """``gto args`` as typed in the repository: GTO's own command line, run in this process
         with ``--repo`` (a ``gto`` process costs half a second of imports per call). An assignment

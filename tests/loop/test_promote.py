@@ -306,10 +306,10 @@ def test_approve_refuses_bytes_that_are_not_what_dvc_lock_records(
 ) -> None:
     """A model in the cache and the remote whose bytes differ from the hash dvc.lock records
     (a tampered cache or remote) is refused, naming the output."""
-    shared = Path(repo.dvc("config", "--local", "remote.store.url").strip())
+    shared = repo.remote()
     remote = tmp_path / "own-remote"  # a copy: the module's other tests share the remote
     shutil.copytree(shared, remote)
-    repo.dvc("remote", "modify", "--local", "store", "url", str(remote))
+    repo.use_remote(remote)
     md5 = promote.artifacts.md5_file(repo.root / "outputs" / "model" / "weights.bin")
     stored = [
         p
@@ -398,7 +398,7 @@ def test_make_pull_without_dvc_remote_url_says_to_set_it(
 ) -> None:
     """A fork or a new repository: no secret, so the default remote is a directory on the
     runner that holds none of main's outputs."""
-    repo.dvc("remote", "modify", "--local", "store", "url", str(tmp_path / "empty-remote"))
+    repo.use_remote(tmp_path / "empty-remote")
     shutil.rmtree(repo.root / ".dvc" / "cache")
     shutil.rmtree(repo.root / "outputs")
 

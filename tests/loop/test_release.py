@@ -149,8 +149,8 @@ def repo(
 def own_remote(repo: RegistryRepo, tmp_path: Path) -> Path:
     """A copy of the shared DVC remote for this test alone (it tampers with it)."""
     remote = tmp_path / "remote"
-    shutil.copytree(repo.dvc("remote", "list").split()[1], remote)
-    repo.dvc("remote", "modify", "--local", "store", "url", str(remote))
+    shutil.copytree(repo.remote(), remote)
+    repo.use_remote(remote)
     return remote
 
 
