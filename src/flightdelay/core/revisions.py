@@ -80,7 +80,8 @@ class Baseline:
     source: str  # "DVC cache", "DVC cache or remote", "reproduced in a git worktree"
 
 
-def _yaml_at(commit: str, path: str, cwd: Path) -> Any:
+def yaml_at(commit: str, path: str, cwd: Path | str = ".") -> Any:
+    """A YAML file's values at a commit, or None when the commit has no such file."""
     from flightdelay.core import yamltext
 
     text = show(commit, path, cwd)
@@ -91,7 +92,7 @@ def _lock_at(commit: str, cwd: Path) -> artifacts.DvcLock:
     """``commit``'s dvc.lock (an empty one where it has none); RevisionError if it is not one."""
     from flightdelay.core import artifacts
 
-    raw = _yaml_at(commit, "dvc.lock", cwd)
+    raw = yaml_at(commit, "dvc.lock", cwd)
     if raw is None:  # no dvc.lock (or an empty one) at that commit: it records nothing
         return artifacts.DvcLock({})
     try:
@@ -103,7 +104,7 @@ def _lock_at(commit: str, cwd: Path) -> artifacts.DvcLock:
 def model_path_at(commit: str, cwd: Path) -> str:
     """``paths.model`` as params.yaml says at that commit; RevisionError if its dvc.lock records
     no such output (no pipeline run was committed there)."""
-    params = _yaml_at(commit, "params.yaml", cwd) or {}
+    params = yaml_at(commit, "params.yaml", cwd) or {}
     model = str((params.get("paths") or {}).get("model", "outputs/model"))
     if model not in _lock_at(commit, cwd).outs():
         raise RevisionError(

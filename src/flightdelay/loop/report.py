@@ -196,13 +196,9 @@ def staleness(model_meta: ModelMetadata | None, params: Any, data_md5: str | Non
 
 
 def _git_yaml(commit: str | None, path: str) -> Any:
-    from flightdelay.core import yamltext
-    from flightdelay.core.revisions import show
+    from flightdelay.core.revisions import yaml_at
 
-    if commit is None:
-        return None
-    text = show(commit, path)
-    return None if text is None else yamltext.load(text)
+    return None if commit is None else yaml_at(commit, path)
 
 
 def card_texts(params: Any, base_commit: str | None) -> tuple[str | None, str | None]:
