@@ -60,8 +60,11 @@ def test_a_parse_error_names_its_line() -> None:
         yamltext.load("a: 1\nb: 2\nc: [1, 2\n")
 
 
-def test_compose_keeps_each_keys_line() -> None:
-    node = yamltext.compose("a: 1\nb:\n  c: 2\n")
+def test_load_with_nodes_keeps_each_keys_line_and_builds_the_values_load_builds() -> None:
+    text = "a: 1\nb:\n  c: 2\n"
+    node, values = yamltext.load_with_nodes(text)
+    assert values == yamltext.load(text) == {"a": 1, "b": {"c": 2}}
+    assert yamltext.load_with_nodes("") == (None, None)
     assert isinstance(node, yamltext.MappingNode)
     (_, _), (b_key, b_value) = node.value
     assert (b_key.value, b_key.start_mark.line) == ("b", 1)

@@ -350,14 +350,14 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     except FileNotFoundError:
         raise ParamsError(f"{path}: parameters file not found") from None
     try:
-        if duplicates := _duplicate_keys(yamltext.compose(text)):
-            raise ParamsError(
-                f"{path}: invalid parameters:\n  "
-                + "\n  ".join(f"{key}: given twice (line {line})" for key, line in duplicates)
-            )
-        raw = yamltext.load(text)
+        node, raw = yamltext.load_with_nodes(text)
     except yamltext.Error as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if duplicates := _duplicate_keys(node):
+        raise ParamsError(
+            f"{path}: invalid parameters:\n  "
+            + "\n  ".join(f"{key}: given twice (line {line})" for key, line in duplicates)
+        )
     return parse_params(raw, str(path))
 
 

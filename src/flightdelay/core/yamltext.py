@@ -33,9 +33,15 @@ def load_all(text: str | bytes) -> list[Any]:
     return list(yaml.load_all(text, Loader=_Loader))
 
 
-def compose(text: str | bytes) -> yaml.Node | None:
-    """The node tree of ``text``, with line marks (for checks a plain load cannot see)."""
-    return yaml.compose(text, Loader=_Loader)
+def load_with_nodes(text: str | bytes) -> tuple[yaml.Node | None, Any]:
+    """The node tree of ``text`` with its line marks (for checks a plain load cannot see) and the
+    values built from that same tree: one parse where ``compose`` then ``load`` would take two."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return node, None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 # Written through PyYAML's Python emitter: files it wrote before (data.dvc) stay byte for byte the
